@@ -1,0 +1,106 @@
+package bpf
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// These mirror filecache.h; cgo/layout_test.go checks them against the header.
+const (
+	Batch = 512 // FC_BATCH: fds answered by one run of query_loop
+	Step  = 64  // FC_STEP: fds answered by one run of query_bounded
+
+	ResultSize  = 48                 // sizeof(struct fc_result)
+	ParamsSize  = Batch*4 + 8        // sizeof(struct fc_params)
+	ResultsSize = Batch * ResultSize // sizeof(struct fc_results)
+)
+
+// Status says whether a result slot holds a figure (fc_result.status).
+type Status uint32
+
+const (
+	StatusOK        Status = 0          // FC_OK
+	StatusNoFile    Status = 1          // FC_NO_FILE
+	StatusNoMapping Status = 2          // FC_NO_MAPPING
+	StatusFault     Status = 3          // FC_FAULT
+	StatusUnset     Status = 0xffffffff // FC_UNSET
+)
+
+func (s Status) String() string {
+	switch s {
+	case StatusOK:
+		return "ok"
+	case StatusNoFile:
+		return "fd not open in the caller's fd table"
+	case StatusNoMapping:
+		return "file has no page cache mapping"
+	case StatusFault:
+		return "kernel read failed (the file changed during the query)"
+	case StatusUnset:
+		return "not answered by the BPF program"
+	}
+	return fmt.Sprintf("unknown status %d", uint32(s))
+}
+
+// Result is one struct fc_result.
+type Result struct {
+	NrPages uint64 // pages of the file in the page cache
+	Size    uint64 // i_size of the mapping's host inode, bytes
+	Ino     uint64 // inode number the fd resolved to
+	Magic   uint64 // filesystem magic (statfs f_type)
+	Dev     uint32 // superblock dev_t, kernel encoding (major<<20 | minor)
+	Mode    uint32 // i_mode
+	Status  Status
+}
+
+// DevMajor and DevMinor split the kernel's internal dev_t encoding, which
+// differs from the one stat(2) returns to user space.
+func (r Result) DevMajor() uint32 { return r.Dev >> 20 }
+func (r Result) DevMinor() uint32 { return r.Dev & (1<<20 - 1) }
+
+// EncodeParams lays out struct fc_params for fds (at most Batch of them).
+func EncodeParams(fds []int32) ([]byte, error) {
+	if len(fds) > Batch {
+		return nil, fmt.Errorf("encode params: %d fds, at most %d fit one batch", len(fds), Batch)
+	}
+	b := make([]byte, ParamsSize)
+	for i, fd := range fds {
+		binary.LittleEndian.PutUint32(b[i*4:], uint32(fd))
+	}
+	binary.LittleEndian.PutUint32(b[Batch*4:], uint32(len(fds)))
+	return b, nil
+}
+
+// UnsetResults is a struct fc_results whose every slot says FC_UNSET, written
+// before a run so a slot the program never reached cannot pass as a figure.
+func UnsetResults() []byte {
+	b := make([]byte, ResultsSize)
+	for i := 0; i < Batch; i++ {
+		binary.LittleEndian.PutUint32(b[i*ResultSize+40:], uint32(StatusUnset))
+	}
+	return b
+}
+
+// DecodeResults reads the first n slots of struct fc_results.
+func DecodeResults(b []byte, n int) ([]Result, error) {
+	if len(b) != ResultsSize {
+		return nil, fmt.Errorf("decode results: %d bytes, want %d", len(b), ResultsSize)
+	}
+	if n < 0 || n > Batch {
+		return nil, fmt.Errorf("decode results: %d slots, want 0..%d", n, Batch)
+	}
+	out := make([]Result, n)
+	for i := range out {
+		s := b[i*ResultSize : (i+1)*ResultSize]
+		out[i] = Result{
+			NrPages: binary.LittleEndian.Uint64(s[0:]),
+			Size:    binary.LittleEndian.Uint64(s[8:]),
+			Ino:     binary.LittleEndian.Uint64(s[16:]),
+			Magic:   binary.LittleEndian.Uint64(s[24:]),
+			Dev:     binary.LittleEndian.Uint32(s[32:]),
+			Mode:    binary.LittleEndian.Uint32(s[36:]),
+			Status:  Status(binary.LittleEndian.Uint32(s[40:])),
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The kernel types filecache.bpf.c reads, trimmed by hand from
+ *   bpftool btf dump file /sys/kernel/btf/vmlinux format c
+ * of Linux 6.18 (x86_64). Only names and types matter: every struct carries
+ * preserve_access_index, so libbpf relocates each field access against the
+ * running kernel's BTF (nrpages sits at offset 128 on 6.1 and 88 on 6.18).
+ * Regenerate the full header with `make vmlinux-full` to compare.
+ */
+#ifndef __VMLINUX_H__
+#define __VMLINUX_H__
+
+typedef signed char __s8;
+typedef unsigned char __u8;
+typedef short __s16;
+typedef unsigned short __u16;
+typedef int __s32;
+typedef unsigned int __u32;
+typedef long long __s64;
+typedef unsigned long long __u64;
+typedef __u16 __be16;
+typedef __u32 __be32;
+typedef __u32 __wsum;
+typedef _Bool bool;
+enum { false = 0, true = 1 };
+
+typedef __u32 dev_t;
+typedef __u16 umode_t;
+typedef long long loff_t;
+
+enum bpf_map_type {
+	BPF_MAP_TYPE_ARRAY = 2,
+};
+
+enum {
+	BPF_ANY = 0,
+};
+
+#pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
+
+struct bpf_raw_tracepoint_args {
+	__u64 args[0];
+};
+
+struct super_block {
+	dev_t s_dev;
+	unsigned long s_magic;
+};
+
+struct inode;
+
+struct address_space {
+	struct inode *host;
+	unsigned long nrpages;
+};
+
+struct inode {
+	umode_t i_mode;
+	struct super_block *i_sb;
+	struct address_space *i_mapping;
+	unsigned long i_ino;
+	loff_t i_size;
+};
+
+struct file {
+	struct inode *f_inode;
+	struct address_space *f_mapping;
+};
+
+struct fdtable {
+	unsigned int max_fds;
+	struct file **fd;
+};
+
+struct files_struct {
+	struct fdtable *fdt;
+};
+
+struct task_struct {
+	struct files_struct *files;
+};
+
+#pragma clang attribute pop
+
+#endif /* __VMLINUX_H__ */

@@ -1,0 +1,31 @@
+// Command filecache reports how much of each file sits in the page cache.
+// This file only wires the BPF loader into the command line; see package cli.
+package main
+
+import (
+	"os"
+
+	"github.com/filecache/filecache/cgo"
+	"github.com/filecache/filecache/cmd/filecache/cli"
+	"github.com/filecache/filecache/cmd/filecache/pagecache"
+)
+
+// version is set at build time (-X main.version=...).
+var version = "dev"
+
+func main() {
+	os.Exit(cli.Main(os.Args[1:], cli.Env{
+		Stdout:  os.Stdout,
+		Stderr:  os.Stderr,
+		Version: version,
+		Load:    loadBPF,
+	}))
+}
+
+func loadBPF(btfPath string) (pagecache.Engine, error) {
+	m, err := cgo.Load(cgo.Options{BTFPath: btfPath})
+	if err != nil {
+		return nil, err
+	}
+	return pagecache.BPF{Runner: m}, nil
+}

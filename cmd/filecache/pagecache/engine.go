@@ -1,0 +1,92 @@
+package pagecache
+
+import (
+	"errors"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/filecache/filecache/bpf"
+)
+
+// Handle is one file the scanner opened and stat'ed, to be measured.
+type Handle struct {
+	Fd   int    // an fd of this process naming the file (O_PATH is enough for bpf)
+	Mode uint32 // st_mode, to check the engine read the same kind of file
+}
+
+// Answer is an engine's figure for one Handle; Err says why there is none.
+type Answer struct {
+	Pages uint64 // pages of the file in the page cache
+	Size  int64  // bytes, read at the same moment as Pages
+	Err   error
+}
+
+// Engine answers how many pages of open files sit in the page cache.
+type Engine interface {
+	Name() string   // "bpf"
+	Method() string // how, for example "bpf_loop"
+	BatchSize() int // files one Query answers at most
+	// Query answers files[i] in answers[i]; err fails the whole batch.
+	Query(files []Handle) (answers []Answer, err error)
+	Close()
+}
+
+// Runner is the loaded BPF program (cgo.Module), behind an interface so the
+// checks below are tested without root.
+type Runner interface {
+	Method() string
+	Query(fds []int32) ([]bpf.Result, error)
+	Close()
+}
+
+// overlayfsMagic is OVERLAYFS_SUPER_MAGIC. An overlay inode's own mapping
+// stays empty: the pages are cached under the upper or lower file.
+const overlayfsMagic = 0x794c7630
+
+// ErrOverlay is returned for files on overlayfs, whose own page count would
+// be a plausible wrong zero.
+var ErrOverlay = errors.New("on overlayfs the pages are cached under the underlying file, which the bpf engine cannot reach yet; measure the file on its lower or upper directory")
+
+// BPF is the engine that runs filecache's BPF program over fds.
+type BPF struct{ Runner Runner }
+
+func (b BPF) Name() string   { return "bpf" }
+func (b BPF) Method() string { return b.Runner.Method() }
+func (b BPF) BatchSize() int { return bpf.Batch }
+func (b BPF) Close()         { b.Runner.Close() }
+
+func (b BPF) Query(files []Handle) ([]Answer, error) {
+	fds := make([]int32, len(files))
+	for i, f := range files {
+		fds[i] = int32(f.Fd)
+	}
+	res, err := b.Runner.Query(fds)
+	if err != nil {
+		return nil, err
+	}
+	if len(res) != len(files) {
+		return nil, fmt.Errorf("bpf: %d results for %d files", len(res), len(files))
+	}
+	out := make([]Answer, len(files))
+	for i, r := range res {
+		out[i] = answer(files[i], r)
+	}
+	return out, nil
+}
+
+// answer turns one record into a figure, refusing any record that does not
+// describe the file the scanner stat'ed.
+func answer(h Handle, r bpf.Result) Answer {
+	switch {
+	case r.Status != bpf.StatusOK:
+		return Answer{Err: fmt.Errorf("bpf: %v", r.Status)}
+	case r.Mode&unix.S_IFMT != h.Mode&unix.S_IFMT:
+		return Answer{Err: fmt.Errorf("bpf: the fd names a different kind of file (mode %o, stat said %o)", r.Mode, h.Mode)}
+	case r.Magic == overlayfsMagic:
+		return Answer{Err: ErrOverlay}
+	case r.Size > 1<<63-1:
+		return Answer{Err: fmt.Errorf("bpf: impossible size %d", r.Size)}
+	}
+	return Answer{Pages: r.NrPages, Size: int64(r.Size)}
+}

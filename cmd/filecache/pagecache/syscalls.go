@@ -1,0 +1,71 @@
+// Package pagecache asks the kernel how many pages of a file sit in the page
+// cache. It holds the Engine interface the scanner queries, the adapter that
+// turns the BPF program's records into answers, and the two system calls
+// that answer the same question for comparison and fallback: cachestat(2)
+// and mincore(2).
+package pagecache
+
+import (
+	"fmt"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// sysCachestat is cachestat(2)'s number on every architecture (Linux >= 6.5).
+const sysCachestat = 451
+
+// Cachestat is struct cachestat: page counts of a range of a file.
+type Cachestat struct {
+	Cache           uint64 // pages in the page cache
+	Dirty           uint64
+	Writeback       uint64
+	Evicted         uint64
+	RecentlyEvicted uint64
+}
+
+// CachestatFd runs cachestat(2) over the whole file behind fd (a range of
+// length 0 reaches the end of the mapping). fd must be a real open file:
+// the kernel refuses O_PATH fds with EBADF.
+func CachestatFd(fd int) (Cachestat, error) {
+	var rng struct{ off, len uint64 }
+	var cs Cachestat
+	_, _, errno := unix.Syscall6(sysCachestat, uintptr(fd),
+		uintptr(unsafe.Pointer(&rng)), uintptr(unsafe.Pointer(&cs)), 0, 0, 0)
+	if errno != 0 {
+		return Cachestat{}, fmt.Errorf("cachestat: %w", errno)
+	}
+	return cs, nil
+}
+
+// MincoreFd maps size bytes of the file behind fd and counts the pages
+// mincore(2) reports resident. It costs O(size) and needs a readable fd.
+// Since Linux 5.2 mincore reports every page of a file the caller neither
+// owns nor can write as resident, so callers must not trust it for those.
+func MincoreFd(fd int, size int64) (uint64, error) {
+	if size <= 0 {
+		return 0, nil
+	}
+	const chunk = 1 << 30 // map a window at a time: 1 TiB sparse files exist
+	page := int64(unix.Getpagesize())
+	vec := make([]byte, chunk/page)
+	var resident uint64
+	for off := int64(0); off < size; off += chunk {
+		n := min(size-off, chunk)
+		mem, err := unix.Mmap(fd, off, int(n), unix.PROT_READ, unix.MAP_SHARED)
+		if err != nil {
+			return 0, fmt.Errorf("mmap: %w", err)
+		}
+		pages := (n + page - 1) / page
+		_, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&mem[0])),
+			uintptr(len(mem)), uintptr(unsafe.Pointer(&vec[0])))
+		unix.Munmap(mem)
+		if errno != 0 {
+			return 0, fmt.Errorf("mincore: %w", errno)
+		}
+		for _, v := range vec[:pages] {
+			resident += uint64(v & 1)
+		}
+	}
+	return resident, nil
+}

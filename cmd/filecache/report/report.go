@@ -1,0 +1,208 @@
+// Package report prints measured files: a table a person reads at a glance,
+// or one JSON document for programs. Paths are bytes on Linux; both forms
+// keep them exact (the table quotes what a terminal would mangle, JSON adds
+// the raw bytes in base64 when a path is not valid UTF-8).
+package report
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/filecache/filecache/cmd/filecache/scan"
+)
+
+// Report is one run's outcome.
+type Report struct {
+	Engine   string // engine that measured, "" if none was needed
+	Method   string
+	PageSize int
+	Files    []scan.File // every path, in the order given
+}
+
+// Totals adds up the measured files.
+type Totals struct {
+	Files      int     `json:"files"`
+	SizeBytes  int64   `json:"size_bytes"`
+	TotalPages uint64  `json:"total_pages"`
+	Cached     uint64  `json:"cached_pages"`
+	CachedB    uint64  `json:"cached_bytes"`
+	Percent    float64 `json:"percent"`
+}
+
+// Totals of the files that were measured.
+func (r Report) Totals() Totals {
+	var t Totals
+	for _, f := range r.Files {
+		if f.Err != nil {
+			continue
+		}
+		t.Files++
+		t.SizeBytes += f.Size
+		t.TotalPages += pagesOf(f.Size, r.PageSize)
+		t.Cached += f.Pages
+	}
+	t.CachedB = t.Cached * uint64(r.PageSize)
+	t.Percent = percent(t.Cached, t.TotalPages)
+	return t
+}
+
+// Failed says whether any path has no figures.
+func (r Report) Failed() bool {
+	for _, f := range r.Files {
+		if f.Err != nil {
+			return true
+		}
+	}
+	return false
+}
+
+func pagesOf(size int64, page int) uint64 {
+	if size <= 0 || page <= 0 {
+		return 0
+	}
+	return uint64((size + int64(page) - 1) / int64(page))
+}
+
+// percent of total that is cached, rounded to 0.01. The mapping may hold
+// pages past EOF (fallocate KEEP_SIZE, a truncate in flight): it can pass 100.
+func percent(cached, total uint64) float64 {
+	if total == 0 {
+		return 0
+	}
+	return float64(int64(float64(cached)*10000/float64(total)+0.5)) / 100
+}
+
+type jsonFile struct {
+	Path       string  `json:"path"`
+	PathB64    string  `json:"path_b64,omitempty"`
+	Type       string  `json:"type"`
+	Device     string  `json:"device"`
+	Inode      uint64  `json:"inode"`
+	SizeBytes  int64   `json:"size_bytes"`
+	TotalPages uint64  `json:"total_pages"`
+	Cached     uint64  `json:"cached_pages"`
+	CachedB    uint64  `json:"cached_bytes"`
+	Percent    float64 `json:"percent"`
+}
+
+type jsonError struct {
+	Path    string `json:"path"`
+	PathB64 string `json:"path_b64,omitempty"`
+	Error   string `json:"error"`
+}
+
+type jsonDoc struct {
+	Engine   *string     `json:"engine"`
+	Method   *string     `json:"method"`
+	PageSize int         `json:"page_size"`
+	Files    []jsonFile  `json:"files"`
+	Total    Totals      `json:"total"`
+	Errors   []jsonError `json:"errors"`
+}
+
+// jsonPath returns the display form of p (invalid bytes as U+FFFD) and, when
+// that loses bytes, the exact bytes in standard base64.
+func jsonPath(p string) (string, string) {
+	if utf8.ValidString(p) {
+		return p, ""
+	}
+	return strings.ToValidUTF8(p, "\uFFFD"), base64.StdEncoding.EncodeToString([]byte(p))
+}
+
+// JSON writes r as one JSON document (schema in README.md).
+func JSON(w io.Writer, r Report) error {
+	doc := jsonDoc{PageSize: r.PageSize, Files: []jsonFile{}, Errors: []jsonError{}, Total: r.Totals()}
+	if r.Engine != "" {
+		doc.Engine, doc.Method = &r.Engine, &r.Method
+	}
+	for _, f := range r.Files {
+		path, b64 := jsonPath(f.Path)
+		if f.Err != nil {
+			doc.Errors = append(doc.Errors, jsonError{Path: path, PathB64: b64, Error: f.Err.Error()})
+			continue
+		}
+		total := pagesOf(f.Size, r.PageSize)
+		doc.Files = append(doc.Files, jsonFile{
+			Path: path, PathB64: b64, Type: f.Kind,
+			Device:     fmt.Sprintf("%d:%d", unix.Major(f.Dev), unix.Minor(f.Dev)),
+			Inode:      f.Ino,
+			SizeBytes:  f.Size,
+			TotalPages: total,
+			Cached:     f.Pages,
+			CachedB:    f.Pages * uint64(r.PageSize),
+			Percent:    percent(f.Pages, total),
+		})
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(doc); err != nil {
+		return fmt.Errorf("write JSON: %w", err)
+	}
+	return nil
+}
+
+// Table writes the measured files as aligned columns, with a total line when
+// there are several.
+func Table(w io.Writer, r Report) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "CACHED\tPAGES\tSIZE\tPERCENT\t  PATH")
+	row := func(cached, total uint64, size int64, name string) {
+		fmt.Fprintf(tw, "%s\t%d/%d\t%s\t%.1f%%\t  %s\n",
+			Human(cached*uint64(r.PageSize)), cached, total, Human(uint64(size)),
+			percent(cached, total), name)
+	}
+	for _, f := range r.Files {
+		if f.Err == nil {
+			row(f.Pages, pagesOf(f.Size, r.PageSize), f.Size, DisplayPath(f.Path))
+		}
+	}
+	if t := r.Totals(); t.Files > 1 {
+		row(t.Cached, t.TotalPages, t.SizeBytes, fmt.Sprintf("total (%d files)", t.Files))
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write table: %w", err)
+	}
+	return nil
+}
+
+// ErrorLine is the one-line message for a path that has no figures.
+func ErrorLine(f scan.File) string {
+	return fmt.Sprintf("filecache: %s: %v", DisplayPath(f.Path), f.Err)
+}
+
+// DisplayPath shows p on one terminal line: as is when it is printable
+// UTF-8, otherwise Go-quoted ("bad\xffname", "two\nlines"), and quoted when
+// empty so an empty path is visible.
+func DisplayPath(p string) string {
+	if p == "" || !utf8.ValidString(p) || strings.IndexFunc(p, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		return strconv.Quote(p)
+	}
+	return p
+}
+
+// Human formats a byte count the way fincore and du -h do: 0B, 4K, 1.2M, 16G.
+func Human(n uint64) string {
+	const units = "BKMGTPE"
+	v, u := float64(n), 0
+	for v >= 1024 && u < len(units)-1 {
+		v /= 1024
+		u++
+	}
+	if u == 0 {
+		return fmt.Sprintf("%dB", n)
+	}
+	if v < 10 {
+		s := strconv.FormatFloat(v, 'f', 1, 64)
+		return strings.TrimSuffix(s, ".0") + units[u:u+1]
+	}
+	return fmt.Sprintf("%.0f%c", v, units[u])
+}

@@ -1,0 +1,220 @@
+package scan
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/filecache/filecache/cmd/filecache/pagecache"
+)
+
+// fakeEngine answers each fd with its fstat size and a page count derived
+// from it, so the test can tell which file each answer went to.
+type fakeEngine struct {
+	batch   int
+	queries [][]pagecache.Handle
+	closed  bool
+}
+
+func (e *fakeEngine) Name() string   { return "fake" }
+func (e *fakeEngine) Method() string { return "fake" }
+func (e *fakeEngine) BatchSize() int { return e.batch }
+func (e *fakeEngine) Close()         { e.closed = true }
+func (e *fakeEngine) Query(hs []pagecache.Handle) ([]pagecache.Answer, error) {
+	e.queries = append(e.queries, hs)
+	out := make([]pagecache.Answer, len(hs))
+	for i, h := range hs {
+		var st unix.Stat_t
+		if err := unix.Fstat(h.Fd, &st); err != nil {
+			out[i].Err = err
+			continue
+		}
+		out[i] = pagecache.Answer{Pages: uint64(st.Size) / 10, Size: st.Size}
+	}
+	return out, nil
+}
+
+func scanAll(t *testing.T, s *Scanner, paths []string) ([]File, error) {
+	t.Helper()
+	var got []File
+	err := s.Scan(paths, func(f File) { got = append(got, f) })
+	return got, err
+}
+
+func TestScanKindsAndErrors(t *testing.T) {
+	dir := t.TempDir()
+	reg := filepath.Join(dir, "reg")
+	if err := os.WriteFile(reg, make([]byte, 1000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(reg, link); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := unix.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	loop := filepath.Join(dir, "loop")
+	if err := os.Symlink(loop, loop); err != nil {
+		t.Fatal(err)
+	}
+	long := "/" + strings.Repeat("a/", 2100) + "x"
+
+	eng := &fakeEngine{batch: 512}
+	s := &Scanner{Engine: func() (pagecache.Engine, error) { return eng, nil }}
+	defer s.Close()
+	paths := []string{reg, "", filepath.Join(dir, "missing"), link, dir, fifo, "/dev/null", loop, long}
+	got, err := scanAll(t, s, paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(paths) {
+		t.Fatalf("%d results for %d paths", len(got), len(paths))
+	}
+	for i, f := range got {
+		if f.Path != paths[i] {
+			t.Errorf("result %d is for %q, want %q (order kept)", i, f.Path, paths[i])
+		}
+	}
+	for _, i := range []int{0, 3} {
+		if got[i].Err != nil || got[i].Kind != KindFile || got[i].Size != 1000 || got[i].Pages != 100 {
+			t.Errorf("%s: %+v, want a measured 1000-byte file", paths[i], got[i])
+		}
+	}
+	wants := map[int]error{1: ErrEmptyPath, 2: unix.ENOENT, 4: ErrDirectory, 5: ErrNoPageCache, 6: ErrNoPageCache, 7: unix.ELOOP, 8: unix.ENAMETOOLONG}
+	for i, want := range wants {
+		if !errors.Is(got[i].Err, want) {
+			t.Errorf("%q: error %v, want %v", paths[i], got[i].Err, want)
+		}
+		if got[i].Pages != 0 || got[i].Size != 0 {
+			t.Errorf("%q: an error entry carries figures: %+v", paths[i], got[i])
+		}
+	}
+	if !strings.Contains(got[5].Err.Error(), "FIFO") || !strings.Contains(got[6].Err.Error(), "character device") {
+		t.Errorf("kind not named: %v / %v", got[5].Err, got[6].Err)
+	}
+	if len(eng.queries) != 1 || len(eng.queries[0]) != 2 {
+		t.Errorf("engine queries %v, want one query of the 2 files", eng.queries)
+	}
+}
+
+func TestScanBatchesKeepOrder(t *testing.T) {
+	dir := t.TempDir()
+	var paths []string
+	for i := 0; i < 23; i++ {
+		p := filepath.Join(dir, strings.Repeat("f", 1+i%3)+string(rune('a'+i)))
+		if err := os.WriteFile(p, make([]byte, 10*i), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+		if i%5 == 0 {
+			paths = append(paths, p+".missing")
+		}
+	}
+	eng := &fakeEngine{batch: 4}
+	s := &Scanner{Engine: func() (pagecache.Engine, error) { return eng, nil }}
+	got, err := scanAll(t, s, paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range got {
+		if f.Path != paths[i] {
+			t.Fatalf("result %d is %q, want %q", i, f.Path, paths[i])
+		}
+		if strings.HasSuffix(f.Path, ".missing") != (f.Err != nil) {
+			t.Errorf("%s: err %v", f.Path, f.Err)
+		}
+		if f.Err == nil && f.Pages != uint64(f.Size)/10 {
+			t.Errorf("%s: pages %d for size %d: answer went to the wrong file", f.Path, f.Pages, f.Size)
+		}
+	}
+	for _, q := range eng.queries {
+		if len(q) > 4 {
+			t.Errorf("query of %d files exceeds batch size 4", len(q))
+		}
+	}
+	if len(eng.queries) != 6 {
+		t.Errorf("%d queries for 23 files in batches of 4, want 6", len(eng.queries))
+	}
+}
+
+func TestScanEngineOnlyWhenNeeded(t *testing.T) {
+	calls := 0
+	s := &Scanner{Engine: func() (pagecache.Engine, error) { calls++; return nil, errors.New("no bpf here") }}
+	got, err := scanAll(t, s, []string{"/nonexistent/a", ""})
+	if err != nil || calls != 0 || len(got) != 2 {
+		t.Fatalf("all paths failing: err=%v engine calls=%d results=%d; the engine must not be loaded", err, calls, len(got))
+	}
+	f := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(f, nil, 0o644)
+	_, err = scanAll(t, s, []string{f})
+	var ee *EngineError
+	if !errors.As(err, &ee) || !strings.Contains(err.Error(), "no bpf here") {
+		t.Fatalf("engine failure: %v, want an EngineError", err)
+	}
+}
+
+// TestScanPermissionDenied runs the scanner as user nobody (re-executing the
+// test binary) on a file behind a directory nobody may not search.
+func TestScanPermissionDenied(t *testing.T) {
+	if os.Getenv("SCAN_AS_NOBODY") != "" {
+		s := &Scanner{Engine: func() (pagecache.Engine, error) { return &fakeEngine{batch: 8}, nil }}
+		got, _ := scanAll(t, s, strings.Split(os.Getenv("SCAN_AS_NOBODY"), ":"))
+		for _, f := range got {
+			os.Stdout.WriteString(f.Path + "\t" + errString(f.Err) + "\n")
+		}
+		return
+	}
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run a child as nobody")
+	}
+	dir, err := os.MkdirTemp("", "scan-perm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755)
+	closed := filepath.Join(dir, "closed")
+	os.Mkdir(closed, 0o700)
+	secret := filepath.Join(closed, "secret")
+	os.WriteFile(secret, []byte("x"), 0o644)
+	open := filepath.Join(dir, "open")
+	os.WriteFile(open, []byte("hello"), 0o600) // unreadable by nobody: O_PATH still works
+
+	// The test binary's own directory is private to root: run a copy.
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "scan.test")
+	if err := os.WriteFile(bin, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.run=^TestScanPermissionDenied$")
+	cmd.Env = append(os.Environ(), "SCAN_AS_NOBODY="+secret+":"+open)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), secret+"\tpermission denied\n") {
+		t.Errorf("child output lacks permission denied for %s:\n%s", secret, out)
+	}
+	if !strings.Contains(string(out), open+"\t\n") {
+		t.Errorf("unreadable file %s not measured through O_PATH:\n%s", open, out)
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# deps.sh: install what building and testing filecache needs on a Debian
+# machine (packages by name, from the machine's own apt sources), then fetch
+# and build the pinned libbpf. Quiet and quick when everything is there.
+set -euo pipefail
+
+packages=(
+	clang-19 llvm-19        # BPF compiler and llvm-strip
+	gcc make pkg-config curl ca-certificates xz-utils
+	libelf-dev zlib1g-dev libzstd-dev  # static libs libbpf links against
+	linux-libc-dev          # <linux/types.h> for the layout check in cgo/
+	bpftool                 # make vmlinux-full
+	vmtouch util-linux      # reference tools for tests and benchmarks
+	file                    # check-static
+)
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "deps.sh: installing ${missing[*]}" >&2
+	sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo=sudo
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+command -v go >/dev/null || { echo "deps.sh: go is not on PATH (Go >= 1.26 is needed)" >&2; exit 1; }
+"$(dirname "$0")/../vendor.sh"
