@@ -21,6 +21,8 @@ import (
 type Options struct {
 	// BTFPath is a kernel BTF file for kernels without /sys/kernel/btf/vmlinux.
 	BTFPath string
+	// Method forces MethodLoop or MethodBounded; "" picks what the kernel has.
+	Method string
 }
 
 // Method names how the loaded program walks a batch.
@@ -126,7 +128,16 @@ func Load(opts Options) (_ *Module, err error) {
 		}
 	}()
 
-	loop := helperLoopSupported()
+	var loop bool
+	switch opts.Method {
+	case "":
+		loop = helperLoopSupported()
+	case MethodLoop:
+		loop = true
+	case MethodBounded:
+	default:
+		return nil, fmt.Errorf("unknown BPF method %q", opts.Method)
+	}
 	use, skip := "query_bounded", "query_loop"
 	m.method = MethodBounded
 	if loop {

@@ -225,6 +225,7 @@ echo "vmtouch:   $(command -v vmtouch) ${vmtouch_version:-(version unknown)}"
 echo "fincore:   $(command -v fincore) (${fincore_version:-version unknown})"
 echo "files:     tmpfs at $dir; sparse file $sparse_bytes bytes, 64 MiB written at $seek_mib MiB"
 echo "runs:      RUNS=$RUNS, RUNS_SLOW=$RUNS_SLOW (vmtouch/fincore when a run takes >= 1 s)"
+echo "load:      $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min) before measuring; other work on the machine skews short runs"
 echo
 
 # --- measure -----------------------------------------------------------------
@@ -246,6 +247,7 @@ for w in "${workloads[@]}"; do
 	fi
 done
 
+echo "load:      $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min) after measuring (vmtouch/fincore on a big sparse file add ~1 each)"
 echo "filecache: engine=$fc_engine method=$fc_method"
 if [[ $fc_engine != bpf ]]; then
 	echo "WARNING: filecache engine is '$fc_engine', not 'bpf': this run does not measure the BPF path"
@@ -315,7 +317,7 @@ printf '  (b) %s  sparse file: filecache peak RSS < %d MiB (%s MiB)\n' \
 	"$(pass_fail "$ok_b")" "$TARGET_RSS_MIB" "$(awk -v k="$rss_sparse" 'BEGIN {printf "%.1f", k / 1024}')"
 small_us=${med_us[small:filecache]}
 ok_c=$((small_us <= TARGET_SMALL_MS * 1000 ? 1 : 0))
-printf '  (c) %s  small file: filecache end to end <= %d ms (median %s ms, max %s ms over %d runs)\n' \
+printf '  (c) %s  small file: filecache end to end <= %d ms (median %s ms, max %s ms, %d timed runs)\n' \
 	"$(pass_fail "$ok_c")" "$TARGET_SMALL_MS" \
 	"$(awk -v u="$small_us" 'BEGIN {printf "%.1f", u / 1000}')" \
 	"$(awk -v u="${max_us[small:filecache]}" 'BEGIN {printf "%.1f", u / 1000}')" "${nruns[small:filecache]}"

@@ -22,8 +22,8 @@ func main() {
 	}))
 }
 
-func loadBPF(btfPath string) (pagecache.Engine, error) {
-	m, err := cgo.Load(cgo.Options{BTFPath: btfPath})
+func loadBPF(opts cli.LoadOptions) (pagecache.Engine, error) {
+	m, err := cgo.Load(cgo.Options{BTFPath: opts.BTF, Method: opts.Method})
 	if err != nil {
 		return nil, err
 	}

@@ -24,8 +24,14 @@ const (
 	ExitUsage  = 2 // the command line is wrong
 )
 
+// LoadOptions are the command line's say in loading the BPF engine.
+type LoadOptions struct {
+	BTF    string // --btf
+	Method string // --bpf-method: "" (the kernel decides), "bpf_loop" or "bounded-loop"
+}
+
 // LoadFunc loads the BPF engine; err may carry libbpf's log (LoadLog).
-type LoadFunc func(btfPath string) (pagecache.Engine, error)
+type LoadFunc func(LoadOptions) (pagecache.Engine, error)
 
 // LoadLog is implemented by load errors that carry what libbpf printed.
 type LoadLog interface{ LoadLog() []string }
@@ -46,6 +52,7 @@ type CLI struct {
 	JSON    bool             `help:"Print one JSON document instead of a table (schema in README.md)."`
 	Verbose bool             `short:"v" help:"On a BPF load failure, also print the kernel verifier's last lines."`
 	BTF     string           `name:"btf" placeholder:"FILE" help:"Kernel BTF to load against, for kernels without /sys/kernel/btf/vmlinux."`
+	Method  string           `name:"bpf-method" hidden:"" enum:"auto,bpf_loop,bounded-loop" default:"auto" help:"Force the BPF program (${enum}); for tests."`
 	Paths   []string         `arg:"" name:"path" help:"Files or block devices to measure. Symlinks are followed; use -- before paths that start with a dash."`
 }
 
@@ -148,7 +155,11 @@ func (c *CLI) loadEngine(env Env) (pagecache.Engine, error) {
 	if err := pagecache.CheckBPF(caps, c.BTF, env.Stat); err != nil {
 		return nil, err
 	}
-	eng, err := env.Load(c.BTF)
+	opts := LoadOptions{BTF: c.BTF}
+	if c.Method != "auto" {
+		opts.Method = c.Method
+	}
+	eng, err := env.Load(opts)
 	if err != nil {
 		var log []string
 		var ll LoadLog

@@ -1,0 +1,77 @@
+package bpf
+
+import (
+	"encoding/hex"
+	"strings"
+	"testing"
+)
+
+// A slot as the kernel wrote it (Linux 6.18, 16 MiB tmpfs file, inode 2 on
+// device 0:27): 4096 pages, 16777216 bytes, tmpfs magic, mode 0100644.
+const tmpfsSlot = "0010000000000000" + "0000000100000000" + "0200000000000000" +
+	"9419020100000000" + "1b000000" + "a4810000" + "00000000" + "00000000"
+
+func TestDecodeResults(t *testing.T) {
+	b := UnsetResults()
+	slot, err := hex.DecodeString(tmpfsSlot)
+	if err != nil || len(slot) != ResultSize {
+		t.Fatalf("fixture: %v, %d bytes", err, len(slot))
+	}
+	copy(b, slot)
+	got, err := DecodeResults(b, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Result{NrPages: 4096, Size: 16 << 20, Ino: 2, Magic: 0x01021994, Dev: 27, Mode: 0o100644, Status: StatusOK}
+	if got[0] != want {
+		t.Errorf("slot 0 = %+v, want %+v", got[0], want)
+	}
+	if got[0].DevMajor() != 0 || got[0].DevMinor() != 27 {
+		t.Errorf("dev %d:%d", got[0].DevMajor(), got[0].DevMinor())
+	}
+	if got[1].Status != StatusUnset || got[1].NrPages != 0 {
+		t.Errorf("slot 1 = %+v, want the unset marker", got[1])
+	}
+	if (Result{Dev: 254<<20 | 3}).DevMajor() != 254 || (Result{Dev: 254<<20 | 3}).DevMinor() != 3 {
+		t.Error("kernel dev_t split wrong")
+	}
+}
+
+func TestDecodeResultsRejectsBadInput(t *testing.T) {
+	if _, err := DecodeResults(make([]byte, ResultsSize-1), 1); err == nil {
+		t.Error("short buffer accepted")
+	}
+	if _, err := DecodeResults(make([]byte, ResultsSize), Batch+1); err == nil {
+		t.Error("more slots than a batch accepted")
+	}
+	if _, err := DecodeResults(make([]byte, ResultsSize), -1); err == nil {
+		t.Error("negative count accepted")
+	}
+}
+
+func TestEncodeParams(t *testing.T) {
+	b, err := EncodeParams([]int32{3, 1000, -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) != ParamsSize {
+		t.Fatalf("%d bytes, want %d", len(b), ParamsSize)
+	}
+	if h := hex.EncodeToString(b[:12]); h != "03000000e8030000ffffffff" {
+		t.Errorf("fds = %s", h)
+	}
+	if h := hex.EncodeToString(b[Batch*4:]); h != "0300000000000000" {
+		t.Errorf("count = %s", h)
+	}
+	if _, err := EncodeParams(make([]int32, Batch+1)); err == nil || !strings.Contains(err.Error(), "at most") {
+		t.Errorf("oversized batch: %v", err)
+	}
+}
+
+func TestStatusString(t *testing.T) {
+	for _, s := range []Status{StatusOK, StatusNoFile, StatusNoMapping, StatusFault, StatusUnset, 77} {
+		if s.String() == "" {
+			t.Errorf("status %d has no text", uint32(s))
+		}
+	}
+}

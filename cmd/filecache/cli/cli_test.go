@@ -1,0 +1,168 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/filecache/filecache/cmd/filecache/pagecache"
+)
+
+// fakeEngine answers every file with a third of its pages cached.
+type fakeEngine struct{}
+
+func (fakeEngine) Name() string   { return "fake" }
+func (fakeEngine) Method() string { return "test" }
+func (fakeEngine) BatchSize() int { return 512 }
+func (fakeEngine) Close()         {}
+func (fakeEngine) Query(hs []pagecache.Handle) ([]pagecache.Answer, error) {
+	out := make([]pagecache.Answer, len(hs))
+	for i, h := range hs {
+		var st unix.Stat_t
+		unix.Fstat(h.Fd, &st)
+		out[i] = pagecache.Answer{Size: st.Size, Pages: uint64(st.Size/4096) / 3}
+	}
+	return out, nil
+}
+
+type loadErr struct{ log []string }
+
+func (e loadErr) Error() string     { return "load BPF program query_loop: " + unix.EACCES.Error() }
+func (e loadErr) Unwrap() error     { return unix.EACCES }
+func (e loadErr) LoadLog() []string { return e.log }
+
+type run struct {
+	status         int
+	stdout, stderr string
+	loads          int
+}
+
+func runCLI(t *testing.T, env Env, args ...string) run {
+	t.Helper()
+	var out, errb bytes.Buffer
+	r := run{}
+	env.Stdout, env.Stderr, env.Version = &out, &errb, "v-test"
+	if env.Load == nil {
+		env.Load = func(LoadOptions) (pagecache.Engine, error) { r.loads++; return fakeEngine{}, nil }
+	}
+	if env.Caps == nil {
+		env.Caps = func() (pagecache.Caps, error) { return 1 << pagecache.CapSysAdmin, nil }
+	}
+	if env.Stat == nil {
+		env.Stat = func(string) error { return nil }
+	}
+	r.status = Main(args, env)
+	r.stdout, r.stderr = out.String(), errb.String()
+	return r
+}
+
+func tempFile(t *testing.T, name string, size int) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, make([]byte, size), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestUsage(t *testing.T) {
+	for _, args := range [][]string{{}, {"--bogus", "x"}, {"--json"}} {
+		r := runCLI(t, Env{}, args...)
+		if r.status != ExitUsage || r.stdout != "" || !strings.HasPrefix(r.stderr, "filecache: ") || strings.Count(r.stderr, "\n") != 1 {
+			t.Errorf("%q: status %d, stdout %q, stderr %q; want 2 and one line on stderr", args, r.status, r.stdout, r.stderr)
+		}
+	}
+	if r := runCLI(t, Env{}, "--version"); r.status != 0 || r.stdout != "v-test\n" {
+		t.Errorf("--version: %d %q", r.status, r.stdout)
+	}
+	if r := runCLI(t, Env{}, "--help"); r.status != 0 || !strings.Contains(r.stdout, "--json") || !strings.Contains(r.stdout, "--btf=FILE") {
+		t.Errorf("--help: %d %q", r.status, r.stdout)
+	}
+}
+
+func TestJSONRunWithErrors(t *testing.T) {
+	a := tempFile(t, "a", 3*4096*10)
+	dash := tempFile(t, "-dash", 4096)
+	r := runCLI(t, Env{}, "--json", "--", a, "/nonexistent/x", "", dash)
+	if r.status != ExitFailed {
+		t.Errorf("status %d, want 1 (some paths failed)", r.status)
+	}
+	var doc struct {
+		Engine string
+		Files  []struct {
+			Path   string
+			Cached uint64 `json:"cached_pages"`
+		}
+		Errors []struct{ Path, Error string }
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+		t.Fatalf("stdout is not one JSON document: %v\n%s", err, r.stdout)
+	}
+	if doc.Engine != "fake" || len(doc.Files) != 2 || doc.Files[0].Path != a || doc.Files[0].Cached != 10 || doc.Files[1].Path != dash {
+		t.Errorf("files = %+v", doc)
+	}
+	if len(doc.Errors) != 2 || doc.Errors[0].Path != "/nonexistent/x" || doc.Errors[1].Error != "empty path" {
+		t.Errorf("errors = %+v", doc.Errors)
+	}
+	want := "filecache: /nonexistent/x: no such file or directory\nfilecache: \"\": empty path\n"
+	if r.stderr != want {
+		t.Errorf("stderr = %q, want %q", r.stderr, want)
+	}
+}
+
+func TestTableAllAnswered(t *testing.T) {
+	a, b := tempFile(t, "a", 8192), tempFile(t, "b", 0)
+	r := runCLI(t, Env{}, a, b)
+	if r.status != ExitOK || r.stderr != "" {
+		t.Fatalf("status %d stderr %q", r.status, r.stderr)
+	}
+	if !strings.Contains(r.stdout, a) || !strings.Contains(r.stdout, b) || !strings.Contains(r.stdout, "total (2 files)") {
+		t.Errorf("table:\n%s", r.stdout)
+	}
+}
+
+func TestEngineLoadedOnlyWhenNeeded(t *testing.T) {
+	r := runCLI(t, Env{}, "/nonexistent")
+	if r.loads != 0 || r.status != ExitFailed {
+		t.Errorf("loads %d status %d; a run with nothing to measure must not load BPF", r.loads, r.status)
+	}
+	r = runCLI(t, Env{}, "--json", "/nonexistent")
+	if !strings.Contains(r.stdout, `"engine": null`) {
+		t.Errorf("JSON without an engine: %s", r.stdout)
+	}
+}
+
+func TestEngineRefusals(t *testing.T) {
+	f := tempFile(t, "f", 4096)
+	noLoad := func(LoadOptions) (pagecache.Engine, error) { t.Error("Load called"); return nil, errors.New("x") }
+	cases := []struct {
+		name string
+		env  Env
+		args []string
+		want string
+	}{
+		{"unprivileged", Env{Load: noLoad, Caps: func() (pagecache.Caps, error) { return 0, nil }}, []string{f}, "needs root, or CAP_BPF and CAP_PERFMON"},
+		{"bpf without perfmon", Env{Load: noLoad, Caps: func() (pagecache.Caps, error) { return 1 << pagecache.CapBPF, nil }}, []string{f}, "needs root"},
+		{"no BTF", Env{Load: noLoad, Stat: func(string) error { return os.ErrNotExist }}, []string{f}, "no BTF at /sys/kernel/btf/vmlinux"},
+		{"verifier", Env{Load: func(LoadOptions) (pagecache.Engine, error) {
+			return nil, loadErr{log: []string{"-- BEGIN PROG LOAD LOG --", "R1 invalid mem access 'scalar'", "-- END PROG LOAD LOG --"}}
+		}}, []string{f}, "verifier rejected the BPF program"},
+	}
+	for _, c := range cases {
+		r := runCLI(t, c.env, c.args...)
+		if r.status != ExitFailed || r.stdout != "" || !strings.Contains(r.stderr, c.want) || strings.Count(r.stderr, "\n") != 1 {
+			t.Errorf("%s: status %d stdout %q stderr %q; want 1, no figures, one line with %q", c.name, r.status, r.stdout, r.stderr, c.want)
+		}
+	}
+	// -v adds the verifier's last lines.
+	r := runCLI(t, Env{Load: cases[3].env.Load}, "-v", f)
+	if !strings.Contains(r.stderr, "R1 invalid mem access") {
+		t.Errorf("-v did not print the verifier log:\n%s", r.stderr)
+	}
+}

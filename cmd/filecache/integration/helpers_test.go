@@ -1,0 +1,711 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/filecache/filecache/cmd/filecache/pagecache"
+)
+
+const (
+	envEnable  = "FILECACHE_INTEGRATION"
+	envBin     = "FILECACHE_BIN"
+	runTimeout = 30 * time.Second
+	retries    = 5 // sandwiches tried on a filesystem the host may reclaim
+	mib        = int64(1) << 20
+)
+
+var pageSize = int64(unix.Getpagesize())
+
+// filecacheBin skips unless FILECACHE_INTEGRATION is set; then it insists on
+// root and an executable FILECACHE_BIN, failing (not skipping) without them.
+func filecacheBin(t *testing.T) string {
+	t.Helper()
+	if os.Getenv(envEnable) == "" {
+		t.Skip(envEnable + " is not set: root integration tests skipped (run `make integration`)")
+	}
+	if os.Geteuid() != 0 {
+		t.Fatalf("%s is set but the tests run as uid %d: they need root", envEnable, os.Geteuid())
+	}
+	bin := os.Getenv(envBin)
+	if bin == "" {
+		t.Fatalf("%s is set but %s is empty: point it at the built filecache binary", envEnable, envBin)
+	}
+	st, err := os.Stat(bin)
+	if err != nil {
+		t.Fatalf("%s=%s: %v (run `make build`)", envBin, bin, err)
+	}
+	if !st.Mode().IsRegular() || st.Mode().Perm()&0o111 == 0 {
+		t.Fatalf("%s=%s is not an executable file (mode %v)", envBin, bin, st.Mode())
+	}
+	return bin
+}
+
+// ---- running the binary ----
+
+type runOpts struct {
+	timeout time.Duration
+	dir     string
+	cred    *syscall.Credential
+	caps    []uintptr // ambient capabilities (with cred: a capable non-root user)
+}
+
+type result struct {
+	args           []string
+	stdout, stderr string
+	code           int
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("command: filecache %s\nexit status: %d\nstdout:\n%s\nstderr:\n%s",
+		showArgs(r.args), r.code, clip(r.stdout), clip(r.stderr))
+}
+
+func showArgs(args []string) string {
+	s := make([]string, len(args))
+	for i, a := range args {
+		if len(a) > 80 {
+			a = a[:40] + fmt.Sprintf("...(%d bytes)...", len(a)) + a[len(a)-20:]
+		}
+		s[i] = fmt.Sprintf("%q", a)
+	}
+	return strings.Join(s, " ")
+}
+
+func clip(s string) string {
+	if len(s) > 3000 {
+		return s[:2000] + fmt.Sprintf("\n...(%d bytes cut)...\n", len(s)-2900) + s[len(s)-900:]
+	}
+	return s
+}
+
+func run(t *testing.T, bin string, args ...string) result {
+	t.Helper()
+	return runWith(t, runOpts{}, bin, args...)
+}
+
+// runWith runs bin and returns its output and exit status. A run that does
+// not end within the timeout (e.g. blocked opening a FIFO) or dies by a
+// signal fails the test.
+func runWith(t *testing.T, o runOpts, bin string, args ...string) result {
+	t.Helper()
+	if o.timeout == 0 {
+		o.timeout = runTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = o.dir
+	cmd.WaitDelay = 2 * time.Second
+	if o.cred != nil || len(o.caps) > 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: o.cred, AmbientCaps: o.caps}
+	}
+	var so, se bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &so, &se
+	err := cmd.Run()
+	r := result{args: args, stdout: so.String(), stderr: se.String()}
+	if ctx.Err() != nil {
+		t.Fatalf("filecache did not finish within %v (blocked?) and was killed\n%s", o.timeout, r)
+	}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+		if r.code < 0 {
+			t.Fatalf("filecache died: %v\n%s", err, r)
+		}
+	default:
+		t.Fatalf("cannot run %s: %v", bin, err)
+	}
+	return r
+}
+
+// ---- the JSON report ----
+
+type fileEntry struct {
+	Path        string  `json:"path"`
+	PathB64     *string `json:"path_b64"`
+	Type        string  `json:"type"`
+	Device      string  `json:"device"`
+	Inode       uint64  `json:"inode"`
+	SizeBytes   int64   `json:"size_bytes"`
+	TotalPages  int64   `json:"total_pages"`
+	CachedPages int64   `json:"cached_pages"`
+	CachedBytes int64   `json:"cached_bytes"`
+	Percent     float64 `json:"percent"`
+}
+
+type totals struct {
+	Files       int     `json:"files"`
+	SizeBytes   int64   `json:"size_bytes"`
+	TotalPages  int64   `json:"total_pages"`
+	CachedPages int64   `json:"cached_pages"`
+	CachedBytes int64   `json:"cached_bytes"`
+	Percent     float64 `json:"percent"`
+}
+
+type errEntry struct {
+	Path    string  `json:"path"`
+	PathB64 *string `json:"path_b64"`
+	Error   string  `json:"error"`
+}
+
+type report struct {
+	Engine   string      `json:"engine"`
+	Method   string      `json:"method"`
+	PageSize int64       `json:"page_size"`
+	Files    []fileEntry `json:"files"`
+	Total    totals      `json:"total"`
+	Errors   []errEntry  `json:"errors"`
+}
+
+var (
+	topKeys   = []string{"engine", "method", "page_size", "files", "total", "errors"}
+	fileKeys  = []string{"path", "type", "device", "inode", "size_bytes", "total_pages", "cached_pages", "cached_bytes", "percent"}
+	totalKeys = []string{"files", "size_bytes", "total_pages", "cached_pages", "cached_bytes", "percent"}
+	errKeys   = []string{"path", "error"}
+)
+
+// parseReport decodes stdout as exactly one UTF-8 JSON document with every
+// key of the contract present and files/errors as arrays.
+func parseReport(stdout string) (report, error) {
+	var rep report
+	if !utf8.ValidString(stdout) {
+		return rep, errors.New("stdout is not valid UTF-8, so not valid JSON")
+	}
+	dec := json.NewDecoder(strings.NewReader(stdout))
+	var top map[string]json.RawMessage
+	if err := dec.Decode(&top); err != nil {
+		return rep, fmt.Errorf("stdout is not a JSON object: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return rep, errors.New("stdout holds more than one JSON document")
+	}
+	if err := hasKeys("top level", top, topKeys); err != nil {
+		return rep, err
+	}
+	var objs struct {
+		Files  []map[string]json.RawMessage
+		Errors []map[string]json.RawMessage
+		Total  map[string]json.RawMessage
+	}
+	for _, k := range []string{"files", "errors"} {
+		if b := bytes.TrimSpace(top[k]); len(b) == 0 || b[0] != '[' {
+			return rep, fmt.Errorf("%q is not an array: %s", k, b)
+		}
+	}
+	if err := json.Unmarshal([]byte(stdout), &objs); err != nil {
+		return rep, err
+	}
+	for i, f := range objs.Files {
+		if err := hasKeys(fmt.Sprintf("files[%d]", i), f, fileKeys); err != nil {
+			return rep, err
+		}
+	}
+	for i, e := range objs.Errors {
+		if err := hasKeys(fmt.Sprintf("errors[%d]", i), e, errKeys); err != nil {
+			return rep, err
+		}
+	}
+	if err := hasKeys("total", objs.Total, totalKeys); err != nil {
+		return rep, err
+	}
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		return rep, err
+	}
+	return rep, nil
+}
+
+func hasKeys(where string, m map[string]json.RawMessage, keys []string) error {
+	for _, k := range keys {
+		if _, ok := m[k]; !ok {
+			return fmt.Errorf("%s has no %q key", where, k)
+		}
+	}
+	return nil
+}
+
+// mustReport parses a --json run's stdout and checks the header and totals.
+func mustReport(t *testing.T, res result) report {
+	t.Helper()
+	rep, err := parseReport(res.stdout)
+	if err != nil {
+		t.Fatalf("bad JSON report: %v\n%s", err, res)
+	}
+	if rep.Engine != "bpf" || rep.Method != "bpf_loop" || rep.PageSize != pageSize {
+		t.Errorf("header: engine %q method %q page_size %d, want \"bpf\" \"bpf_loop\" %d (Linux 6.18 has bpf_loop)",
+			rep.Engine, rep.Method, rep.PageSize, pageSize)
+	}
+	checkTotals(t, rep)
+	return rep
+}
+
+func checkTotals(t *testing.T, rep report) {
+	t.Helper()
+	var want totals
+	want.Files = len(rep.Files)
+	for _, f := range rep.Files {
+		want.SizeBytes += f.SizeBytes
+		want.TotalPages += f.TotalPages
+		want.CachedPages += f.CachedPages
+		want.CachedBytes += f.CachedBytes
+	}
+	want.Percent = percent(want.CachedPages, want.TotalPages)
+	got := rep.Total
+	if got.Files != want.Files || got.SizeBytes != want.SizeBytes || got.TotalPages != want.TotalPages ||
+		got.CachedPages != want.CachedPages || got.CachedBytes != want.CachedBytes || !pctOK(got.Percent, want.Percent) {
+		t.Errorf("total does not add up the files:\n got  %+v\n want %+v", got, want)
+	}
+}
+
+func percent(cached, total int64) float64 {
+	if total == 0 {
+		return 0
+	}
+	return 100 * float64(cached) / float64(total)
+}
+
+// pctOK allows the rounding a printed percentage may carry.
+func pctOK(got, want float64) bool { return math.Abs(got-want) <= 0.5 }
+
+// ---- references: cachestat(2) and mincore(2) ----
+
+type ref struct {
+	Size    int64 // bytes: st_size, or the device size for a block device
+	Cache   uint64
+	Dirty   uint64
+	Mincore uint64
+	Ino     uint64
+	Dev     uint64
+	Block   bool
+}
+
+// takeRef reads both references for path (following symlinks) through a
+// real O_RDONLY fd.
+func takeRef(path string) (ref, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return ref{}, fmt.Errorf("open %q: %w", path, err)
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return ref{}, err
+	}
+	r := ref{Size: st.Size, Ino: st.Ino, Dev: st.Dev}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+	case unix.S_IFBLK:
+		r.Block = true
+		if r.Size, err = unix.Seek(fd, 0, io.SeekEnd); err != nil {
+			return ref{}, err
+		}
+	default:
+		return ref{}, fmt.Errorf("%q: not a regular file or block device", path)
+	}
+	cs, err := pagecache.CachestatFd(fd)
+	if err != nil {
+		return ref{}, fmt.Errorf("%q: %w", path, err)
+	}
+	r.Cache, r.Dirty = cs.Cache, cs.Dirty
+	if r.Mincore, err = pagecache.MincoreFd(fd, r.Size); err != nil {
+		return ref{}, fmt.Errorf("%q: %w", path, err)
+	}
+	return r, nil
+}
+
+func takeRefs(t *testing.T, paths []string) []ref {
+	t.Helper()
+	refs := make([]ref, len(paths))
+	for i, p := range paths {
+		r, err := takeRef(p)
+		if err != nil {
+			t.Fatalf("reference: %v", err)
+		}
+		refs[i] = r
+	}
+	return refs
+}
+
+func sameRefs(paths []string, a, b []ref) (bool, string) {
+	n := 0
+	var first string
+	for i := range a {
+		if a[i].Cache != b[i].Cache || a[i].Mincore != b[i].Mincore || a[i].Size != b[i].Size {
+			if n == 0 {
+				first = fmt.Sprintf("%q: before cachestat %d mincore %d size %d, after cachestat %d mincore %d size %d",
+					paths[i], a[i].Cache, a[i].Mincore, a[i].Size, b[i].Cache, b[i].Mincore, b[i].Size)
+			}
+			n++
+		}
+	}
+	if n == 0 {
+		return true, ""
+	}
+	return false, fmt.Sprintf("%d of %d files changed, first %s", n, len(a), first)
+}
+
+// sandwich describes one measurement: references of refs, a filecache run
+// with args, references again.
+type sandwich struct {
+	args     []string // filecache's arguments
+	dir      string   // its working directory
+	refs     []string // paths whose references the report's files must equal, in order
+	tries    int      // 1 on the tests' own tmpfs: nothing there may change
+	wantCode int
+	prepare  func()            // sets the state up before each try; may be nil
+	accept   func([]ref) string // "" when the references show the state set up
+}
+
+// measure runs the sandwich until R1 == R2 (and accept agrees) and returns
+// that report and those references; the caller compares them.
+func measure(t *testing.T, bin string, s sandwich) (report, []ref, result) {
+	t.Helper()
+	if s.tries == 0 {
+		s.tries = retries
+	}
+	var why string
+	for try := 1; try <= s.tries; try++ {
+		if s.prepare != nil {
+			s.prepare()
+		}
+		r1 := takeRefs(t, s.refs)
+		res := runWith(t, runOpts{dir: s.dir}, bin, s.args...)
+		r2 := takeRefs(t, s.refs)
+		if res.code != s.wantCode {
+			t.Fatalf("exit status %d, want %d\n%s", res.code, s.wantCode, res)
+		}
+		rep := mustReport(t, res)
+		if s.wantCode == 0 && len(rep.Errors) > 0 {
+			t.Fatalf("exit 0 but errors reported: %+v\n%s", rep.Errors, res)
+		}
+		ok, diff := sameRefs(s.refs, r1, r2)
+		if ok && s.accept != nil {
+			diff = s.accept(r1)
+			ok = diff == ""
+		}
+		if ok {
+			return rep, r1, res
+		}
+		why = diff
+		t.Logf("try %d/%d: page cache not in the state to assert (%s); again", try, s.tries, why)
+	}
+	t.Fatalf("no stable measurement in %d tries: %s", s.tries, why)
+	panic("unreachable")
+}
+
+// checkFiles compares the report's files, in order, with shown (the paths
+// as given on the command line) and their stable references.
+func checkFiles(t *testing.T, rep report, shown []string, refs []ref) {
+	t.Helper()
+	if len(rep.Files) != len(shown) {
+		t.Fatalf("report has %d files, want %d (one per answered path, in order)", len(rep.Files), len(shown))
+	}
+	bad := 0
+	for i, e := range rep.Files {
+		if msg := entryProblems(e, shown[i], refs[i]); msg != "" {
+			if bad < 10 {
+				t.Errorf("files[%d] %q: %s", i, shown[i], msg)
+			}
+			bad++
+		}
+	}
+	if bad > 10 {
+		t.Errorf("... %d of %d files wrong in all", bad, len(shown))
+	}
+}
+
+func entryProblems(e fileEntry, path string, r ref) string {
+	var p []string
+	if utf8.ValidString(path) && e.Path != path {
+		p = append(p, fmt.Sprintf("path %q, want it as given", e.Path))
+	}
+	if !utf8.ValidString(path) || e.PathB64 != nil {
+		if e.PathB64 == nil {
+			p = append(p, "no path_b64 for a path that is not valid UTF-8")
+		} else if b, err := base64.StdEncoding.DecodeString(*e.PathB64); err != nil || string(b) != path {
+			p = append(p, fmt.Sprintf("path_b64 %q decodes to %q (%v), want %q", *e.PathB64, b, err, path))
+		}
+	}
+	wantType := "file"
+	if r.Block {
+		wantType = "block"
+	}
+	if e.Type != wantType {
+		p = append(p, fmt.Sprintf("type %q, want %q", e.Type, wantType))
+	}
+	if e.SizeBytes != r.Size {
+		p = append(p, fmt.Sprintf("size_bytes %d, want %d", e.SizeBytes, r.Size))
+	}
+	if want := (r.Size + pageSize - 1) / pageSize; e.TotalPages != want {
+		p = append(p, fmt.Sprintf("total_pages %d, want %d", e.TotalPages, want))
+	}
+	if uint64(e.CachedPages) != r.Cache || uint64(e.CachedPages) != r.Mincore {
+		p = append(p, fmt.Sprintf("cached_pages: filecache %d, cachestat %d, mincore %d",
+			e.CachedPages, r.Cache, r.Mincore))
+	}
+	if e.CachedBytes != e.CachedPages*pageSize {
+		p = append(p, fmt.Sprintf("cached_bytes %d, want %d*%d", e.CachedBytes, e.CachedPages, pageSize))
+	}
+	if want := percent(e.CachedPages, e.TotalPages); !pctOK(e.Percent, want) {
+		p = append(p, fmt.Sprintf("percent %v, want %.4f", e.Percent, want))
+	}
+	if !r.Block {
+		if e.Inode != r.Ino {
+			p = append(p, fmt.Sprintf("inode %d, stat says %d", e.Inode, r.Ino))
+		}
+		if want := fmt.Sprintf("%d:%d", unix.Major(r.Dev), unix.Minor(r.Dev)); e.Device != want {
+			p = append(p, fmt.Sprintf("device %q, stat says %q", e.Device, want))
+		}
+	}
+	return strings.Join(p, "; ")
+}
+
+// checkErrors compares the report's errors, in order, with the failing paths.
+func checkErrors(t *testing.T, rep report, bad []string) {
+	t.Helper()
+	if len(rep.Errors) != len(bad) {
+		t.Fatalf("report has %d errors, want %d: %+v", len(rep.Errors), len(bad), rep.Errors)
+	}
+	for i, e := range rep.Errors {
+		want := bad[i]
+		if utf8.ValidString(want) && e.Path != want {
+			t.Errorf("errors[%d].path %q, want %q", i, e.Path, want)
+		}
+		if !utf8.ValidString(want) {
+			if e.PathB64 == nil {
+				t.Errorf("errors[%d] for %q: no path_b64 for a path that is not valid UTF-8", i, want)
+			} else if b, err := base64.StdEncoding.DecodeString(*e.PathB64); err != nil || string(b) != want {
+				t.Errorf("errors[%d].path_b64 %q decodes to %q (%v), want %q", i, *e.PathB64, b, err, want)
+			}
+		}
+		if strings.TrimSpace(e.Error) == "" {
+			t.Errorf("errors[%d] for %q has an empty reason", i, want)
+		}
+	}
+}
+
+// checkStderr wants exactly one line `filecache: PATH: reason` per bad path.
+func checkStderr(t *testing.T, res result, bad []string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSuffix(res.stderr, "\n"), "\n")
+	if res.stderr == "" {
+		lines = nil
+	}
+	if len(lines) != len(bad) {
+		t.Errorf("stderr has %d lines, want one per failed path (%d)\n%s", len(lines), len(bad), res)
+	}
+	for _, p := range bad {
+		prefix := "filecache: " + p + ": "
+		found := false
+		for _, l := range lines {
+			if strings.HasPrefix(l, prefix) && len(strings.TrimSpace(l[len(prefix):])) > 0 {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no stderr line %q + reason for path %q\n%s", prefix, showArgs([]string{p}), res)
+		}
+	}
+}
+
+// ---- files, directories, page cache state ----
+
+var pattern = func() []byte {
+	b := make([]byte, mib)
+	for i := range b {
+		b[i] = byte(i*7 + i>>12)
+	}
+	return b
+}()
+
+// writeAt writes n bytes at off into path (created 0644 if missing), no sync.
+func writeAt(t *testing.T, path string, off, n int64) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for n > 0 {
+		c := min(n, int64(len(pattern)))
+		if _, err := f.WriteAt(pattern[:c], off); err != nil {
+			t.Fatal(err)
+		}
+		off += c
+		n -= c
+	}
+}
+
+// sized creates path (0644) with length size and no data.
+func sized(t *testing.T, path string, size int64) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readAt reads n bytes at off through an fd with readahead turned off.
+func readAt(t *testing.T, path string, off, n int64) {
+	t.Helper()
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	preadFd(t, fd, off, n)
+}
+
+func preadFd(t *testing.T, fd int, off, n int64) {
+	t.Helper()
+	if err := unix.Fadvise(fd, 0, 0, unix.FADV_RANDOM); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, mib)
+	for n > 0 {
+		c, err := unix.Pread(fd, buf[:min(n, mib)], off)
+		if err != nil || c == 0 {
+			t.Fatalf("pread at %d: %d, %v", off, c, err)
+		}
+		off += int64(c)
+		n -= int64(c)
+	}
+}
+
+// evict writes path back and drops it from the page cache until cachestat
+// says no page is left.
+func evict(t *testing.T, path string) {
+	t.Helper()
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	evictFd(t, fd, path)
+}
+
+func evictFd(t *testing.T, fd int, name string) {
+	t.Helper()
+	if err := unix.Fsync(fd); err != nil {
+		t.Fatalf("fsync %s: %v", name, err)
+	}
+	var cs pagecache.Cachestat
+	for i := 0; i < 50; i++ {
+		if err := unix.Fadvise(fd, 0, 0, unix.FADV_DONTNEED); err != nil {
+			t.Fatalf("fadvise DONTNEED %s: %v", name, err)
+		}
+		var err error
+		if cs, err = pagecache.CachestatFd(fd); err != nil {
+			t.Fatal(err)
+		}
+		if cs.Cache == 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%s: %d pages still cached after fsync and 50 DONTNEEDs (%+v)", name, cs.Cache, cs)
+}
+
+// ext4Dir makes a 0755 directory under /var/tmp (ext4) removed at the end.
+func ext4Dir(t *testing.T) string {
+	t.Helper()
+	d := tempDir(t)
+	var sf unix.Statfs_t
+	if err := unix.Statfs(d, &sf); err != nil {
+		t.Fatal(err)
+	}
+	if sf.Type != unix.EXT4_SUPER_MAGIC {
+		t.Fatalf("%s is on filesystem magic %#x, not ext4 (see PLATFORM.md)", d, sf.Type)
+	}
+	return d
+}
+
+func tempDir(t *testing.T) string {
+	t.Helper()
+	d, err := os.MkdirTemp("/var/tmp", "filecache-it-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	if err := os.Chmod(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// tmpfsDir mounts a private tmpfs (mode 0755), unmounted at the end.
+func tmpfsDir(t *testing.T) string {
+	t.Helper()
+	d := tempDir(t)
+	if err := unix.Mount("tmpfs", d, "tmpfs", 0, "size=512m,mode=0755"); err != nil {
+		t.Fatalf("mount tmpfs on %s: %v", d, err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(d, 0); err != nil {
+			t.Logf("unmount %s: %v; detaching lazily", d, err)
+			unix.Unmount(d, unix.MNT_DETACH)
+		}
+	})
+	return d
+}
+
+// ---- running as another user ----
+
+// nobody is uid/gid 65534 with no supplementary groups.
+func nobody() *syscall.Credential {
+	return &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}
+}
+
+// binForAll copies the binary where any user may run it.
+func binForAll(t *testing.T, bin string) string {
+	t.Helper()
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(tempDir(t), "filecache")
+	if err := os.WriteFile(p, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// noFigures fails if a run that must not answer printed a figure for target:
+// plain stdout must not mention it; JSON stdout, if any, must list no file.
+func noFigures(t *testing.T, res result, target string, asJSON bool) {
+	t.Helper()
+	if asJSON && strings.TrimSpace(res.stdout) != "" {
+		rep, err := parseReport(res.stdout)
+		if err != nil {
+			t.Errorf("stdout is neither empty nor a valid report: %v\n%s", err, res)
+		} else if len(rep.Files) > 0 {
+			t.Errorf("printed figures although it must not: %+v\n%s", rep.Files, res)
+		}
+		return
+	}
+	if strings.Contains(res.stdout, target) {
+		t.Errorf("stdout mentions %s although no figure may be printed\n%s", target, res)
+	}
+}
