@@ -370,7 +370,7 @@ type sandwich struct {
 	refs     []string // paths whose references the report's files must equal, in order
 	tries    int      // 1 on the tests' own tmpfs: nothing there may change
 	wantCode int
-	prepare  func()            // sets the state up before each try; may be nil
+	prepare  func()             // sets the state up before each try; may be nil
 	accept   func([]ref) string // "" when the references show the state set up
 }
 
