@@ -54,10 +54,13 @@ unit: $(BPF_OBJ) $(LIBBPF_A)
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 
-# Root tests against the running kernel, comparing with cachestat and mincore.
+# Root tests against the running kernel, comparing with cachestat and mincore:
+# once as the binary chooses, then with each BPF program forced.
+INTEGRATION = FILECACHE_BIN=$(CURDIR)/$(BIN) FILECACHE_INTEGRATION=1 $(GO) test -count=1 ./cmd/filecache/integration/
 integration: $(BIN)
-	FILECACHE_BIN=$(CURDIR)/$(BIN) FILECACHE_INTEGRATION=1 \
-		$(GO) test -count=1 -v ./cmd/filecache/integration/
+	$(INTEGRATION) -v
+	FILECACHE_BPF_METHOD=bounded-loop $(INTEGRATION)
+	FILECACHE_BPF_METHOD=attached $(INTEGRATION)
 
 check-static: $(BIN)
 	./scripts/check-static.sh $(BIN)

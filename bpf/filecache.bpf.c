@@ -10,9 +10,14 @@
  * by an inode number, so another filesystem's inode cannot match and no other
  * process can change an answer.
  *
- * Two programs answer the same query; user space loads one:
- *   query_loop     bpf_loop over the whole batch (Linux >= 5.17)
- *   query_bounded  a bounded loop over FC_STEP fds from ctx->args[0] (older)
+ * Three programs answer the same query; user space loads one:
+ *   query_loop      bpf_loop over the whole batch (Linux >= 5.17)
+ *   query_bounded   a bounded loop over FC_STEP fds from params.start (older)
+ *   query_attached  the bounded loop, attached to the sys_enter raw
+ *                   tracepoint for kernels that cannot test-run raw_tp
+ *                   programs: it answers only filecache's own thread
+ *                   (params.tid) making one chosen syscall (params.trigger),
+ *                   and user space detaches it right after.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -127,16 +132,16 @@ int query_loop(struct bpf_raw_tracepoint_args *ctx)
 	return 0;
 }
 
-SEC("raw_tp")
-int query_bounded(struct bpf_raw_tracepoint_args *ctx)
+/* bounded answers FC_STEP slots from params.start: no bpf_loop needed. */
+static __always_inline int bounded(void)
 {
 	struct query q = {};
-	__u32 start = ctx->args[0];
-	__u32 i, n;
+	__u32 start, i, n;
 
 	if (begin(&q))
 		return 1;
 	n = q.p->count;
+	start = q.p->start;
 	if (n > FC_BATCH || start >= n)
 		return 2;
 	for (i = 0; i < FC_STEP; i++) {
@@ -144,5 +149,25 @@ int query_bounded(struct bpf_raw_tracepoint_args *ctx)
 			break;
 		answer(&q, start + i);
 	}
+	return 0;
+}
+
+SEC("raw_tp")
+int query_bounded(struct bpf_raw_tracepoint_args *ctx)
+{
+	return bounded();
+}
+
+SEC("raw_tp/sys_enter")
+int query_attached(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct fc_params *p;
+	__u32 zero = 0;
+
+	/* sys_enter(struct pt_regs *regs, long id): only our thread's trigger. */
+	p = bpf_map_lookup_elem(&params, &zero);
+	if (!p || (__u32)bpf_get_current_pid_tgid() != p->tid || ctx->args[1] != p->trigger)
+		return 0;
+	bounded();
 	return 0;
 }

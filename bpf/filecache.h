@@ -10,7 +10,7 @@
 
 /* fds answered by one test run of the bpf_loop program. */
 #define FC_BATCH 512
-/* fds answered by one test run of the bounded-loop program (kernels < 5.17). */
+/* fds answered by one run of the bounded-loop programs (kernels < 5.17). */
 #define FC_STEP 64
 
 /* fc_result.status */
@@ -34,8 +34,10 @@ struct fc_result {
 /* The parameter map's single value: the fds of one batch. */
 struct fc_params {
 	__s32 fds[FC_BATCH];
-	__u32 count; /* slots of fds[] in use */
-	__u32 pad;
+	__u32 count;   /* slots of fds[] in use */
+	__u32 start;   /* first slot for query_bounded and query_attached */
+	__u32 tid;     /* query_attached: the only thread it answers */
+	__u32 trigger; /* query_attached: the syscall number that asks */
 };
 
 /* The result map's single value: results[i] answers fds[i]. */

@@ -11,7 +11,7 @@ const (
 	Step  = 64  // FC_STEP: fds answered by one run of query_bounded
 
 	ResultSize  = 48                 // sizeof(struct fc_result)
-	ParamsSize  = Batch*4 + 8        // sizeof(struct fc_params)
+	ParamsSize  = Batch*4 + 16       // sizeof(struct fc_params)
 	ResultsSize = Batch * ResultSize // sizeof(struct fc_results)
 )
 
@@ -58,16 +58,27 @@ type Result struct {
 func (r Result) DevMajor() uint32 { return r.Dev >> 20 }
 func (r Result) DevMinor() uint32 { return r.Dev & (1<<20 - 1) }
 
-// EncodeParams lays out struct fc_params for fds (at most Batch of them).
-func EncodeParams(fds []int32) ([]byte, error) {
-	if len(fds) > Batch {
-		return nil, fmt.Errorf("encode params: %d fds, at most %d fit one batch", len(fds), Batch)
+// Params is struct fc_params.
+type Params struct {
+	FDs     []int32 // at most Batch
+	Start   uint32  // first slot the bounded programs answer
+	TID     uint32  // query_attached answers only this thread...
+	Trigger uint32  // ...making this syscall
+}
+
+// Encode lays out struct fc_params.
+func (p Params) Encode() ([]byte, error) {
+	if len(p.FDs) > Batch {
+		return nil, fmt.Errorf("encode params: %d fds, at most %d fit one batch", len(p.FDs), Batch)
 	}
 	b := make([]byte, ParamsSize)
-	for i, fd := range fds {
+	for i, fd := range p.FDs {
 		binary.LittleEndian.PutUint32(b[i*4:], uint32(fd))
 	}
-	binary.LittleEndian.PutUint32(b[Batch*4:], uint32(len(fds)))
+	binary.LittleEndian.PutUint32(b[Batch*4:], uint32(len(p.FDs)))
+	binary.LittleEndian.PutUint32(b[Batch*4+4:], p.Start)
+	binary.LittleEndian.PutUint32(b[Batch*4+8:], p.TID)
+	binary.LittleEndian.PutUint32(b[Batch*4+12:], p.Trigger)
 	return b, nil
 }
 

@@ -50,7 +50,7 @@ func TestDecodeResultsRejectsBadInput(t *testing.T) {
 }
 
 func TestEncodeParams(t *testing.T) {
-	b, err := EncodeParams([]int32{3, 1000, -1})
+	b, err := Params{FDs: []int32{3, 1000, -1}, Start: 64, TID: 0x1234, Trigger: 110}.Encode()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,10 +60,10 @@ func TestEncodeParams(t *testing.T) {
 	if h := hex.EncodeToString(b[:12]); h != "03000000e8030000ffffffff" {
 		t.Errorf("fds = %s", h)
 	}
-	if h := hex.EncodeToString(b[Batch*4:]); h != "0300000000000000" {
-		t.Errorf("count = %s", h)
+	if h := hex.EncodeToString(b[Batch*4:]); h != "03000000"+"40000000"+"34120000"+"6e000000" {
+		t.Errorf("count, start, tid, trigger = %s", h)
 	}
-	if _, err := EncodeParams(make([]int32, Batch+1)); err == nil || !strings.Contains(err.Error(), "at most") {
+	if _, err := (Params{FDs: make([]int32, Batch+1)}).Encode(); err == nil || !strings.Contains(err.Error(), "at most") {
 		t.Errorf("oversized batch: %v", err)
 	}
 }

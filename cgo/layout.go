@@ -34,5 +34,8 @@ func cLayout() map[string]uintptr {
 		"fc_result.status":   unsafe.Offsetof(r.status),
 		"fc_params.fds":      unsafe.Offsetof(p.fds),
 		"fc_params.count":    unsafe.Offsetof(p.count),
+		"fc_params.start":    unsafe.Offsetof(p.start),
+		"fc_params.tid":      unsafe.Offsetof(p.tid),
+		"fc_params.trigger":  unsafe.Offsetof(p.trigger),
 	}
 }

@@ -31,15 +31,17 @@ func TestLayout(t *testing.T) {
 		t.Errorf("decoded %+v, want %+v", got[0], want)
 	}
 
-	p, err := bpf.EncodeParams([]int32{7, 9})
+	p, err := bpf.Params{FDs: []int32{7, 9}, Start: 5, TID: 6, Trigger: 8}.Encode()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if fd := binary.LittleEndian.Uint32(p[c["fc_params.fds"]+4:]); fd != 9 {
 		t.Errorf("params fds[1] = %d, want 9", fd)
 	}
-	if n := binary.LittleEndian.Uint32(p[c["fc_params.count"]:]); n != 2 {
-		t.Errorf("params count = %d, want 2", n)
+	for field, want := range map[string]uint32{"count": 2, "start": 5, "tid": 6, "trigger": 8} {
+		if n := binary.LittleEndian.Uint32(p[c["fc_params."+field]:]); n != want {
+			t.Errorf("params %s = %d, want %d", field, n, want)
+		}
 	}
 
 	for name, goValue := range map[string]uintptr{

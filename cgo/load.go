@@ -5,8 +5,10 @@
 package cgo
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"unsafe"
@@ -21,25 +23,35 @@ import (
 type Options struct {
 	// BTFPath is a kernel BTF file for kernels without /sys/kernel/btf/vmlinux.
 	BTFPath string
-	// Method forces MethodLoop or MethodBounded; "" picks what the kernel has.
+	// Method forces one of the Method* programs; "" picks the best the
+	// kernel runs: bpf_loop, else the bounded loop, and where the kernel
+	// cannot test-run raw_tp programs, the attached one.
 	Method string
 }
 
-// Method names how the loaded program walks a batch.
+// Methods: how the loaded program is asked.
 const (
-	MethodLoop    = "bpf_loop"     // one test run per batch (Linux >= 5.17)
-	MethodBounded = "bounded-loop" // one test run per bpf.Step fds (older)
+	MethodLoop     = "bpf_loop"     // test run, bpf_loop over the batch (Linux >= 5.17)
+	MethodBounded  = "bounded-loop" // test run, bpf.Step fds per run
+	MethodAttached = "attached"     // attached to sys_enter for one syscall of ours
 )
+
+var programs = map[string]string{
+	MethodLoop:     "query_loop",
+	MethodBounded:  "query_bounded",
+	MethodAttached: "query_attached",
+}
 
 // Module is a loaded filecache object ready to answer queries. It is not
 // safe for concurrent use: the parameter and result maps hold one batch.
 type Module struct {
 	mod     *libbpfgo.Module
-	memfd   *os.File
+	memfds  []*os.File
 	prog    *libbpfgo.BPFProg
 	params  *libbpfgo.BPFMap
 	results *libbpfgo.BPFMap
 	method  string
+	link    *libbpfgo.BPFLink // the attached program's, while attached
 }
 
 // LoadError is a failed load, with what libbpf printed (the verifier log).
@@ -72,9 +84,7 @@ func init() {
 			}
 			logMu.Lock()
 			defer logMu.Unlock()
-			for _, l := range strings.Split(strings.TrimRight(msg, "\n"), "\n") {
-				logs = append(logs, l)
-			}
+			logs = append(logs, strings.Split(strings.TrimRight(msg, "\n"), "\n")...)
 			// The verifier log can be long; keep the tail, which says why.
 			if len(logs) > 400 {
 				logs = append(logs[:0], logs[len(logs)-200:]...)
@@ -91,127 +101,164 @@ func takeLog() []string {
 	return l
 }
 
-// Load opens the embedded object from an anonymous memory file (nothing is
-// written to disk), picks the program the kernel can run, and loads it.
-func Load(opts Options) (_ *Module, err error) {
+// Load loads the program the kernel can run (or opts.Method) and checks it
+// answers. An automatic choice that the kernel cannot test-run falls back to
+// the attached program.
+func Load(opts Options) (*Module, error) {
+	if opts.Method != "" {
+		return loadMethod(opts, opts.Method)
+	}
+	method := MethodBounded
+	if helperLoopSupported() {
+		method = MethodLoop
+	}
+	m, err := loadMethod(opts, method)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := m.Query(nil); err == nil {
+		return m, nil
+	} else if errors.Is(err, unix.EPERM) {
+		m.Close()
+		return nil, &LoadError{Err: fmt.Errorf("test run: %w", err)}
+	}
+	// Kernels before 5.10 cannot test-run raw_tp programs: attach instead.
+	m.Close()
+	return loadMethod(opts, MethodAttached)
+}
+
+// loadMethod opens the embedded object from anonymous memory files (nothing
+// is written to disk) and loads the one program of method.
+func loadMethod(opts Options, method string) (_ *Module, err error) {
 	takeLog()
 	defer func() {
 		if err != nil {
 			err = &LoadError{Err: err, Log: takeLog()}
 		}
 	}()
-	fd, err := unix.MemfdCreate("filecache.bpf.o", unix.MFD_CLOEXEC)
-	if err != nil {
-		return nil, fmt.Errorf("memfd_create: %w", err)
+	use, ok := programs[method]
+	if !ok {
+		return nil, fmt.Errorf("unknown BPF method %q", method)
 	}
-	memfd := os.NewFile(uintptr(fd), "filecache.bpf.o")
-	if _, err := memfd.Write(bpf.Object); err != nil {
-		memfd.Close()
-		return nil, fmt.Errorf("write BPF object to memfd: %w", err)
-	}
-	// NewModuleFromBufferArgs (v0.8.0) always raises RLIMIT_MEMLOCK and fails
-	// where that is not allowed; the file variant honours SkipMemlockBump,
-	// and libbpf itself raises the limit on kernels that still need it.
-	mod, err := libbpfgo.NewModuleFromFileArgs(libbpfgo.NewModuleArgs{
-		BPFObjPath:      fmt.Sprintf("/proc/self/fd/%d", memfd.Fd()),
-		BTFObjPath:      opts.BTFPath,
-		SkipMemlockBump: true,
-	})
-	if err != nil {
-		memfd.Close()
-		return nil, fmt.Errorf("open BPF object: %w", err)
-	}
-	m := &Module{mod: mod, memfd: memfd}
+	m := &Module{method: method}
 	defer func() {
 		if err != nil {
 			m.Close()
 		}
 	}()
-
-	var loop bool
-	switch opts.Method {
-	case "":
-		loop = helperLoopSupported()
-	case MethodLoop:
-		loop = true
-	case MethodBounded:
-	default:
-		return nil, fmt.Errorf("unknown BPF method %q", opts.Method)
-	}
-	use, skip := "query_bounded", "query_loop"
-	m.method = MethodBounded
-	if loop {
-		use, skip = skip, use
-		m.method = MethodLoop
-	}
-	off, err := mod.GetProgram(skip)
+	objPath, err := m.memfile("filecache.bpf.o", bpf.Object)
 	if err != nil {
-		return nil, fmt.Errorf("find program %s: %w", skip, err)
+		return nil, err
 	}
-	if err := off.SetAutoload(false); err != nil {
-		return nil, fmt.Errorf("disable program %s: %w", skip, err)
+	// NewModuleFromBufferArgs (v0.8.0) always raises RLIMIT_MEMLOCK and fails
+	// where that is not allowed; the file variant honours SkipMemlockBump,
+	// and libbpf itself raises the limit on kernels that still need it.
+	m.mod, err = libbpfgo.NewModuleFromFileArgs(libbpfgo.NewModuleArgs{
+		BPFObjPath:      objPath,
+		BTFObjPath:      opts.BTFPath,
+		SkipMemlockBump: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open BPF object: %w", err)
 	}
-	if err := mod.BPFLoadObject(); err != nil {
+	for _, name := range programs {
+		if name == use {
+			continue
+		}
+		p, err := m.mod.GetProgram(name)
+		if err != nil {
+			return nil, fmt.Errorf("find program %s: %w", name, err)
+		}
+		if err := p.SetAutoload(false); err != nil {
+			return nil, fmt.Errorf("disable program %s: %w", name, err)
+		}
+	}
+	if err := m.mod.BPFLoadObject(); err != nil {
 		return nil, fmt.Errorf("load BPF program %s: %w", use, err)
 	}
-	if m.prog, err = mod.GetProgram(use); err != nil {
+	if m.prog, err = m.mod.GetProgram(use); err != nil {
 		return nil, fmt.Errorf("find program %s: %w", use, err)
 	}
-	if m.params, err = mod.GetMap("params"); err != nil {
+	if m.params, err = m.mod.GetMap("params"); err != nil {
 		return nil, fmt.Errorf("find map params: %w", err)
 	}
-	if m.results, err = mod.GetMap("results"); err != nil {
+	if m.results, err = m.mod.GetMap("results"); err != nil {
 		return nil, fmt.Errorf("find map results: %w", err)
 	}
 	takeLog()
 	return m, nil
 }
 
-// Method says which program was loaded (MethodLoop or MethodBounded).
+// memfile puts data in an anonymous memory file and returns a path libbpf
+// can open; the file lives as long as the module.
+func (m *Module) memfile(name string, data []byte) (string, error) {
+	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC)
+	if err != nil {
+		return "", fmt.Errorf("memfd_create: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), name)
+	m.memfds = append(m.memfds, f)
+	if _, err := f.Write(data); err != nil {
+		return "", fmt.Errorf("write %s to memfd: %w", name, err)
+	}
+	return fmt.Sprintf("/proc/self/fd/%d", fd), nil
+}
+
+// Method says which program was loaded (one of the Method* names).
 func (m *Module) Method() string { return m.method }
 
-// Close unloads everything; no program or map outlives the process.
+// Close detaches and unloads everything. Links and programs are fds of this
+// process, so the kernel drops them even if it dies first.
 func (m *Module) Close() {
+	if m.link != nil {
+		m.link.Destroy()
+		m.link = nil
+	}
 	if m.mod != nil {
 		m.mod.Close()
 		m.mod = nil
 	}
-	if m.memfd != nil {
-		m.memfd.Close()
-		m.memfd = nil
+	for _, f := range m.memfds {
+		f.Close()
 	}
+	m.memfds = nil
 }
 
 // Query answers one batch of fds open in this process (at most bpf.Batch):
 // result i describes the file behind fds[i].
 func (m *Module) Query(fds []int32) ([]bpf.Result, error) {
-	params, err := bpf.EncodeParams(fds)
-	if err != nil {
-		return nil, err
-	}
 	var zero uint32
 	key := unsafe.Pointer(&zero)
-	if err := m.params.Update(key, unsafe.Pointer(&params[0])); err != nil {
-		return nil, fmt.Errorf("write params map: %w", err)
-	}
 	unset := bpf.UnsetResults()
 	if err := m.results.Update(key, unsafe.Pointer(&unset[0])); err != nil {
 		return nil, fmt.Errorf("reset results map: %w", err)
 	}
+	p := bpf.Params{FDs: fds}
+	if m.method == MethodAttached {
+		// The attached program answers only this thread's trigger syscall.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		p.TID, p.Trigger = uint32(unix.Gettid()), unix.SYS_GETPPID
+	}
 	step := len(fds)
-	if m.method == MethodBounded {
+	if m.method != MethodLoop {
 		step = bpf.Step
 	}
-	for start := 0; start < len(fds); start += step {
-		// raw_tp test-run context: args[0] is the first slot to answer.
-		ctx := make([]byte, 8)
-		ctx[0], ctx[1] = byte(start), byte(start>>8)
-		opts := libbpfgo.RunOpts{CtxIn: ctx, CtxSizeIn: uint32(len(ctx))}
-		if err := m.prog.Run(&opts); err != nil {
-			return nil, fmt.Errorf("run BPF program: %w", err)
+	// At least one run, so an empty batch still proves the program runs.
+	for start := 0; ; start += step {
+		p.Start = uint32(start)
+		b, err := p.Encode()
+		if err != nil {
+			return nil, err
 		}
-		if opts.RetVal != 0 {
-			return nil, fmt.Errorf("run BPF program: it returned %d (maps or fd table unreadable)", opts.RetVal)
+		if err := m.params.Update(key, unsafe.Pointer(&b[0])); err != nil {
+			return nil, fmt.Errorf("write params map: %w", err)
+		}
+		if err := m.run(); err != nil {
+			return nil, err
+		}
+		if start+step >= len(fds) {
+			break
 		}
 	}
 	raw, err := m.results.GetValue(key)
@@ -219,4 +266,31 @@ func (m *Module) Query(fds []int32) ([]bpf.Result, error) {
 		return nil, fmt.Errorf("read results map: %w", err)
 	}
 	return bpf.DecodeResults(raw, len(fds))
+}
+
+// run asks the program once: a test run in this task, or one trigger
+// syscall from this thread for the attached program. That one stays attached
+// until Close (detaching waits for an RCU grace period, ~10 ms), answering
+// nothing but this thread's trigger.
+func (m *Module) run() error {
+	if m.method == MethodAttached {
+		if m.link == nil {
+			link, err := m.prog.AttachRawTracepoint("sys_enter")
+			if err != nil {
+				return fmt.Errorf("attach to sys_enter: %w", err)
+			}
+			m.link = link
+		}
+		unix.Getppid()
+		return nil
+	}
+	opts := libbpfgo.RunOpts{}
+	if err := m.prog.Run(&opts); err != nil {
+		return fmt.Errorf("test run: %w", err)
+	}
+	// 2 is an empty batch (start past count): nothing to answer, no fault.
+	if opts.RetVal != 0 && opts.RetVal != 2 {
+		return fmt.Errorf("test run: the program returned %d (its maps or this task's fd table were unreadable)", opts.RetVal)
+	}
+	return nil
 }

@@ -10,7 +10,8 @@ packages=(
 	libelf-dev zlib1g-dev libzstd-dev  # static libs libbpf links against
 	linux-libc-dev          # <linux/types.h> for the layout check in cgo/
 	bpftool                 # make vmlinux-full
-	vmtouch util-linux      # reference tools for tests and benchmarks
+	vmtouch util-linux-extra time  # reference tools (fincore is in util-linux-extra) and GNU time for benchmarks
+	util-linux              # losetup for the block device test
 	file                    # check-static
 )
 missing=()

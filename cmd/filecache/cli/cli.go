@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/alecthomas/kong"
 	"golang.org/x/sys/unix"
@@ -52,7 +54,7 @@ type CLI struct {
 	JSON    bool             `help:"Print one JSON document instead of a table (schema in README.md)."`
 	Verbose bool             `short:"v" help:"On a BPF load failure, also print the kernel verifier's last lines."`
 	BTF     string           `name:"btf" placeholder:"FILE" help:"Kernel BTF to load against, for kernels without /sys/kernel/btf/vmlinux."`
-	Method  string           `name:"bpf-method" hidden:"" enum:"auto,bpf_loop,bounded-loop" default:"auto" help:"Force the BPF program (${enum}); for tests."`
+	Method  string           `name:"bpf-method" hidden:"" enum:"auto,bpf_loop,bounded-loop,attached" default:"auto" help:"Force the BPF program (${enum}); for tests."`
 	Paths   []string         `arg:"" name:"path" help:"Files or block devices to measure. Symlinks are followed; use -- before paths that start with a dash."`
 }
 
@@ -60,6 +62,34 @@ const description = `Report how much of each file sits in the page cache, read f
 own per-file page count by a BPF program: O(1) per file whatever its size,
 no read permission on the file needed. Needs root (or CAP_BPF and
 CAP_PERFMON) and kernel BTF.`
+
+// protectArgs hides arguments that are not valid UTF-8 from the parser,
+// which would replace their bad bytes with U+FFFD (kong v1.17), behind
+// placeholders no real argument can hold (NUL); restore brings the exact
+// bytes back.
+func protectArgs(args []string) (safe []string, restore func(string) string) {
+	hidden := map[string]string{}
+	safe = make([]string, len(args))
+	for i, a := range args {
+		safe[i] = a
+		if !utf8.ValidString(a) {
+			// Keep a leading "--flag=" visible so flags with such values parse.
+			prefix := ""
+			if j := strings.IndexByte(a, '='); strings.HasPrefix(a, "--") && j > 0 && utf8.ValidString(a[:j+1]) {
+				prefix, a = a[:j+1], a[j+1:]
+			}
+			key := fmt.Sprintf("\x00arg%d\x00", i)
+			hidden[key] = a
+			safe[i] = prefix + key
+		}
+	}
+	return safe, func(s string) string {
+		if v, ok := hidden[s]; ok {
+			return v
+		}
+		return s
+	}
+}
 
 // exitSignal carries kong's --help/--version exit through a panic, so tests
 // and Main keep control instead of the process exiting inside the parser.
@@ -89,10 +119,15 @@ func Main(args []string, env Env) (status int) {
 		fmt.Fprintf(env.Stderr, "filecache: %v\n", err)
 		return ExitUsage
 	}
-	if _, err := parser.Parse(args); err != nil {
+	safe, restore := protectArgs(args)
+	if _, err := parser.Parse(safe); err != nil {
 		fmt.Fprintf(env.Stderr, "filecache: %v (see filecache --help)\n", err)
 		return ExitUsage
 	}
+	for i := range c.Paths {
+		c.Paths[i] = restore(c.Paths[i])
+	}
+	c.BTF = restore(c.BTF)
 	return c.run(env)
 }
 

@@ -166,3 +166,31 @@ func TestEngineRefusals(t *testing.T) {
 		t.Errorf("-v did not print the verifier log:\n%s", r.stderr)
 	}
 }
+
+// TestInvalidUTF8Paths: the parser must not rewrite path bytes.
+func TestInvalidUTF8Paths(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad\xffname")
+	if err := os.WriteFile(bad, make([]byte, 4096*6), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, Env{}, "--json", bad, bad+"\xfe-missing")
+	var doc struct {
+		Files  []struct{ Path, PathB64 string }
+		Errors []struct {
+			PathB64 string `json:"path_b64"`
+			Error   string
+		}
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Files) != 1 || len(doc.Errors) != 1 || doc.Errors[0].Error != "no such file or directory" || doc.Errors[0].PathB64 == "" {
+		t.Fatalf("invalid UTF-8 paths were not used as given: %+v\n%s", doc, r.stderr)
+	}
+	var seen string
+	runCLI(t, Env{Stat: func(p string) error { seen = p; return nil }}, "--btf=/x\xff", bad)
+	if seen != "/x\xff" {
+		t.Errorf("--btf value rewritten: %q", seen)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -289,17 +290,25 @@ func TestOddNames(t *testing.T) {
 	dir := tmpfsDir(t)
 	bad := filepath.Join(dir, "bad\xffname")
 	nl := filepath.Join(dir, "new\nline")
-	quote := filepath.Join(dir, "tab\tquote\"back\\slash")
+	quote := filepath.Join(dir, "tab\tquote\"back\\slash,comma")
 	writeAt(t, bad, 0, 40*1024+5)
 	writeAt(t, nl, 0, 3*pageSize)
 	sized(t, quote, 100*pageSize)
 	writeAt(t, quote, 50*pageSize, 2*pageSize)
-	paths := []string{bad, nl, quote}
-	rep, refs, res := measure(t, bin, sandwich{args: append([]string{"--json"}, paths...), refs: paths, tries: 1})
-	checkFiles(t, rep, paths, refs)
-	if len(rep.Files) > 0 && rep.Files[0].PathB64 == nil {
-		t.Errorf("no path_b64 for %q\n%s", bad, res)
-	}
+
+	t.Run("not_utf8", func(t *testing.T) {
+		rep, refs, res := measure(t, bin, sandwich{args: []string{"--json", bad, nl}, refs: []string{bad, nl}, tries: 1})
+		checkFiles(t, rep, []string{bad, nl}, refs)
+		if rep.Files[0].PathB64 == nil {
+			t.Errorf("no path_b64 for %q\n%s", bad, res)
+		}
+	})
+
+	t.Run("control_and_quotes", func(t *testing.T) {
+		paths := []string{nl, quote}
+		rep, refs, _ := measure(t, bin, sandwich{args: append([]string{"--json"}, paths...), refs: paths, tries: 1})
+		checkFiles(t, rep, paths, refs)
+	})
 
 	t.Run("error_entry", func(t *testing.T) {
 		missing := filepath.Join(dir, "missing\xfe")
@@ -310,8 +319,20 @@ func TestOddNames(t *testing.T) {
 		checkErrors(t, rep, []string{missing})
 	})
 
+	t.Run("newline_error_one_line", func(t *testing.T) {
+		gone := filepath.Join(dir, "gone\nname")
+		res := run(t, bin, gone, nl)
+		if res.code != 1 {
+			t.Errorf("exit %d, want 1\n%s", res.code, res)
+		}
+		if lines := strings.Split(strings.TrimSuffix(res.stderr, "\n"), "\n"); len(lines) != 1 ||
+			!strings.HasPrefix(lines[0], "filecache: ") || !strings.Contains(lines[0], "gone") {
+			t.Errorf("want one stderr line `filecache: ...gone...name: reason` for a name with a newline\n%s", res)
+		}
+	})
+
 	t.Run("table", func(t *testing.T) {
-		res := run(t, bin, paths...)
+		res := run(t, bin, bad, nl, quote)
 		if res.code != 0 {
 			t.Errorf("exit %d, want 0\n%s", res.code, res)
 		}

@@ -85,6 +85,7 @@ func TestUnprivilegedRefused(t *testing.T) {
 				t.Errorf("stderr does not mention root or CAP_BPF\n%s", res)
 			}
 			noFigures(t, res, target, asJSON)
+			t.Logf("exit %d, stderr: %s", res.code, msg)
 		})
 	}
 }
