@@ -55,12 +55,14 @@ unit: $(BPF_OBJ) $(LIBBPF_A)
 	$(GO) test -count=1 ./...
 
 # Root tests against the running kernel, comparing with cachestat and mincore:
-# once as the binary chooses, then with each BPF program forced.
+# once as the binary chooses, then with each BPF program and engine forced.
 INTEGRATION = FILECACHE_BIN=$(CURDIR)/$(BIN) FILECACHE_INTEGRATION=1 $(GO) test -count=1 ./cmd/filecache/integration/
 integration: $(BIN)
 	$(INTEGRATION) -v
 	FILECACHE_BPF_METHOD=bounded-loop $(INTEGRATION)
 	FILECACHE_BPF_METHOD=attached $(INTEGRATION)
+	FILECACHE_ENGINE=cachestat $(INTEGRATION)
+	FILECACHE_ENGINE=mincore $(INTEGRATION)
 
 check-static: $(BIN)
 	./scripts/check-static.sh $(BIN)

@@ -1,6 +1,6 @@
-// Package cli is filecache's command line: the kong grammar, and the run
-// that ties the scanner, the engine and the report together. The engine is
-// injected (main passes the BPF loader), so all of it is tested without root.
+// Package cli is filecache's command line: the kong grammar, and the runs
+// that tie the scanner, the engines and the reports together. The BPF loader
+// is injected (main passes the real one), so all of it is tested without root.
 package cli
 
 import (
@@ -15,8 +15,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/filecache/filecache/cmd/filecache/pagecache"
-	"github.com/filecache/filecache/cmd/filecache/report"
-	"github.com/filecache/filecache/cmd/filecache/scan"
 )
 
 // Exit statuses.
@@ -29,7 +27,7 @@ const (
 // LoadOptions are the command line's say in loading the BPF engine.
 type LoadOptions struct {
 	BTF    string // --btf
-	Method string // --bpf-method: "" (the kernel decides), "bpf_loop" or "bounded-loop"
+	Method string // --bpf-method: "" (the kernel decides), "bpf_loop", "bounded-loop" or "attached"
 }
 
 // LoadFunc loads the BPF engine; err may carry libbpf's log (LoadLog).
@@ -53,43 +51,27 @@ type CLI struct {
 	Version kong.VersionFlag `help:"Print the version and exit."`
 	JSON    bool             `help:"Print one JSON document instead of a table (schema in README.md)."`
 	Verbose bool             `short:"v" help:"On a BPF load failure, also print the kernel verifier's last lines."`
+	Engine  string           `enum:"auto,bpf,cachestat,mincore" default:"auto" help:"How to measure: ${enum}. auto takes bpf, then cachestat, then mincore, file by file."`
 	BTF     string           `name:"btf" placeholder:"FILE" help:"Kernel BTF to load against, for kernels without /sys/kernel/btf/vmlinux."`
 	Method  string           `name:"bpf-method" hidden:"" enum:"auto,bpf_loop,bounded-loop,attached" default:"auto" help:"Force the BPF program (${enum}); for tests."`
-	Paths   []string         `arg:"" name:"path" help:"Files or block devices to measure. Symlinks are followed; use -- before paths that start with a dash."`
+
+	Query  QueryCmd  `cmd:"" default:"withargs" help:"Measure files (the default command: filecache PATH... is filecache query PATH...)."`
+	Doctor DoctorCmd `cmd:"" help:"Tell which engines and BPF methods work on this machine, and why the others do not."`
 }
+
+// QueryCmd measures paths.
+type QueryCmd struct {
+	Paths []string `arg:"" name:"path" help:"Files or block devices to measure. Symlinks are followed; use -- before paths that start with a dash, ./ before a path named like a command."`
+}
+
+// DoctorCmd checks the machine.
+type DoctorCmd struct{}
 
 const description = `Report how much of each file sits in the page cache, read from the kernel's
 own per-file page count by a BPF program: O(1) per file whatever its size,
-no read permission on the file needed. Needs root (or CAP_BPF and
-CAP_PERFMON) and kernel BTF.`
-
-// protectArgs hides arguments that are not valid UTF-8 from the parser,
-// which would replace their bad bytes with U+FFFD (kong v1.17), behind
-// placeholders no real argument can hold (NUL); restore brings the exact
-// bytes back.
-func protectArgs(args []string) (safe []string, restore func(string) string) {
-	hidden := map[string]string{}
-	safe = make([]string, len(args))
-	for i, a := range args {
-		safe[i] = a
-		if !utf8.ValidString(a) {
-			// Keep a leading "--flag=" visible so flags with such values parse.
-			prefix := ""
-			if j := strings.IndexByte(a, '='); strings.HasPrefix(a, "--") && j > 0 && utf8.ValidString(a[:j+1]) {
-				prefix, a = a[:j+1], a[j+1:]
-			}
-			key := fmt.Sprintf("\x00arg%d\x00", i)
-			hidden[key] = a
-			safe[i] = prefix + key
-		}
-	}
-	return safe, func(s string) string {
-		if v, ok := hidden[s]; ok {
-			return v
-		}
-		return s
-	}
-}
+no read permission on the file needed. The bpf engine needs root (or CAP_BPF
+and CAP_PERFMON) and kernel BTF; without them filecache falls back to
+cachestat(2), then mincore(2), and says why.`
 
 // exitSignal carries kong's --help/--version exit through a panic, so tests
 // and Main keep control instead of the process exiting inside the parser.
@@ -120,69 +102,58 @@ func Main(args []string, env Env) (status int) {
 		return ExitUsage
 	}
 	safe, restore := protectArgs(args)
-	if _, err := parser.Parse(safe); err != nil {
+	ctx, err := parser.Parse(safe)
+	if err != nil {
 		fmt.Fprintf(env.Stderr, "filecache: %v (see filecache --help)\n", err)
 		return ExitUsage
 	}
-	for i := range c.Paths {
-		c.Paths[i] = restore(c.Paths[i])
+	for i := range c.Query.Paths {
+		c.Query.Paths[i] = restore(c.Query.Paths[i])
 	}
 	c.BTF = restore(c.BTF)
-	return c.run(env)
-}
-
-func (c *CLI) run(env Env) int {
 	if env.Caps == nil {
 		env.Caps = pagecache.OwnCaps
 	}
 	if env.Stat == nil {
 		env.Stat = func(p string) error { _, err := os.Stat(p); return err }
 	}
-	s := &scan.Scanner{Engine: func() (pagecache.Engine, error) { return c.loadEngine(env) }}
-	defer s.Close()
-
-	r := report.Report{PageSize: unix.Getpagesize()}
-	err := s.Scan(c.Paths, func(f scan.File) {
-		if f.Err != nil {
-			fmt.Fprintln(env.Stderr, report.ErrorLine(f))
-		}
-		r.Files = append(r.Files, f)
-	})
-	if err != nil {
-		fmt.Fprintf(env.Stderr, "filecache: %v\n", err)
-		if c.Verbose {
-			var ll LoadLog
-			if errors.As(err, &ll) {
-				for _, l := range pagecache.LogTail(ll.LoadLog(), 20) {
-					fmt.Fprintf(env.Stderr, "  %s\n", l)
-				}
-			}
-		}
-		return ExitFailed
+	if strings.HasPrefix(ctx.Command(), "doctor") {
+		return c.doctor(env)
 	}
-	if eng := s.EngineInUse(); eng != nil {
-		r.Engine, r.Method = eng.Name(), eng.Method()
-	}
-	if c.JSON {
-		err = report.JSON(env.Stdout, r)
-	} else {
-		err = report.Table(env.Stdout, r)
-	}
-	if err != nil {
-		if !errors.Is(err, unix.EPIPE) {
-			fmt.Fprintf(env.Stderr, "filecache: %v\n", err)
-		}
-		return ExitFailed
-	}
-	if r.Failed() {
-		return ExitFailed
-	}
-	return ExitOK
+	return c.query(env)
 }
 
-// loadEngine checks what the bpf engine needs, then loads it, turning a
+// protectArgs hides arguments that are not valid UTF-8 from the parser,
+// which would replace their bad bytes with U+FFFD (kong v1.17), behind
+// placeholders no real argument can hold (NUL); restore brings the exact
+// bytes back.
+func protectArgs(args []string) (safe []string, restore func(string) string) {
+	hidden := map[string]string{}
+	safe = make([]string, len(args))
+	for i, a := range args {
+		safe[i] = a
+		if !utf8.ValidString(a) {
+			// Keep a leading "--flag=" visible so flags with such values parse.
+			prefix := ""
+			if j := strings.IndexByte(a, '='); strings.HasPrefix(a, "--") && j > 0 && utf8.ValidString(a[:j+1]) {
+				prefix, a = a[:j+1], a[j+1:]
+			}
+			key := fmt.Sprintf("\x00arg%d\x00", i)
+			hidden[key] = a
+			safe[i] = prefix + key
+		}
+	}
+	return safe, func(s string) string {
+		if v, ok := hidden[s]; ok {
+			return v
+		}
+		return s
+	}
+}
+
+// loadBPF checks what the bpf engine needs, then loads it, turning a
 // refusal into one line that says what is missing and how to get it.
-func (c *CLI) loadEngine(env Env) (pagecache.Engine, error) {
+func (c *CLI) loadBPF(env Env, method string) (pagecache.Engine, error) {
 	caps, err := env.Caps()
 	if err != nil {
 		return nil, fmt.Errorf("read capabilities: %w", err)
@@ -190,11 +161,7 @@ func (c *CLI) loadEngine(env Env) (pagecache.Engine, error) {
 	if err := pagecache.CheckBPF(caps, c.BTF, env.Stat); err != nil {
 		return nil, err
 	}
-	opts := LoadOptions{BTF: c.BTF}
-	if c.Method != "auto" {
-		opts.Method = c.Method
-	}
-	eng, err := env.Load(opts)
+	eng, err := env.Load(LoadOptions{BTF: c.BTF, Method: method})
 	if err != nil {
 		var log []string
 		var ll LoadLog
@@ -207,6 +174,42 @@ func (c *CLI) loadEngine(env Env) (pagecache.Engine, error) {
 	return eng, nil
 }
 
+// bpfMethod is --bpf-method as the loader takes it.
+func (c *CLI) bpfMethod() string {
+	if c.Method == "auto" {
+		return ""
+	}
+	return c.Method
+}
+
+// stages are the engines --engine names, in the order auto tries them.
+func (c *CLI) stages(env Env) []pagecache.Stage {
+	all := []pagecache.Stage{
+		{Name: "bpf", Load: func() (pagecache.Engine, error) { return c.loadBPF(env, c.bpfMethod()) }},
+		{Name: "cachestat", Load: func() (pagecache.Engine, error) { return pagecache.CachestatEngine{}, nil }},
+		{Name: "mincore", Load: func() (pagecache.Engine, error) { return pagecache.MincoreEngine{}, nil }},
+	}
+	if c.Engine == "auto" {
+		return all
+	}
+	for _, s := range all {
+		if s.Name == c.Engine {
+			return []pagecache.Stage{s}
+		}
+	}
+	return nil
+}
+
+// printLoadLog prints the tail of libbpf's log under -v.
+func (c *CLI) printLoadLog(w io.Writer, err error) {
+	var ll LoadLog
+	if c.Verbose && errors.As(err, &ll) {
+		for _, l := range pagecache.LogTail(ll.LoadLog(), 20) {
+			fmt.Fprintf(w, "  %s\n", l)
+		}
+	}
+}
+
 type loadError struct {
 	msg string
 	err error
@@ -216,3 +219,12 @@ type loadError struct {
 func (e *loadError) Error() string     { return e.msg }
 func (e *loadError) Unwrap() error     { return e.err }
 func (e *loadError) LoadLog() []string { return e.log }
+
+// writeErr reports a failed write of the output, except to a reader that has
+// gone (a closed pipe ends filecache quietly).
+func writeErr(w io.Writer, err error) int {
+	if !errors.Is(err, unix.EPIPE) {
+		fmt.Fprintf(w, "filecache: %v\n", err)
+	}
+	return ExitFailed
+}

@@ -155,13 +155,13 @@ func TestEngineRefusals(t *testing.T) {
 		}}, []string{f}, "verifier rejected the BPF program"},
 	}
 	for _, c := range cases {
-		r := runCLI(t, c.env, c.args...)
+		r := runCLI(t, c.env, append([]string{"--engine=bpf"}, c.args...)...)
 		if r.status != ExitFailed || r.stdout != "" || !strings.Contains(r.stderr, c.want) || strings.Count(r.stderr, "\n") != 1 {
 			t.Errorf("%s: status %d stdout %q stderr %q; want 1, no figures, one line with %q", c.name, r.status, r.stdout, r.stderr, c.want)
 		}
 	}
 	// -v adds the verifier's last lines.
-	r := runCLI(t, Env{Load: cases[3].env.Load}, "-v", f)
+	r := runCLI(t, Env{Load: cases[3].env.Load}, "--engine=bpf", "-v", f)
 	if !strings.Contains(r.stderr, "R1 invalid mem access") {
 		t.Errorf("-v did not print the verifier log:\n%s", r.stderr)
 	}
@@ -192,5 +192,76 @@ func TestInvalidUTF8Paths(t *testing.T) {
 	runCLI(t, Env{Stat: func(p string) error { seen = p; return nil }}, "--btf=/x\xff", bad)
 	if seen != "/x\xff" {
 		t.Errorf("--btf value rewritten: %q", seen)
+	}
+}
+
+// TestAutoFallback: without BPF, auto says why once and measures with the
+// syscall engines, naming the engine per file.
+func TestAutoFallback(t *testing.T) {
+	f := tempFile(t, "f", 3*4096)
+	noLoad := func(LoadOptions) (pagecache.Engine, error) { t.Error("Load called"); return nil, errors.New("x") }
+	r := runCLI(t, Env{Load: noLoad, Caps: func() (pagecache.Caps, error) { return 0, nil }}, "--json", f)
+	if r.status != ExitOK {
+		t.Fatalf("status %d stderr %q", r.status, r.stderr)
+	}
+	if r.stderr != "filecache: not using the bpf engine: "+pagecache.ErrNoPrivilege.Error()+"\n" {
+		t.Errorf("stderr %q, want one note saying why bpf is not used", r.stderr)
+	}
+	var doc struct {
+		Engine string
+		Notes  []string
+		Files  []struct {
+			Engine string
+			Cached uint64 `json:"cached_pages"`
+		}
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Engine != "cachestat" && doc.Engine != "mincore" || len(doc.Files) != 1 || doc.Files[0].Engine != doc.Engine || len(doc.Notes) != 1 {
+		t.Errorf("fallback report: %+v", doc)
+	}
+	if doc.Files[0].Cached != 3 {
+		t.Errorf("a just-written 3-page file: %d pages cached", doc.Files[0].Cached)
+	}
+}
+
+func TestForcedEngines(t *testing.T) {
+	f := tempFile(t, "f", 2*4096)
+	for _, e := range []string{"cachestat", "mincore"} {
+		r := runCLI(t, Env{}, "--json", "--engine="+e, f)
+		if r.status != ExitOK || !strings.Contains(r.stdout, `"engine": "`+e+`"`) || r.loads != 0 {
+			t.Errorf("--engine=%s: status %d loads %d stdout %s stderr %s", e, r.status, r.loads, r.stdout, r.stderr)
+		}
+	}
+	r := runCLI(t, Env{}, "--json", "--engine=cachestat", f)
+	if !strings.Contains(r.stdout, `"dirty_pages"`) {
+		t.Errorf("cachestat answers lack its extra counts: %s", r.stdout)
+	}
+	if r := runCLI(t, Env{}, "--engine=nope", f); r.status != ExitUsage {
+		t.Errorf("--engine=nope: status %d", r.status)
+	}
+}
+
+func TestDoctor(t *testing.T) {
+	r := runCLI(t, Env{}, "doctor", "--json")
+	var d Doctor
+	if err := json.Unmarshal([]byte(r.stdout), &d); err != nil {
+		t.Fatalf("doctor --json: %v\n%s%s", err, r.stdout, r.stderr)
+	}
+	// The fake BPF engine answers from fstat, not the page cache: doctor
+	// must see that its answer is wrong and say so.
+	if len(d.Checks) != 5 || d.Checks[0].OK || !strings.Contains(d.Checks[0].Error, "wrong answer") {
+		t.Errorf("checks: %+v", d.Checks)
+	}
+	if c := d.Checks[4]; c.Engine != "mincore" || !c.OK {
+		t.Errorf("mincore check: %+v", c)
+	}
+	if d.Auto == nil || d.Kernel == "" || d.PageSize == 0 {
+		t.Errorf("doctor: %+v", d)
+	}
+	r = runCLI(t, Env{Caps: func() (pagecache.Caps, error) { return 0, nil }}, "doctor")
+	if !strings.Contains(r.stdout, "needs root") || !strings.Contains(r.stdout, "filecache uses: ") {
+		t.Errorf("unprivileged doctor:\n%s", r.stdout)
 	}
 }

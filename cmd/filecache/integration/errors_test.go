@@ -86,6 +86,7 @@ func TestErrorPathsOthersAnswered(t *testing.T) {
 // ambient capabilities, so it cannot override directory permissions.
 func TestUnsearchableDirAsNobody(t *testing.T) {
 	bin := binForAll(t, filecacheBin(t))
+	bpfOnly(t) // the syscall engines answer nobody only on files it owns
 	dir := tmpfsDir(t)
 	good := filepath.Join(dir, "good")
 	writeAt(t, good, 0, 96*1024)
@@ -149,9 +150,11 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
-// --btf with a file that is not BTF fails clearly and prints no figure.
+// --btf with a file that is not BTF: the forced bpf engine fails clearly and
+// prints no figure; the automatic choice says why and falls back.
 func TestBadBTF(t *testing.T) {
 	bin := filecacheBin(t)
+	bpfOnly(t)
 	dir := tmpfsDir(t)
 	target := filepath.Join(dir, "target")
 	writeAt(t, target, 0, 64*1024)
@@ -162,7 +165,7 @@ func TestBadBTF(t *testing.T) {
 	for _, btf := range []string{"/dev/null", garbage} {
 		for _, asJSON := range []bool{false, true} {
 			name := filepath.Base(btf)
-			args := []string{"--btf", btf, target}
+			args := []string{"--engine=bpf", "--btf", btf, target}
 			if asJSON {
 				name += "_json"
 				args = append([]string{"--json"}, args...)
@@ -180,4 +183,20 @@ func TestBadBTF(t *testing.T) {
 			})
 		}
 	}
+	t.Run("auto", func(t *testing.T) {
+		res := runWith(t, runOpts{ownEngine: true}, bin, "--json", "--btf", garbage, target)
+		rep := mustParse(t, res)
+		if res.code != 0 || len(rep.Files) != 1 || rep.Files[0].Engine == "bpf" || len(rep.Notes) != 1 || !strings.Contains(rep.Notes[0], "--btf "+garbage) {
+			t.Errorf("want the bad BTF noted once and the file measured by a fallback engine\n%s", res)
+		}
+	})
+}
+
+func mustParse(t *testing.T, res result) report {
+	t.Helper()
+	rep, err := parseReport(res.stdout)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, res)
+	}
+	return rep
 }

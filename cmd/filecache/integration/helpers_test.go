@@ -61,8 +61,34 @@ func filecacheBin(t *testing.T) string {
 // ---- running the binary ----
 
 // envMethod, when set, forces the BPF program on every run (--bpf-method),
-// so the suite proves each of them against the kernel.
-const envMethod = "FILECACHE_BPF_METHOD"
+// and envEngine the engine (--engine), so the suite proves each of them
+// against the kernel.
+const (
+	envMethod = "FILECACHE_BPF_METHOD"
+	envEngine = "FILECACHE_ENGINE"
+)
+
+// wantEngine is the engine and method every run must report.
+func wantEngine(t *testing.T) (string, string) {
+	switch e := os.Getenv(envEngine); e {
+	case "", "bpf":
+		return "bpf", wantMethod(t)
+	case "cachestat":
+		return e, "cachestat(2)"
+	case "mincore":
+		return e, "mmap+mincore(2)"
+	default:
+		t.Fatalf("%s=%s: not an engine", envEngine, e)
+	}
+	return "", ""
+}
+
+// bpfOnly skips a test about the BPF engine when the suite runs another.
+func bpfOnly(t *testing.T) {
+	if e := os.Getenv(envEngine); e != "" && e != "bpf" {
+		t.Skipf("about the bpf engine; this run forces %s", e)
+	}
+}
 
 // wantMethod is the BPF method a run must report: the forced one, else
 // bpf_loop from Linux 5.17 on and the bounded loop before. A kernel that has
@@ -88,6 +114,8 @@ type runOpts struct {
 	dir     string
 	cred    *syscall.Credential
 	caps    []uintptr // ambient capabilities (with cred: a capable non-root user)
+	// ownEngine: the test picks the engine itself; envEngine is not added.
+	ownEngine bool
 }
 
 type result struct {
@@ -137,6 +165,9 @@ func runWith(t *testing.T, o runOpts, bin string, args ...string) result {
 	if m := os.Getenv(envMethod); m != "" {
 		args = append([]string{"--bpf-method=" + m}, args...)
 	}
+	if e := os.Getenv(envEngine); e != "" && !o.ownEngine {
+		args = append([]string{"--engine=" + e}, args...)
+	}
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = o.dir
 	cmd.WaitDelay = 2 * time.Second
@@ -177,6 +208,7 @@ type fileEntry struct {
 	CachedPages int64   `json:"cached_pages"`
 	CachedBytes int64   `json:"cached_bytes"`
 	Percent     float64 `json:"percent"`
+	Engine      string  `json:"engine"`
 }
 
 type totals struct {
@@ -201,11 +233,12 @@ type report struct {
 	Files    []fileEntry `json:"files"`
 	Total    totals      `json:"total"`
 	Errors   []errEntry  `json:"errors"`
+	Notes    []string    `json:"notes"`
 }
 
 var (
-	topKeys   = []string{"engine", "method", "page_size", "files", "total", "errors"}
-	fileKeys  = []string{"path", "type", "device", "inode", "size_bytes", "total_pages", "cached_pages", "cached_bytes", "percent"}
+	topKeys   = []string{"engine", "method", "page_size", "files", "total", "errors", "notes"}
+	fileKeys  = []string{"path", "engine", "type", "device", "inode", "size_bytes", "total_pages", "cached_pages", "cached_bytes", "percent"}
 	totalKeys = []string{"files", "size_bytes", "total_pages", "cached_pages", "cached_bytes", "percent"}
 	errKeys   = []string{"path", "error"}
 )
@@ -279,9 +312,15 @@ func mustReport(t *testing.T, res result) report {
 	// With no path answered the engine may never have been loaded: the
 	// contract leaves the header open then (the CLI prints null).
 	idle := len(rep.Files) == 0 && rep.Engine == "" && rep.Method == ""
-	if want := wantMethod(t); !idle && (rep.Engine != "bpf" || rep.Method != want) || rep.PageSize != pageSize {
-		t.Errorf("header: engine %q method %q page_size %d, want \"bpf\" %q %d",
-			rep.Engine, rep.Method, rep.PageSize, want, pageSize)
+	engine, method := wantEngine(t)
+	if !idle && (rep.Engine != engine || rep.Method != method) || rep.PageSize != pageSize {
+		t.Errorf("header: engine %q method %q page_size %d, want %q %q %d",
+			rep.Engine, rep.Method, rep.PageSize, engine, method, pageSize)
+	}
+	for _, f := range rep.Files {
+		if f.Engine != engine {
+			t.Errorf("%s measured by %q, want %q", f.Path, f.Engine, engine)
+		}
 	}
 	checkTotals(t, rep)
 	return rep

@@ -61,33 +61,73 @@ func TestBlockDevice(t *testing.T) {
 	t.Logf("%s: filecache %d pages, cachestat %d, mincore %d", dev, rep.Files[0].CachedPages, refs[0].Cache, refs[0].Mincore)
 }
 
-// Without root (uid/gid 65534, no capabilities) filecache says it needs root
-// or CAP_BPF, in one line, and prints no figure.
-func TestUnprivilegedRefused(t *testing.T) {
+// Without root (uid/gid 65534, no capabilities) the bpf engine cannot run.
+// Forced, it says so in one line and prints no figure. Automatic, it says
+// why once, answers exactly (cachestat) what nobody owns or may write, and
+// refuses the rest, where mincore would say every page is resident.
+func TestUnprivileged(t *testing.T) {
 	bin := binForAll(t, filecacheBin(t))
-	target := filepath.Join(tmpfsDir(t), "readable")
-	writeAt(t, target, 0, 64*1024)
-	for _, asJSON := range []bool{false, true} {
-		name, args := "table", []string{target}
-		if asJSON {
-			name, args = "json", []string{"--json", target}
+	dir := tmpfsDir(t)
+	rootOwned := filepath.Join(dir, "root-owned")
+	writeAt(t, rootOwned, 0, 64*1024)
+	owned := filepath.Join(dir, "nobody-owned")
+	writeAt(t, owned, 0, 48*1024)
+	writable := filepath.Join(dir, "world-writable")
+	writeAt(t, writable, 0, 32*1024)
+	for p, own := range map[string]int{owned: 65534, rootOwned: 0, writable: 0} {
+		if err := os.Chown(p, own, own); err != nil {
+			t.Fatal(err)
 		}
-		t.Run(name, func(t *testing.T) {
-			res := runWith(t, runOpts{cred: nobody()}, bin, args...)
-			if res.code == 0 {
-				t.Errorf("exit status 0 as uid 65534, want non-zero\n%s", res)
-			}
-			msg := strings.TrimSuffix(res.stderr, "\n")
-			if msg == "" || strings.Contains(msg, "\n") {
-				t.Errorf("stderr must be exactly one line\n%s", res)
-			}
-			if !regexp.MustCompile(`\broot\b|CAP_BPF`).MatchString(msg) {
-				t.Errorf("stderr does not mention root or CAP_BPF\n%s", res)
-			}
-			noFigures(t, res, target, asJSON)
-			t.Logf("exit %d, stderr: %s", res.code, msg)
-		})
 	}
+	if err := os.Chmod(rootOwned, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(writable, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	asNobody := runOpts{cred: nobody(), ownEngine: true}
+
+	t.Run("forced-bpf", func(t *testing.T) {
+		for _, asJSON := range []bool{false, true} {
+			args := []string{"--engine=bpf", rootOwned}
+			if asJSON {
+				args = append([]string{"--json"}, args...)
+			}
+			res := runWith(t, asNobody, bin, args...)
+			msg := strings.TrimSuffix(res.stderr, "\n")
+			if res.code == 0 || msg == "" || strings.Contains(msg, "\n") || !regexp.MustCompile(`\broot\b|CAP_BPF`).MatchString(msg) {
+				t.Errorf("want a non-zero exit and one stderr line naming root or CAP_BPF\n%s", res)
+			}
+			noFigures(t, res, rootOwned, asJSON)
+		}
+	})
+
+	t.Run("auto", func(t *testing.T) {
+		refs := takeRefs(t, []string{owned, writable})
+		res := runWith(t, asNobody, bin, "--json", owned, rootOwned, writable)
+		if res.code != 1 {
+			t.Errorf("exit %d, want 1 (one path refused)\n%s", res.code, res)
+		}
+		rep, err := parseReport(res.stdout)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, res)
+		}
+		if len(rep.Notes) != 1 || !regexp.MustCompile(`\broot\b|CAP_BPF`).MatchString(rep.Notes[0]) {
+			t.Errorf("notes %q: want one saying why bpf was not used", rep.Notes)
+		}
+		if len(rep.Files) != 2 || len(rep.Errors) != 1 || rep.Errors[0].Path != rootOwned || !strings.Contains(rep.Errors[0].Error, "resident") {
+			t.Fatalf("want figures for the owned and the writable file, a refusal for the root-owned one\n%s", res)
+		}
+		for i, f := range rep.Files {
+			if f.Engine != "cachestat" || f.CachedPages != int64(refs[i].Cache) {
+				t.Errorf("%s: %s said %d pages, cachestat as root %d", f.Path, f.Engine, f.CachedPages, refs[i].Cache)
+			}
+		}
+		lines := strings.Split(strings.TrimSuffix(res.stderr, "\n"), "\n")
+		if len(lines) != 2 || !strings.Contains(lines[0], "not using the bpf engine") || !strings.HasPrefix(lines[1], "filecache: "+rootOwned+": ") {
+			t.Errorf("stderr: want the note and one line for the refused path\n%s", res)
+		}
+	})
 }
 
 // The binary is static: ldd refuses it, and it has no ELF interpreter or

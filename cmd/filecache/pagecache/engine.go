@@ -13,13 +13,16 @@ import (
 type Handle struct {
 	Fd   int    // an fd of this process naming the file (O_PATH is enough for bpf)
 	Mode uint32 // st_mode, to check the engine read the same kind of file
+	Uid  uint32 // st_uid, for mincore's trust rule
 }
 
 // Answer is an engine's figure for one Handle; Err says why there is none.
 type Answer struct {
-	Pages uint64 // pages of the file in the page cache
-	Size  int64  // bytes, read at the same moment as Pages
-	Err   error
+	Pages  uint64     // pages of the file in the page cache
+	Size   int64      // bytes, read at the same moment as Pages
+	Detail *Cachestat // dirty, writeback and eviction counts, where known
+	Engine string     // which engine answered (set by Chain)
+	Err    error
 }
 
 // Engine answers how many pages of open files sit in the page cache.

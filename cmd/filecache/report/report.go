@@ -26,6 +26,7 @@ type Report struct {
 	Method   string
 	PageSize int
 	Files    []scan.File // every path, in the order given
+	Notes    []string    // why an engine was passed over
 }
 
 // Totals adds up the measured files.
@@ -84,6 +85,7 @@ func percent(cached, total uint64) float64 {
 type jsonFile struct {
 	Path       string  `json:"path"`
 	PathB64    string  `json:"path_b64,omitempty"`
+	Engine     string  `json:"engine"`
 	Type       string  `json:"type"`
 	Device     string  `json:"device"`
 	Inode      uint64  `json:"inode"`
@@ -92,6 +94,11 @@ type jsonFile struct {
 	Cached     uint64  `json:"cached_pages"`
 	CachedB    uint64  `json:"cached_bytes"`
 	Percent    float64 `json:"percent"`
+	// cachestat(2)'s extra counts, when that engine answered.
+	Dirty           *uint64 `json:"dirty_pages,omitempty"`
+	Writeback       *uint64 `json:"writeback_pages,omitempty"`
+	Evicted         *uint64 `json:"evicted_pages,omitempty"`
+	RecentlyEvicted *uint64 `json:"recently_evicted_pages,omitempty"`
 }
 
 type jsonError struct {
@@ -107,6 +114,7 @@ type jsonDoc struct {
 	Files    []jsonFile  `json:"files"`
 	Total    Totals      `json:"total"`
 	Errors   []jsonError `json:"errors"`
+	Notes    []string    `json:"notes"`
 }
 
 // jsonPath returns the display form of p (invalid bytes as U+FFFD) and, when
@@ -120,7 +128,8 @@ func jsonPath(p string) (string, string) {
 
 // JSON writes r as one JSON document (schema in README.md).
 func JSON(w io.Writer, r Report) error {
-	doc := jsonDoc{PageSize: r.PageSize, Files: []jsonFile{}, Errors: []jsonError{}, Total: r.Totals()}
+	doc := jsonDoc{PageSize: r.PageSize, Files: []jsonFile{}, Errors: []jsonError{}, Notes: []string{}, Total: r.Totals()}
+	doc.Notes = append(doc.Notes, r.Notes...)
 	if r.Engine != "" {
 		doc.Engine, doc.Method = &r.Engine, &r.Method
 	}
@@ -131,8 +140,8 @@ func JSON(w io.Writer, r Report) error {
 			continue
 		}
 		total := pagesOf(f.Size, r.PageSize)
-		doc.Files = append(doc.Files, jsonFile{
-			Path: path, PathB64: b64, Type: f.Kind,
+		jf := jsonFile{
+			Path: path, PathB64: b64, Engine: f.Engine, Type: f.Kind,
 			Device:     fmt.Sprintf("%d:%d", unix.Major(f.Dev), unix.Minor(f.Dev)),
 			Inode:      f.Ino,
 			SizeBytes:  f.Size,
@@ -140,7 +149,11 @@ func JSON(w io.Writer, r Report) error {
 			Cached:     f.Pages,
 			CachedB:    f.Pages * uint64(r.PageSize),
 			Percent:    percent(f.Pages, total),
-		})
+		}
+		if d := f.Detail; d != nil {
+			jf.Dirty, jf.Writeback, jf.Evicted, jf.RecentlyEvicted = &d.Dirty, &d.Writeback, &d.Evicted, &d.RecentlyEvicted
+		}
+		doc.Files = append(doc.Files, jf)
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -153,6 +166,9 @@ func JSON(w io.Writer, r Report) error {
 // Table writes the measured files as aligned columns, with a total line when
 // there are several.
 func Table(w io.Writer, r Report) error {
+	if r.Totals().Files == 0 {
+		return nil // nothing measured: the errors on stderr say why
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "CACHED\tPAGES\tSIZE\tPERCENT\t  PATH")
 	row := func(cached, total uint64, size int64, name string) {

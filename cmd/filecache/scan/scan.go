@@ -27,7 +27,11 @@ type File struct {
 	Ino   uint64
 	Size  int64  // bytes
 	Pages uint64 // pages in the page cache
-	Err   error  // why there are no figures; nil when measured
+	// Engine names what measured the file; Detail holds cachestat's
+	// dirty, writeback and eviction counts where that engine answered.
+	Engine string
+	Detail *pagecache.Cachestat
+	Err    error // why there are no figures; nil when measured
 }
 
 // Errors a path can get before any engine is asked.
@@ -66,6 +70,7 @@ type pending struct {
 	file File
 	fd   int
 	mode uint32
+	uid  uint32
 }
 
 // Scan measures paths in order and calls emit once per path, in order. It
@@ -135,7 +140,7 @@ func (s *Scanner) measure(batch []pending) error {
 		i := start
 		for ; i < len(batch) && len(handles) < s.eng.BatchSize(); i++ {
 			if batch[i].fd >= 0 {
-				handles = append(handles, pagecache.Handle{Fd: batch[i].fd, Mode: batch[i].mode})
+				handles = append(handles, pagecache.Handle{Fd: batch[i].fd, Mode: batch[i].mode, Uid: batch[i].uid})
 				idx = append(idx, i)
 			}
 		}
@@ -145,7 +150,7 @@ func (s *Scanner) measure(batch []pending) error {
 		}
 		answers, err := s.eng.Query(handles)
 		if err != nil {
-			return &EngineError{Err: fmt.Errorf("%s engine: %w", s.eng.Name(), err)}
+			return &EngineError{Err: err}
 		}
 		for j, a := range answers {
 			f := &batch[idx[j]].file
@@ -153,7 +158,11 @@ func (s *Scanner) measure(batch []pending) error {
 				f.Err = a.Err
 				continue
 			}
-			f.Pages, f.Size = a.Pages, a.Size
+			f.Pages, f.Size, f.Detail = a.Pages, a.Size, a.Detail
+			f.Engine = a.Engine
+			if f.Engine == "" {
+				f.Engine = s.eng.Name()
+			}
 		}
 	}
 	return nil
@@ -180,7 +189,7 @@ func open(path string) pending {
 		p.file.Err = fmt.Errorf("fstat: %w", err)
 		return p
 	}
-	p.file.Dev, p.file.Ino, p.mode = st.Dev, st.Ino, st.Mode
+	p.file.Dev, p.file.Ino, p.mode, p.uid = st.Dev, st.Ino, st.Mode, st.Uid
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFREG:
 		p.file.Kind, p.fd = KindFile, fd

@@ -1,0 +1,243 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/filecache/filecache/cmd/filecache/pagecache"
+)
+
+// bpfMethods are the BPF programs doctor tries, in the order auto prefers.
+var bpfMethods = []string{"bpf_loop", "bounded-loop", "attached"}
+
+// Check is one engine (and BPF method) tried on a test file.
+type Check struct {
+	Engine  string   `json:"engine"`
+	Method  string   `json:"method"`
+	OK      bool     `json:"ok"`
+	Detail  string   `json:"detail,omitempty"`
+	Error   string   `json:"error,omitempty"`
+	Seconds float64  `json:"seconds"`
+	log     []string // libbpf's, for -v
+}
+
+// Doctor is what filecache doctor found.
+type Doctor struct {
+	Kernel   string `json:"kernel"`
+	Arch     string `json:"arch"`
+	PageSize int    `json:"page_size"`
+	BTF      struct {
+		Path    string `json:"path"`
+		Present bool   `json:"present"`
+		Bytes   int64  `json:"bytes,omitempty"`
+		Error   string `json:"error,omitempty"`
+	} `json:"btf"`
+	UID             int      `json:"uid"`
+	Capabilities    []string `json:"capabilities"`
+	BPFPrivileged   bool     `json:"bpf_privileged"`
+	Lockdown        string   `json:"lockdown"`
+	UnprivilegedBPF string   `json:"unprivileged_bpf_disabled"`
+	Checks          []Check  `json:"checks"`
+	Auto            *Check   `json:"auto"`
+}
+
+// The test file: testPages pages long, the first testCached written, so an
+// engine that answers right says exactly testCached.
+const (
+	testPages  = 5
+	testCached = 3
+)
+
+func (c *CLI) doctor(env Env) int {
+	d := Doctor{PageSize: unix.Getpagesize(), UID: os.Geteuid(), Capabilities: []string{}}
+	var u unix.Utsname
+	if unix.Uname(&u) == nil {
+		d.Kernel, d.Arch = unix.ByteSliceToString(u.Release[:]), unix.ByteSliceToString(u.Machine[:])
+	}
+	d.BTF.Path = c.BTF
+	if d.BTF.Path == "" {
+		d.BTF.Path = pagecache.KernelBTF
+	}
+	if st, err := os.Stat(d.BTF.Path); err != nil {
+		d.BTF.Error = err.Error()
+	} else {
+		d.BTF.Present, d.BTF.Bytes = true, st.Size()
+	}
+	caps, err := env.Caps()
+	if err == nil {
+		for _, cp := range []struct {
+			n    int
+			name string
+		}{{pagecache.CapSysAdmin, "CAP_SYS_ADMIN"}, {pagecache.CapPerfmon, "CAP_PERFMON"}, {pagecache.CapBPF, "CAP_BPF"}} {
+			if caps.Has(cp.n) {
+				d.Capabilities = append(d.Capabilities, cp.name)
+			}
+		}
+		d.BPFPrivileged = caps.CanLoadBPF()
+	}
+	d.Lockdown = readTrim("/sys/kernel/security/lockdown", "not available")
+	d.UnprivilegedBPF = readTrim("/proc/sys/kernel/unprivileged_bpf_disabled", "not available")
+
+	fd, err := testFile()
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "filecache: doctor: %v\n", err)
+		return ExitFailed
+	}
+	defer unix.Close(fd)
+	h := pagecache.Handle{Fd: fd, Mode: unix.S_IFREG | 0o600, Uid: uint32(os.Geteuid())}
+
+	for _, m := range bpfMethods {
+		d.Checks = append(d.Checks, try("bpf", m, h, func() (pagecache.Engine, error) { return c.loadBPF(env, m) }))
+	}
+	d.Checks = append(d.Checks,
+		try("cachestat", "cachestat(2)", h, func() (pagecache.Engine, error) { return pagecache.CachestatEngine{}, nil }),
+		try("mincore", "mmap+mincore(2)", h, func() (pagecache.Engine, error) { return pagecache.MincoreEngine{}, nil }))
+	auto := &pagecache.Chain{Stages: (&CLI{Engine: "auto", BTF: c.BTF, Method: "auto"}).stages(env)}
+	a := try("auto", "", h, func() (pagecache.Engine, error) { return auto, nil })
+	a.Engine, a.Method = auto.Name(), auto.Method()
+	d.Auto = &a
+
+	if c.JSON {
+		enc := json.NewEncoder(env.Stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(d); err != nil {
+			return writeErr(env.Stderr, err)
+		}
+	} else if err := d.table(env.Stdout, c.Verbose); err != nil {
+		return writeErr(env.Stderr, err)
+	}
+	if !a.OK {
+		return ExitFailed
+	}
+	return ExitOK
+}
+
+// testFile is an anonymous memory file of testPages pages whose first
+// testCached pages are written, hence in the page cache: a known state that
+// touches no disk.
+func testFile() (int, error) {
+	fd, err := unix.MemfdCreate("filecache-doctor", unix.MFD_CLOEXEC)
+	if err != nil {
+		return -1, fmt.Errorf("memfd_create: %w", err)
+	}
+	page := unix.Getpagesize()
+	if err := unix.Ftruncate(fd, int64(testPages*page)); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("ftruncate test file: %w", err)
+	}
+	if _, err := unix.Pwrite(fd, make([]byte, testCached*page), 0); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("write test file: %w", err)
+	}
+	return fd, nil
+}
+
+// try loads an engine and measures the test file with it.
+func try(engine, method string, h pagecache.Handle, load func() (pagecache.Engine, error)) Check {
+	ch := Check{Engine: engine, Method: method}
+	start := time.Now()
+	defer func() { ch.Seconds = time.Since(start).Seconds() }()
+	fail := func(err error) Check {
+		ch.Error = err.Error()
+		var ll LoadLog
+		if asLoadLog(err, &ll) {
+			ch.log = ll.LoadLog()
+		}
+		ch.Seconds = time.Since(start).Seconds()
+		return ch
+	}
+	eng, err := load()
+	if err != nil {
+		return fail(err)
+	}
+	defer eng.Close()
+	ans, err := eng.Query([]pagecache.Handle{h})
+	if err != nil {
+		return fail(err)
+	}
+	if ans[0].Err != nil {
+		return fail(ans[0].Err)
+	}
+	page := int64(unix.Getpagesize())
+	if ans[0].Pages != testCached || ans[0].Size != testPages*page {
+		return fail(fmt.Errorf("wrong answer on a test file: %d pages of %d bytes, want %d of %d",
+			ans[0].Pages, ans[0].Size, testCached, testPages*page))
+	}
+	ch.OK = true
+	ch.Detail = fmt.Sprintf("%d/%d pages of a test file, right", testCached, testPages)
+	ch.Seconds = time.Since(start).Seconds()
+	return ch
+}
+
+func asLoadLog(err error, ll *LoadLog) bool {
+	for e := err; e != nil; {
+		if l, ok := e.(LoadLog); ok {
+			*ll = l
+			return true
+		}
+		u, ok := e.(interface{ Unwrap() error })
+		if !ok {
+			return false
+		}
+		e = u.Unwrap()
+	}
+	return false
+}
+
+func (d Doctor) table(w io.Writer, verbose bool) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "kernel\t%s (%s), page size %d\n", d.Kernel, d.Arch, d.PageSize)
+	if d.BTF.Present {
+		fmt.Fprintf(tw, "btf\t%s (%d bytes)\n", d.BTF.Path, d.BTF.Bytes)
+	} else {
+		fmt.Fprintf(tw, "btf\tmissing: %s\n", d.BTF.Error)
+	}
+	caps := strings.Join(d.Capabilities, " ")
+	if caps == "" {
+		caps = "none of CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN"
+	}
+	fmt.Fprintf(tw, "privileges\tuid %d, %s (bpf engine %s)\n", d.UID, caps, map[bool]string{true: "allowed", false: "not allowed"}[d.BPFPrivileged])
+	fmt.Fprintf(tw, "lockdown\t%s\n", d.Lockdown)
+	fmt.Fprintf(tw, "unprivileged_bpf_disabled\t%s\n", d.UnprivilegedBPF)
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "ENGINE\tMETHOD\tWORKS\tWHY")
+	for _, ch := range d.Checks {
+		why := ch.Detail
+		works := "yes"
+		if !ch.OK {
+			works, why = "no", ch.Error
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", ch.Engine, ch.Method, works, why)
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write doctor report: %w", err)
+	}
+	if d.Auto.OK {
+		fmt.Fprintf(w, "\nfilecache uses: %s (%s)\n", d.Auto.Engine, d.Auto.Method)
+	} else {
+		fmt.Fprintf(w, "\nfilecache cannot measure here: %s\n", d.Auto.Error)
+	}
+	if verbose {
+		for _, ch := range d.Checks {
+			if tail := pagecache.LogTail(ch.log, 20); len(tail) > 0 {
+				fmt.Fprintf(w, "\n%s %s, libbpf and verifier log:\n  %s\n", ch.Engine, ch.Method, strings.Join(tail, "\n  "))
+			}
+		}
+	}
+	return nil
+}
+
+func readTrim(path, missing string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return missing
+	}
+	return strings.TrimSpace(string(b))
+}
