@@ -118,8 +118,12 @@ func TestUnprivileged(t *testing.T) {
 		if len(rep.Files) != 2 || len(rep.Errors) != 1 || rep.Errors[0].Path != rootOwned || !strings.Contains(rep.Errors[0].Error, "resident") {
 			t.Fatalf("want figures for the owned and the writable file, a refusal for the root-owned one\n%s", res)
 		}
+		want := "cachestat"
+		if !haveCachestat() {
+			want = "mincore" // nobody owns or may write these: mincore is truthful
+		}
 		for i, f := range rep.Files {
-			if f.Engine != "cachestat" || f.CachedPages != int64(refs[i].Cache) {
+			if f.Engine != want || f.CachedPages != int64(refs[i].Cache) {
 				t.Errorf("%s: %s said %d pages, cachestat as root %d", f.Path, f.Engine, f.CachedPages, refs[i].Cache)
 			}
 		}
