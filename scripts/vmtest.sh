@@ -96,8 +96,9 @@ apt_opts() {
 
 # resolve SUITE prints the packages holding the newest cloud-amd64 kernel of
 # SUITE (and its security suite): the versioned linux-image package the
-# linux-image-cloud-amd64 metapackage depends on, plus the linux-binary and
-# linux-modules packages that image depends on when it is split (sid).
+# linux-image-cloud-amd64 metapackage depends on, plus the linux-binary,
+# linux-modules and linux-base (config) packages it depends on when it is
+# split (sid, since 7.x).
 resolve() {
 	local suite=$1 d=$cache/apt/$1 mirror security image
 	mirror=$(debian_mirror)
@@ -123,7 +124,7 @@ resolve() {
 	apt-cache "${apt[@]}" show --no-all-versions "$image" | sed -n 's/^Depends: //p' | tr ',|' '\n\n' |
 		awk '{ print $1 }' | sort -u | while read -r dep; do
 		case $dep in
-		linux-binary-"${image#linux-image-}" | linux-modules-"${image#linux-image-}") echo "$dep" ;;
+		linux-binary-"${image#linux-image-}" | linux-modules-"${image#linux-image-}" | linux-base-"${image#linux-image-}") echo "$dep" ;;
 		esac
 	done
 }
