@@ -100,6 +100,11 @@ func wantMethod(t *testing.T) string {
 	if m := os.Getenv(envMethod); m != "" {
 		return m
 	}
+	return kernelMethod(t)
+}
+
+// kernelMethod is the BPF method this kernel should get unforced.
+func kernelMethod(t *testing.T) string {
 	var u unix.Utsname
 	if err := unix.Uname(&u); err != nil {
 		t.Fatal(err)
