@@ -64,6 +64,17 @@ func (CachestatEngine) BatchSize() int { return 512 }
 func (CachestatEngine) Close()         {}
 
 func (CachestatEngine) Query(files []Handle) ([]Answer, error) {
+	out := eachReadable(files, func(fd int, _ Handle) Answer { return cachestatOne(fd) })
+	for _, a := range out {
+		if errors.Is(a.Err, unix.ENOSYS) {
+			return nil, fmt.Errorf("cachestat(2) needs Linux >= 6.5: %w", ErrUnavailable)
+		}
+	}
+	return out, nil
+}
+
+// eachReadable answers each file through a readable fd of its own.
+func eachReadable(files []Handle, one func(fd int, h Handle) Answer) []Answer {
 	out := make([]Answer, len(files))
 	for i, h := range files {
 		fd, err := reopen(h)
@@ -71,13 +82,10 @@ func (CachestatEngine) Query(files []Handle) ([]Answer, error) {
 			out[i].Err = err
 			continue
 		}
-		out[i] = cachestatOne(fd)
+		out[i] = one(fd, h)
 		unix.Close(fd)
-		if errors.Is(out[i].Err, unix.ENOSYS) {
-			return nil, fmt.Errorf("cachestat(2) needs Linux >= 6.5: %w", ErrUnavailable)
-		}
 	}
-	return out, nil
+	return out
 }
 
 func cachestatOne(fd int) Answer {
@@ -116,17 +124,7 @@ func (m MincoreEngine) Query(files []Handle) ([]Answer, error) {
 	if trusted == nil {
 		trusted = mincoreTrusted
 	}
-	out := make([]Answer, len(files))
-	for i, h := range files {
-		fd, err := reopen(h)
-		if err != nil {
-			out[i].Err = err
-			continue
-		}
-		out[i] = mincoreOne(fd, h, trusted)
-		unix.Close(fd)
-	}
-	return out, nil
+	return eachReadable(files, func(fd int, h Handle) Answer { return mincoreOne(fd, h, trusted) }), nil
 }
 
 func mincoreOne(fd int, h Handle, trusted func(int, Handle) bool) Answer {
