@@ -1,6 +1,8 @@
 package bpf
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"strings"
 	"testing"
@@ -74,4 +76,42 @@ func TestStatusString(t *testing.T) {
 			t.Errorf("status %d has no text", uint32(s))
 		}
 	}
+}
+
+// FuzzDecodeResults: any bytes either decode or fail cleanly, and a decoded
+// slot re-encodes to the very bytes it came from.
+func FuzzDecodeResults(f *testing.F) {
+	slot, _ := hex.DecodeString(tmpfsSlot)
+	f.Add(slot, 1)
+	f.Add(UnsetResults()[:ResultSize], 1)
+	f.Fuzz(func(t *testing.T, head []byte, n int) {
+		b := make([]byte, ResultsSize)
+		copy(b, head)
+		got, err := DecodeResults(b, n)
+		if n < 0 || n > Batch {
+			if err == nil {
+				t.Fatalf("count %d accepted", n)
+			}
+			return
+		}
+		if err != nil || len(got) != n {
+			t.Fatalf("%d slots: %v, %d results", n, err, len(got))
+		}
+		if n > 0 {
+			r := got[0]
+			re := make([]byte, ResultSize)
+			le := binary.LittleEndian
+			le.PutUint64(re[0:], r.NrPages)
+			le.PutUint64(re[8:], r.Size)
+			le.PutUint64(re[16:], r.Ino)
+			le.PutUint64(re[24:], r.Magic)
+			le.PutUint32(re[32:], r.Dev)
+			le.PutUint32(re[36:], r.Mode)
+			le.PutUint32(re[40:], uint32(r.Status))
+			copy(re[44:], b[44:48]) // padding
+			if !bytes.Equal(re, b[:ResultSize]) {
+				t.Fatalf("slot 0 does not round-trip:\n%x\n%x", re, b[:ResultSize])
+			}
+		}
+	})
 }

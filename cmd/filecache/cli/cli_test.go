@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 
@@ -264,4 +265,29 @@ func TestDoctor(t *testing.T) {
 	if !strings.Contains(r.stdout, "needs root") || !strings.Contains(r.stdout, "filecache uses: ") {
 		t.Errorf("unprivileged doctor:\n%s", r.stdout)
 	}
+}
+
+// FuzzProtectArgs: whatever the arguments, the parser sees valid UTF-8 and
+// restore gives every argument's bytes back.
+func FuzzProtectArgs(f *testing.F) {
+	f.Add("a\xffb", "--btf=/x\xfe", "--json")
+	f.Add("", "-", "--")
+	f.Fuzz(func(t *testing.T, a, b, c string) {
+		args := []string{a, b, c}
+		safe, restore := protectArgs(args)
+		for i, s := range safe {
+			if !utf8.ValidString(s) {
+				t.Fatalf("argument %d reaches the parser as invalid UTF-8: %q", i, s)
+			}
+			got := s
+			if j := strings.IndexByte(s, '='); j >= 0 && strings.HasPrefix(s, "--") && strings.Contains(s, "\x00") {
+				got = s[:j+1] + restore(s[j+1:])
+			} else {
+				got = restore(s)
+			}
+			if got != args[i] {
+				t.Fatalf("argument %q came back as %q", args[i], got)
+			}
+		}
+	})
 }

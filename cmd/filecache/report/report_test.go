@@ -7,6 +7,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 
@@ -144,4 +145,43 @@ func TestDisplayPath(t *testing.T) {
 	if got := ErrorLine(scan.File{Path: "x\ny", Err: errors.New("boom")}); got != `filecache: "x\ny": boom` {
 		t.Errorf("ErrorLine = %q", got)
 	}
+}
+
+// FuzzPaths: any path prints on one line in the table and error line, and
+// JSON gives its exact bytes back.
+func FuzzPaths(f *testing.F) {
+	for _, s := range []string{"/a b", "", "bad\xffname", "two\nlines", "-dash", "\x00", "\u2028", "\x1b[31m"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		if d := DisplayPath(p); strings.ContainsAny(d, "\n\r") || !utf8.ValidString(d) {
+			t.Fatalf("DisplayPath(%q) = %q: not one valid line", p, d)
+		}
+		var buf bytes.Buffer
+		r := Report{PageSize: 4096, Files: []scan.File{{Path: p, Kind: scan.KindFile, Size: 1}, {Path: p, Err: errors.New("x")}}}
+		if err := JSON(&buf, r); err != nil {
+			t.Fatal(err)
+		}
+		type entry struct {
+			Path    string `json:"path"`
+			PathB64 string `json:"path_b64"`
+		}
+		var doc struct{ Files, Errors []entry }
+		if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
+			t.Fatalf("invalid JSON for %q: %v", p, err)
+		}
+		for _, e := range []entry{doc.Files[0], doc.Errors[0]} {
+			got := e.Path
+			if e.PathB64 != "" {
+				raw, err := base64.StdEncoding.DecodeString(e.PathB64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = string(raw)
+			}
+			if got != p {
+				t.Fatalf("path %q came back as %q", p, got)
+			}
+		}
+	})
 }
