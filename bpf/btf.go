@@ -95,7 +95,7 @@ var le = binary.LittleEndian
 // kindFixed and kindPerVlen give the bytes after a type's 12-byte header:
 // kindFixed + vlen*kindPerVlen. kindKnown marks the kinds defined so far.
 var (
-	kindFixed = [32]uint8{kindInt: 4, kindArray: 12, kindVar: 4, kindDeclTag: 4}
+	kindFixed   = [32]uint8{kindInt: 4, kindArray: 12, kindVar: 4, kindDeclTag: 4}
 	kindPerVlen = [32]uint8{kindStruct: 12, kindUnion: 12, kindEnum: 8,
 		kindFuncProto: 8, kindDatasec: 12, kindEnum64: 12}
 	kindKnown = [32]bool{1: true, 2: true, 3: true, 4: true, 5: true, 6: true,
@@ -110,8 +110,14 @@ type btfData struct {
 	what  string // "kernel BTF" or "object BTF", for errors
 	types []byte
 	strs  []byte
-	offs  []uint32 // offs[id]: start of type id in types; offs[0] is void
+	n     uint32   // types, void included: ids are below n
+	chk   []uint32 // chk[i]: start of type id 1+i<<chkShift in types
 }
+
+// One type in 1<<chkShift has its start recorded; a lookup walks at most
+// that many from there. Recording all would cost a 0.5 MB array for the
+// kernel, whose first use costs more in page faults than all the walks.
+const chkShift = 4
 
 // candidate is a kernel struct or union (kid) to emit for the object's
 // struct or union lid.
@@ -126,9 +132,10 @@ type matcher struct {
 }
 
 type wantedType struct {
-	ess  []byte // essential name: without a ___flavor suffix
-	kind uint32
-	lid  uint32
+	ess          []byte // essential name: without a ___flavor suffix
+	prefix, mask uint32 // its first bytes (up to 4), to skip most names fast
+	kind         uint32
+	lid          uint32
 }
 
 // parseBTF checks the header and walks the type section once, recording
@@ -172,32 +179,35 @@ func parseBTF(what string, b []byte, m *matcher) (btfData, error) {
 	}
 
 	types, nstr := d.types, uint32(len(d.strs))
-	// At most one type per 12 bytes: one allocation, no growing.
-	offs := make([]uint32, 1, len(types)/btfTypeLen+1)
-	for p := 0; p < len(types); {
+	// Kernel types take 25 bytes on average, at least 12: rarely grown.
+	chk := make([]uint32, 0, len(types)/(16<<chkShift)+1)
+	id := uint32(1)
+	for p := 0; p < len(types); id++ {
 		if len(types)-p < btfTypeLen {
-			return d, fmt.Errorf("%s: type %d truncated", what, len(offs))
+			return d, fmt.Errorf("%s: type %d truncated", what, id)
 		}
 		t := types[p : p+btfTypeLen]
 		nameOff, info := le.Uint32(t), le.Uint32(t[4:])
 		kind := info >> 24 & 0x1f
 		if !kindKnown[kind] {
-			return d, fmt.Errorf("%s: type %d has unknown kind %d", what, len(offs), kind)
+			return d, fmt.Errorf("%s: type %d has unknown kind %d", what, id, kind)
 		}
 		if nameOff >= nstr {
-			return d, fmt.Errorf("%s: type %d name offset %d out of range", what, len(offs), nameOff)
+			return d, fmt.Errorf("%s: type %d name offset %d out of range", what, id, nameOff)
 		}
 		size := btfTypeLen + int(kindFixed[kind]) + int(kindPerVlen[kind])*int(info&0xffff)
 		if len(types)-p < size {
-			return d, fmt.Errorf("%s: type %d truncated", what, len(offs))
+			return d, fmt.Errorf("%s: type %d truncated", what, id)
 		}
 		if m != nil && (kind == kindStruct || kind == kindUnion) && nameOff != 0 && m.first[d.strs[nameOff]] {
-			m.match(d.strs, nameOff, kind, uint32(len(offs)))
+			m.match(d.strs, nameOff, kind, id)
 		}
-		offs = append(offs, uint32(p))
+		if (id-1)&(1<<chkShift-1) == 0 {
+			chk = append(chk, uint32(p))
+		}
 		p += size
 	}
-	d.offs = offs
+	d.n, d.chk = id, chk
 	return d, nil
 }
 
@@ -205,8 +215,16 @@ func parseBTF(what string, b []byte, m *matcher) (btfData, error) {
 // of its kind and essential name.
 func (m *matcher) match(strs []byte, nameOff, kind, kid uint32) {
 	name := strs[nameOff:] // NUL-terminated
+	var prefix uint32
+	if len(name) >= 4 {
+		prefix = le.Uint32(name)
+	} else {
+		for i, c := range name {
+			prefix |= uint32(c) << (8 * i)
+		}
+	}
 	for _, w := range m.wanted {
-		if w.kind != kind || len(name) <= len(w.ess) || !bytes.Equal(name[:len(w.ess)], w.ess) {
+		if prefix&w.mask != w.prefix || w.kind != kind || len(name) <= len(w.ess) || !bytes.Equal(name[:len(w.ess)], w.ess) {
 			continue
 		}
 		if next := name[len(w.ess)]; next != 0 {
@@ -248,14 +266,20 @@ func (t typ) composite() bool  { return t.kind() == kindStruct || t.kind() == ki
 func (t typ) u32(i int) uint32 { return le.Uint32(t.data[4*i:]) }
 
 func (d *btfData) typ(id uint32) (typ, error) {
-	if id == 0 || id >= uint32(len(d.offs)) {
+	if id == 0 || id >= d.n {
 		return typ{}, fmt.Errorf("%s: type id %d out of range", d.what, id)
 	}
-	b := d.types[d.offs[id]:]
-	info := le.Uint32(b[4:])
-	kind := info >> 24 & 0x1f
-	size := int(kindFixed[kind]) + int(kindPerVlen[kind])*int(info&0xffff)
-	return typ{le.Uint32(b), info, le.Uint32(b[8:]), b[btfTypeLen : btfTypeLen+size]}, nil
+	// parseBTF checked every record lies within types.
+	off := d.chk[(id-1)>>chkShift]
+	for i := (id - 1) & (1<<chkShift - 1); ; i-- {
+		info := le.Uint32(d.types[off+4:])
+		size := btfTypeLen + uint32(kindFixed[info>>24&0x1f]) + uint32(kindPerVlen[info>>24&0x1f])*(info&0xffff)
+		if i == 0 {
+			b := d.types[off : off+size]
+			return typ{le.Uint32(b), info, le.Uint32(b[8:]), b[btfTypeLen:]}, nil
+		}
+		off += size
+	}
 }
 
 func (d *btfData) str(off uint32) ([]byte, error) {
@@ -330,7 +354,7 @@ func minimalBTF(kernelBTF, localBTF, ext []byte) ([]byte, error) {
 		return nil, err
 	}
 	var m matcher
-	for id := uint32(1); id < uint32(len(l.offs)); id++ {
+	for id := uint32(1); id < l.n; id++ {
 		t, _ := l.typ(id)
 		if !t.composite() || t.name == 0 {
 			continue
@@ -341,7 +365,12 @@ func minimalBTF(kernelBTF, localBTF, ext []byte) ([]byte, error) {
 			continue
 		}
 		m.first[ess[0]] = true
-		m.wanted = append(m.wanted, wantedType{ess, t.kind(), id})
+		w := wantedType{ess: ess, kind: t.kind(), lid: id}
+		for i, c := range ess[:min(len(ess), 4)] {
+			w.prefix |= uint32(c) << (8 * i)
+			w.mask |= 0xff << (8 * i)
+		}
+		m.wanted = append(m.wanted, w)
 	}
 	k, err := parseBTF("kernel BTF", kernelBTF, &m)
 	if err != nil {
@@ -680,8 +709,8 @@ func (mz *minimizer) memberType(kid, lid uint32, depth int) (uint32, error) {
 		if out, ok := mz.lookup(kid, 0); ok {
 			return out, nil
 		}
-		// Enums keep their values: names are what CO-RE compares, and a
-		// valueless enum is no enum to the kernel's rules.
+		// Copied whole, an enum with its values: whatever libbpf compares of
+		// the member's type is there, for a few bytes more.
 		extra := make([]uint32, len(kt.data)/4)
 		for i := range extra {
 			extra[i] = kt.u32(i)
