@@ -1,7 +1,7 @@
 # filecache: `make run` builds and runs the main job; `make test` installs
 # what it needs, builds, and runs every test. See README.md.
 .DELETE_ON_ERROR:
-.PHONY: all build run test unit integration check-static deps bench vmlinux-full clean
+.PHONY: all build run test unit integration check-static deps bench vmlinux-full vmtest clean
 
 GO        ?= go
 CLANG     ?= clang-19
@@ -48,7 +48,7 @@ deps:
 
 test: deps
 	$(MAKE) build
-	$(MAKE) check-static unit integration
+	$(MAKE) check-static unit integration vmtest
 
 unit: $(BPF_OBJ) $(LIBBPF_A)
 	$(GO) vet ./...
@@ -63,6 +63,11 @@ integration: $(BIN)
 	FILECACHE_BPF_METHOD=attached $(INTEGRATION)
 	FILECACHE_ENGINE=cachestat $(INTEGRATION)
 	FILECACHE_ENGINE=mincore $(INTEGRATION)
+
+# The integration suite on the newest Debian cloud kernel of bullseye (5.10),
+# bookworm (6.1), trixie (6.12) and sid, each in QEMU, and on this kernel.
+vmtest: $(BIN)
+	./scripts/vmtest.sh
 
 check-static: $(BIN)
 	./scripts/check-static.sh $(BIN)

@@ -8,14 +8,18 @@
 #
 # Environment:
 #   VMTEST_SUITES    suites to boot (default: bullseye bookworm trixie sid)
-#   VMTEST_HOST=0    skip the row of the running kernel
+#   VMTEST_HOST      1: a row for the running kernel too (default when root), 0: none
 #   VMTEST_REFRESH=1 resolve the newest kernel of each suite again (apt-get update)
-#   VMTEST_ACCEL     kvm or tcg (default: try kvm once, fall back to tcg)
-#   VMTEST_JOBS      VMs booted at the same time (default 1)
+#   VMTEST_CONFIGS   names of the configurations to run (default: all, below)
+#   VMTEST_ACCEL     kvm, tcg, or a QEMU -accel value such as tcg,thread=multi
+#                    (default: kvm if a probe boot works, else tcg,thread=single)
+#   VMTEST_JOBS      VMs run at the same time (default: the number of CPUs)
 #   VMTEST_TIMEOUT   seconds one VM may run before it is killed (default 600)
 #   VMTEST_BIN       the filecache binary (default bin/filecache)
-# Everything lives in .cache/vmtest/: debs, extracted kernels, initramfs
-# images, and logs/<suite>.log (the VM's whole console) per kernel.
+# Everything lives in .cache/vmtest/: private apt state, debs, extracted
+# kernels and initramfs images; logs/SUITE.log (a VM's whole console),
+# logs/SUITE.CONFIG.log and logs/host.CONFIG.log (one test run each) and
+# logs/table.txt (the last table).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -23,31 +27,43 @@ cache=$root/.cache/vmtest
 bin=${VMTEST_BIN:-$root/bin/filecache}
 read -r -a suites <<<"${VMTEST_SUITES:-bullseye bookworm trixie sid}"
 vm_timeout=${VMTEST_TIMEOUT:-600}
-jobs=${VMTEST_JOBS:-1}
+jobs=${VMTEST_JOBS:-$(nproc)}
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 
 # The configurations every kernel runs the whole suite under, in order:
 # NAME|MIN_KERNEL|ENVIRONMENT. MIN_KERNEL (major.minor, or empty) skips the
 # configuration on older kernels; ENVIRONMENT is space-separated VAR=value
 # assignments added to FILECACHE_INTEGRATION=1 FILECACHE_BIN=....
-# This is the one place to add e.g. "cachestat||FILECACHE_ENGINE=cachestat".
+# This is the one place to add or drop one. cachestat has no MIN_KERNEL: the
+# tests decide what to do on a kernel without cachestat(2) (< 6.5).
 configs=(
 	"auto||"
 	"bpf_loop|5.17|FILECACHE_BPF_METHOD=bpf_loop"
 	"bounded-loop||FILECACHE_BPF_METHOD=bounded-loop"
 	"attached||FILECACHE_BPF_METHOD=attached"
+	"cachestat||FILECACHE_ENGINE=cachestat"
+	"mincore||FILECACHE_ENGINE=mincore"
 )
 
 # Kernel features the guest needs: module name and Kconfig symbol. A symbol
-# set to y is built in; to m, the module and what modules.dep says it needs
-# are loaded by the guest's /init. A "?" marks one the guest can do without.
+# set to y is built in; to m, the module (the first found of names separated
+# by /) and the modules it depends on are loaded by the guest's /init. A "?"
+# marks one the guest can do without.
 guest_modules=(
-	virtio_pci:CONFIG_VIRTIO_PCI       # the PCI transport of the disk
-	virtio_blk:CONFIG_VIRTIO_BLK       # the ext4 disk, /dev/vda
-	crc32c_generic:CONFIG_CRYPTO_CRC32C? # ext4/jbd2 metadata_csum look "crc32c" up at mount (no modprobe here)
-	ext4:CONFIG_EXT4_FS                # /var/tmp
-	loop:CONFIG_BLK_DEV_LOOP           # TestBlockDevice
+	virtio_pci:CONFIG_VIRTIO_PCI # the PCI transport of the disk
+	virtio_blk:CONFIG_VIRTIO_BLK # the ext4 disk, /dev/vda
+	# ext4/jbd2 metadata_csum look the "crc32c" hash up when mounting; with
+	# no modprobe in the guest, a modular one must be loaded beforehand.
+	crc32c_generic/crc32c_cryptoapi:CONFIG_CRYPTO_CRC32C?
+	ext4:CONFIG_EXT4_FS      # /var/tmp
+	loop:CONFIG_BLK_DEV_LOOP # TestBlockDevice
+	overlay:CONFIG_OVERLAY_FS? # TestOverlayfs (it skips without)
 )
+
+# util-linux tools the tests run: busybox's losetup has no --find --show and
+# its setpriv no --bounding-set (unshare comes along so the guest runs what
+# the host runs). The machine's own, with the shared libraries ldd lists.
+guest_tools=(losetup setpriv unshare)
 
 test_timeout=300 # seconds for one run of the test binary inside a VM
 marker=@@vmtest
@@ -121,7 +137,7 @@ resolve() {
 	[ -n "$image" ] || die "$suite: no linux-image-cloud-amd64 or it names no kernel image"
 	echo "$image"
 	local dep
-	apt-cache "${apt[@]}" show --no-all-versions "$image" | sed -n 's/^Depends: //p' | tr ',|' '\n\n' |
+	apt-cache "${apt[@]}" show --no-all-versions "$image" | sed -n 's/^Depends: //p' | tr ',|' '\n' |
 		awk '{ print $1 }' | sort -u | while read -r dep; do
 		case $dep in
 		linux-binary-"${image#linux-image-}" | linux-modules-"${image#linux-image-}" | linux-base-"${image#linux-image-}") echo "$dep" ;;
@@ -129,12 +145,17 @@ resolve() {
 	done
 }
 
-# fetch_kernel SUITE downloads SUITE's kernel debs (once: VMTEST_REFRESH=1
-# resolves the newest again) and extracts them into $cache/kernels/SUITE/root.
+# fetch_kernel SUITE downloads SUITE's kernel debs and extracts them into
+# $cache/kernels/SUITE/root. The kernel is resolved once; again only with
+# VMTEST_REFRESH=1 or when a deb of it is missing.
 fetch_kernel() {
-	local suite=$1 debs=$cache/debs/$1 k=$cache/kernels/$1 pkgs p f keep stamp
+	local suite=$1 debs=$cache/debs/$1 k=$cache/kernels/$1 pkgs=() p f keep stamp need=
 	mkdir -p "$debs"
-	if [ ! -s "$debs/packages" ] || [ "${VMTEST_REFRESH:-}" = 1 ]; then
+	[ -s "$debs/packages" ] && mapfile -t pkgs <"$debs/packages"
+	for p in "${pkgs[@]}"; do
+		compgen -G "$debs/${p}_*.deb" >/dev/null || need=1
+	done
+	if [ ${#pkgs[@]} = 0 ] || [ -n "$need" ] || [ "${VMTEST_REFRESH:-}" = 1 ]; then
 		log "$suite: resolving the newest cloud kernel"
 		resolve "$suite" >"$debs/packages.new"
 		mv "$debs/packages.new" "$debs/packages"
@@ -184,3 +205,438 @@ kernel_files() {
 	done
 	[ -n "$kconfig" ] || die "$1: no kernel config for $release"
 }
+
+# ---------------------------------------------------------------------------
+# The guest: modules, initramfs, disk.
+
+# ko_name FILE prints the module name of a .ko[.xz|.zst|.gz] file.
+ko_name() {
+	local n
+	n=$(basename "$1")
+	n=${n%%.ko*}
+	echo "${n//-/_}"
+}
+
+# prepare_modules SUITE decompresses the modules the guest needs, with those
+# they depend on (the "depends=" of their .modinfo: the debs ship no
+# modules.dep), into $kdir/modules/NAME.ko, and lists them in load order in
+# $kdir/modules/load. Sets mod_notes to what is built in and what is loaded.
+prepare_modules() {
+	local suite=$1 out=$kdir/modules entry names sym optional val n f found
+	local -A file_of=() done_=()
+	rm -rf "$out"
+	mkdir -p "$out"
+	: >"$out/load"
+	while read -r f; do
+		file_of[$(ko_name "$f")]=$f
+	done < <(find "$moddir/kernel" -name '*.ko*')
+	mod_notes=()
+	add_module() {
+		local n=$1 f=${file_of[$1]:-} deps d
+		[ -z "${done_[$n]:-}" ] || return 0
+		done_[$n]=1
+		[ -n "$f" ] || die "$suite: module $n (needed by the guest) is not in the kernel debs"
+		case $f in
+		*.ko.xz) xz -dc "$f" >"$out/$n.ko" ;;
+		*.ko.zst) zstd -dcq "$f" >"$out/$n.ko" ;;
+		*.ko.gz) gzip -dc "$f" >"$out/$n.ko" ;;
+		*.ko) cp "$f" "$out/$n.ko" ;;
+		*) die "$suite: $f: unknown module compression" ;;
+		esac
+		deps=$(tr '\0' '\n' <"$out/$n.ko" | sed -n 's/^depends=//p')
+		deps=${deps%%$'\n'*}
+		for d in ${deps//,/ }; do
+			add_module "${d//-/_}"
+		done
+		echo "$n" >>"$out/load"
+	}
+	for entry in "${guest_modules[@]}"; do
+		names=${entry%%:*} sym=${entry#*:} optional=
+		case $sym in *\?) optional=1 sym=${sym%\?} ;; esac
+		val=$(sed -n "s/^$sym=//p" "$kconfig")
+		case $val in
+		y) mod_notes+=("$sym=y") ;;
+		m)
+			found=
+			for n in ${names//\// }; do
+				if [ -n "${file_of[$n]:-}" ]; then
+					add_module "$n"
+					found=$n
+					break
+				fi
+			done
+			[ -n "$found" ] || die "$suite: $sym=m but no module ${names//\// or } in the debs"
+			mod_notes+=("$found.ko")
+			;;
+		*)
+			[ -n "$optional" ] || die "$suite: the kernel has no $sym (needed by the guest)"
+			mod_notes+=("no $sym")
+			;;
+		esac
+	done
+	# What the modules pulled in (e.g. virtio, virtio_ring).
+	while read -r n; do
+		case " ${mod_notes[*]} " in *" $n.ko "*) ;; *) mod_notes+=("+$n.ko") ;; esac
+	done <"$out/load"
+}
+
+# guest_init prints the guest's /init: mount, load the modules, mount the
+# disk on /var/tmp, run the test binary once per line of /vmtest/configs
+# between begin and end markers, power off.
+guest_init() {
+	cat <<INIT
+#!/bin/sh
+# Written by scripts/vmtest.sh.
+export PATH=/usr/bin:/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+exec </dev/null >/dev/console 2>&1
+echo
+case " \$(cat /proc/cmdline) " in *" vmtest.probe "*)
+	echo "$marker probe \$(uname -r)"
+	poweroff -f
+esac
+mount -t tmpfs tmpfs /tmp
+echo "$marker kernel \$(uname -r)"
+while read -r m; do
+	insmod "/lib/modules/\$m.ko" || echo "$marker insmod \$m failed"
+done </vmtest/modules
+i=0
+while [ ! -b /dev/vda ] && [ \$i -lt 100 ]; do sleep 0.1; i=\$((i + 1)); done
+mount -t ext4 /dev/vda /var/tmp || echo "$marker cannot mount /dev/vda on /var/tmp"
+chmod 1777 /var/tmp
+while IFS='|' read -r name envs; do
+	echo "$marker begin \$name"
+	s=\$(date +%s)
+	env \$envs FILECACHE_INTEGRATION=1 FILECACHE_BIN=/bin/filecache TMPDIR=/tmp \\
+		/integration.test -test.v -test.count=1 -test.timeout=${test_timeout}s
+	rc=\$?
+	echo "$marker end \$name rc=\$rc secs=\$((\$(date +%s) - s))"
+done </vmtest/configs
+umount /var/tmp
+echo "$marker poweroff"
+poweroff -f
+INIT
+}
+
+# copy_tools DIR copies guest_tools into DIR/usr/bin, which comes first in
+# the guest's PATH, and their libraries to the same paths under DIR.
+copy_tools() {
+	local d=$1 t p lib
+	mkdir -p "$d/usr/bin"
+	for t in "${guest_tools[@]}"; do
+		p=$(PATH=$PATH:/usr/sbin:/sbin command -v "$t") || die "$t is missing here (package util-linux)"
+		cp -L "$p" "$d/usr/bin/$t"
+		for lib in $(ldd "$p" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'); do
+			if [ ! -e "$d$lib" ]; then
+				mkdir -p "$d$(dirname "$lib")"
+				cp -L "$lib" "$d$lib"
+			fi
+		done
+	done
+}
+
+# build_common fills $cache/initramfs: busybox with its applets, the
+# filecache binary, the test binary and /init.
+build_common() {
+	local d=$cache/initramfs a
+	rm -rf "$d"
+	mkdir -p "$d"/{bin,dev,proc,sys,tmp,var/tmp,lib/modules,vmtest}
+	cp "$busybox" "$d/bin/busybox"
+	for a in $("$busybox" --list); do
+		[ "$a" = busybox ] || ln -s busybox "$d/bin/$a"
+	done
+	copy_tools "$d"
+	cp "$bin" "$d/bin/filecache"
+	cp "$cache/integration.test" "$d/integration.test"
+	guest_init >"$d/init"
+	chmod 755 "$d/init" "$d/bin/filecache" "$d/integration.test"
+}
+
+# build_initrd writes $kdir/initrd.gz: the common tree plus this kernel's
+# modules and configurations.
+build_initrd() {
+	local d=$kdir/initramfs
+	rm -rf "$d"
+	cp -a "$cache/initramfs" "$d"
+	cp "$kdir"/modules/*.ko "$d/lib/modules/" 2>/dev/null || true
+	cp "$kdir/modules/load" "$d/vmtest/modules"
+	printf '%s\n' "${kconfigs[@]}" >"$d/vmtest/configs"
+	(cd "$d" && find . | LC_ALL=C sort | "$busybox" cpio -o -H newc -R 0:0 2>/dev/null) | gzip -1 >"$kdir/initrd.gz"
+	rm -rf "$d"
+}
+
+# make_disk FILE makes the guest's /var/tmp: a sparse 4 GiB ext4 image.
+make_disk() {
+	local -a feat=()
+	# orphan_file needs Linux 5.15: leave it out where mke2fs would add it.
+	if grep -q orphan_file /etc/mke2fs.conf 2>/dev/null; then
+		feat=(-O ^orphan_file)
+	fi
+	rm -f "$1"
+	truncate -s 4G "$1"
+	mkfs.ext4 -q -F "${feat[@]}" -L vmtest "$1"
+}
+
+# ---------------------------------------------------------------------------
+# Configurations and results.
+
+# kernel_at_least RELEASE MAJOR.MINOR
+kernel_at_least() {
+	local a b c d
+	IFS=. read -r a b _ <<<"${1%%-*}"
+	IFS=. read -r c d _ <<<"$2"
+	b=${b%%[!0-9]*}
+	[ "$a" -gt "$c" ] || { [ "$a" -eq "$c" ] && [ "$b" -ge "$d" ]; }
+}
+
+# select_configs RELEASE sets kconfigs to the NAME|ENVIRONMENT lines that
+# apply to RELEASE.
+select_configs() {
+	local c name min envs
+	kconfigs=()
+	for c in "${configs[@]}"; do
+		IFS='|' read -r name min envs <<<"$c"
+		case " ${VMTEST_CONFIGS:-$name} " in *" $name "*) ;; *) continue ;; esac
+		if [ -z "$min" ] || kernel_at_least "$1" "$min"; then
+			kconfigs+=("$name|$envs")
+		fi
+	done
+}
+
+rows=() # kernel|where|config|result|pass|fail|skip|secs|log|status
+failed=0
+
+# record KERNEL WHERE CONFIG STATUS SECS LOG adds a row to the table.
+record() {
+	local result=PASS pass fail skip
+	pass=$(grep -c '^--- PASS' "$6" || true)
+	fail=$(grep -c '^--- FAIL' "$6" || true)
+	skip=$(grep -c '^--- SKIP' "$6" || true)
+	if [ "$4" != 0 ]; then
+		result=FAIL
+		failed=1
+	fi
+	rows+=("$1|$2|$3|$result|$pass|$fail|$skip|$5|$6|$4")
+}
+
+# failures LOG prints the output of each failed test, and a panic's start,
+# in at most VMTEST_FAIL_LINES (80) lines.
+failures() {
+	awk -v max="${VMTEST_FAIL_LINES:-80}" '
+	function emit(line) { if (++n <= max) print line; else if (n == max + 1) print "    [...]" }
+	/^=== (RUN|CONT|NAME|PAUSE) / { cur = $3; next }
+	/^ *--- FAIL: / { failed[++nf] = $3; next }
+	/^ *--- (PASS|SKIP): / { next }
+	/^panic: / { tail = 1 }
+	tail { extra[++ne] = $0; next }
+	cur != "" { out[cur] = out[cur] $0 "\n" }
+	END {
+		for (i = 1; i <= nf; i++) {
+			if (failed[i] in shown) continue
+			shown[failed[i]] = 1
+			emit("--- FAIL: " failed[i])
+			k = split(out[failed[i]], lines, "\n")
+			for (j = 1; j < k; j++) emit(lines[j])
+		}
+		for (i = 1; i <= ne && i <= 40; i++) emit(extra[i])
+	}' "$1"
+}
+
+print_table() {
+	local r kernel where name result pass fail skip secs out status
+	printf '\n%-40s %-13s %-6s %4s %4s %4s %5s\n' KERNEL CONFIG RESULT PASS FAIL SKIP SECS
+	for r in "${rows[@]}"; do
+		IFS='|' read -r kernel where name result pass fail skip secs out status <<<"$r"
+		printf '%-40s %-13s %-6s %4s %4s %4s %5s\n' "$kernel ($where)" "$name" "$result" "$pass" "$fail" "$skip" "$secs"
+	done
+	for r in "${rows[@]}"; do
+		IFS='|' read -r kernel where name result pass fail skip secs out status <<<"$r"
+		[ "$result" = FAIL ] || continue
+		printf '\n===== %s (%s) %s: FAIL, exit status %s; %s\n' "$kernel" "$where" "$name" "$status" "${out#"$root"/}"
+		if grep -q '^--- FAIL: ' "$out"; then
+			printf 'failed: %s\n' "$(sed -n 's/^--- FAIL: \([^ ]*\).*/\1/p' "$out" | tr '\n' ' ')"
+		fi
+		failures "$out"
+		if [ -f "$out.vm" ]; then
+			cat "$out.vm"
+		fi
+	done
+}
+
+# ---------------------------------------------------------------------------
+# Running.
+
+# run_host runs every configuration on the running kernel, directly.
+run_host() {
+	local release c name envs out rc s
+	release=$(uname -r)
+	select_configs "$release"
+	for c in "${kconfigs[@]}"; do
+		IFS='|' read -r name envs <<<"$c"
+		out=$cache/logs/host.$name.log
+		log "host $release: $name"
+		s=$SECONDS
+		rc=0
+		# shellcheck disable=SC2086 # envs is a list of VAR=value words
+		(cd "$cache" && env $envs FILECACHE_INTEGRATION=1 FILECACHE_BIN="$bin" \
+			"$cache/integration.test" -test.v -test.count=1 -test.timeout=${test_timeout}s) >"$out" 2>&1 || rc=$?
+		record "$release" host "$name" "$rc" $((SECONDS - s)) "$out"
+	done
+}
+
+accel=${VMTEST_ACCEL:-}
+
+# qemu_run ACCEL LOG DISK [APPEND] boots $vmlinuz with $kdir/initrd.gz and
+# DISK as /dev/vda, console into LOG, killed after $vm_timeout seconds.
+qemu_run() {
+	local -a a=(-cpu max -accel "tcg,thread=single")
+	case $1 in
+	kvm) a=(-cpu host -accel kvm) ;;
+	tcg?*) a=(-cpu max -accel "$1") ;; # e.g. tcg,thread=multi
+	esac
+	local rc=0
+	timeout "$vm_timeout" qemu-system-x86_64 "${a[@]}" -m 1024 -smp 2 -no-reboot -nographic -nic none \
+		-kernel "$vmlinuz" -initrd "$kdir/initrd.gz" \
+		-append "console=ttyS0 panic=-1 quiet random.trust_cpu=on ${4:-}" \
+		-drive "file=$3,format=raw,if=virtio,cache=unsafe" </dev/null >"$2" 2>&1 &
+	echo $! >"$kdir/qemu.pid"
+	wait $! || rc=$?
+	rm -f "$kdir/qemu.pid"
+	return "$rc"
+}
+
+# choose_accel boots the kernel prepared last with KVM up to its /init and
+# sets accel to kvm if that works, else to tcg. Under TCG each vCPU is one
+# thread (thread=single): with thread=multi, guests Oopsed on a stale int3
+# in syscall_trace_enter after the kernel live-patched the sys_enter
+# tracepoint's jump label (the attached method attaches there), within
+# seconds of attaching and detaching in a loop; with thread=single, never.
+choose_accel() {
+	local probe=$cache/logs/kvm-probe.log
+	[ -z "$accel" ] || return 0
+	accel=tcg
+	[ -w /dev/kvm ] || return 0
+	make_disk "$cache/work/probe.img"
+	# (in a subshell: QEMU may abort, and the shell would say so on stderr)
+	(vm_timeout=60 && qemu_run kvm "$probe" "$cache/work/probe.img" vmtest.probe) 2>/dev/null || true
+	rm -f "$cache/work/probe.img"
+	if grep -q "$marker probe" "$probe"; then
+		accel=kvm
+	else
+		log "KVM cannot run the guest here ($(grep -m1 -iE 'error|fail' "$probe" || echo "no boot")): using TCG"
+	fi
+}
+
+# boot_vm SUITE boots SUITE's prepared kernel; the console goes to
+# logs/SUITE.log.
+boot_vm() {
+	local suite=$1 s=$SECONDS
+	kdir=$cache/kernels/$1
+	vmlinuz=$(cat "$kdir/vmlinuz.path")
+	make_disk "$cache/work/$suite.img"
+	qemu_run "$accel" "$cache/logs/$suite.log" "$cache/work/$suite.img" || true
+	rm -f "$cache/work/$suite.img"
+	log "$suite: the VM ran $((SECONDS - s)) s"
+}
+
+# collect_vm SUITE records each configuration the VM of SUITE ran, from the
+# markers in its console log.
+collect_vm() {
+	local suite=$1 vmlog=$cache/logs/$1.log c name envs out rc secs release told=
+	kdir=$cache/kernels/$1
+	release=$(cat "$kdir/release")
+	tr -d '\r' <"$vmlog" >"$vmlog.tmp" && mv "$vmlog.tmp" "$vmlog"
+	while IFS= read -r c; do
+		IFS='|' read -r name envs <<<"$c"
+		out=$cache/logs/$suite.$name.log
+		awk -v b="$marker begin $name" -v e="$marker end $name " '
+			$0 == b { on = 1; next }
+			index($0, e) == 1 { on = 0 }
+			on' "$vmlog" >"$out"
+		rc=$(sed -n "s/^$marker end $name rc=\([0-9]*\) .*/\1/p" "$vmlog")
+		secs=$(sed -n "s/^$marker end $name rc=[0-9]* secs=\([0-9]*\)$/\1/p" "$vmlog")
+		rm -f "$out.vm"
+		if [ -z "$rc" ]; then
+			rc="none: not run, the VM had ended"
+			if grep -qxF "$marker begin $name" "$vmlog"; then
+				rc="none: the VM crashed or timed out during this run"
+			fi
+			if [ -z "$told" ]; then # the console's end, once per VM
+				told=1
+				{
+					echo "the end of the console, ${vmlog#"$root"/}:"
+					tail -n 30 "$vmlog"
+				} >"$out.vm"
+			fi
+		fi
+		record "$release" "$suite" "$name" "$rc" "${secs:--}" "$out"
+	done <"$kdir/configs"
+}
+
+# stop_vms ends the QEMU processes this script started (by their pids).
+stop_vms() {
+	local f
+	for f in "$cache"/kernels/*/qemu.pid; do
+		if [ -f "$f" ]; then
+			kill "$(cat "$f")" 2>/dev/null || true
+			rm -f "$f"
+		fi
+	done
+	return 0
+}
+
+main() {
+	local suite t s0=$SECONDS
+	local -a booted=()
+	[ -x "$bin" ] || die "$bin is missing: run make build"
+	busybox=$(command -v busybox) || die "busybox is missing (package busybox-static)"
+	file -L "$busybox" | grep -q 'statically linked' || die "$busybox is not static (package busybox-static)"
+	for t in qemu-system-x86_64 mkfs.ext4 dpkg-deb apt-get xz zstd go timeout ldd; do
+		command -v "$t" >/dev/null || die "$t is missing (make deps)"
+	done
+	mkdir -p "$cache/logs" "$cache/work"
+	trap stop_vms EXIT
+	log "building the static test binary"
+	(cd "$root" && CGO_ENABLED=0 go test -c -o "$cache/integration.test" ./cmd/filecache/integration)
+	build_common
+
+	if [ "${VMTEST_HOST:-$([ "$(id -u)" = 0 ] && echo 1)}" = 1 ]; then
+		run_host
+	else
+		log "no row for this machine's kernel (the tests need root; VMTEST_HOST=1 forces it)"
+	fi
+	for suite in "${suites[@]}"; do
+		fetch_kernel "$suite"
+		kernel_files "$suite"
+		prepare_modules "$suite"
+		select_configs "$release"
+		build_initrd
+		echo "$release" >"$kdir/release"
+		echo "$vmlinuz" >"$kdir/vmlinuz.path"
+		printf '%s\n' "${kconfigs[@]}" >"$kdir/configs"
+		log "$suite: $release: ${mod_notes[*]}; ${#kconfigs[@]} configurations"
+		choose_accel
+		while [ "$(jobs -pr | wc -l)" -ge "$jobs" ]; do
+			wait -n || true
+		done
+		log "$suite: booting ($accel)"
+		boot_vm "$suite" &
+		booted+=("$suite")
+	done
+	wait || true
+	for suite in "${booted[@]}"; do
+		collect_vm "$suite"
+	done
+	{
+		print_table
+		printf '\nvmtest: %d rows in %d s (VMs: %s, %s at a time); logs in %s\n' "${#rows[@]}" \
+			$((SECONDS - s0)) "${accel:-none}" "$jobs" "${cache#"$root"/}/logs"
+	} | tee "$cache/logs/table.txt"
+	[ "$failed" = 0 ]
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+	main "$@"
+fi
