@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/filecache/filecache/cmd/filecache/pagecache"
+	"github.com/filecache/filecache/cmd/filecache/walk"
 )
 
 // Exit statuses.
@@ -61,7 +62,13 @@ type CLI struct {
 
 // QueryCmd measures paths.
 type QueryCmd struct {
-	Paths []string `arg:"" name:"path" help:"Files or block devices to measure. Symlinks are followed; use -- before paths that start with a dash, ./ before a path named like a command."`
+	Files    bool     `help:"List every file found in a directory, not only the directory's sums."`
+	MaxDepth int      `name:"max-depth" placeholder:"N" help:"Descend at most N levels below a directory argument (1: its own files only; 0: no limit)."`
+	XDev     bool     `name:"xdev" help:"Stay on the filesystem of each directory argument."`
+	Follow   bool     `help:"Follow symlinks inside directories (loops are detected and reported)."`
+	Include  []string `placeholder:"GLOB" help:"Measure only the files in directories whose name matches GLOB (repeatable)."`
+	Exclude  []string `placeholder:"GLOB" help:"Skip files and directories whose name matches GLOB (repeatable)."`
+	Paths    []string `arg:"" name:"path" help:"Files, block devices or directories (walked recursively) to measure. Symlinks named here are followed; use -- before paths that start with a dash, ./ before a path named like a command."`
 }
 
 // DoctorCmd checks the machine.
@@ -119,6 +126,12 @@ func Main(args []string, env Env) (status int) {
 	}
 	if strings.HasPrefix(ctx.Command(), "doctor") {
 		return c.doctor(env)
+	}
+	for _, globs := range [][]string{c.Query.Include, c.Query.Exclude} {
+		if err := walk.CheckPatterns(globs); err != nil {
+			fmt.Fprintf(env.Stderr, "filecache: %v (see filecache --help)\n", err)
+			return ExitUsage
+		}
 	}
 	return c.query(env)
 }

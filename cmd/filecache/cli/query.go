@@ -8,6 +8,7 @@ import (
 	"github.com/filecache/filecache/cmd/filecache/pagecache"
 	"github.com/filecache/filecache/cmd/filecache/report"
 	"github.com/filecache/filecache/cmd/filecache/scan"
+	"github.com/filecache/filecache/cmd/filecache/walk"
 )
 
 // query measures the paths and prints the report.
@@ -26,14 +27,18 @@ func (c *CLI) query(env Env) int {
 			}
 		},
 	}
-	s := &scan.Scanner{Engine: func() (pagecache.Engine, error) { return chain, nil }}
+	q := c.Query
+	s := &scan.Scanner{
+		Engine: func() (pagecache.Engine, error) { return chain, nil },
+		Walk:   walk.Options{MaxDepth: q.MaxDepth, XDev: q.XDev, Follow: q.Follow, Include: q.Include, Exclude: q.Exclude},
+	}
 	defer s.Close()
 
 	err := s.Scan(c.Query.Paths, func(f scan.File) {
 		if f.Err != nil {
 			fmt.Fprintln(env.Stderr, report.ErrorLine(f))
 		}
-		r.Files = append(r.Files, f)
+		r.Add(f, q.Files)
 	})
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "filecache: %v\n", err)

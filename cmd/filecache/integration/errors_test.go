@@ -24,10 +24,7 @@ func TestErrorPathsOthersAnswered(t *testing.T) {
 	writeAt(t, good2, 100*1024, 200*1024)
 	missing := filepath.Join(dir, "missing")
 	long := "/" + strings.Repeat("abcdefghi/", 460) + "x" // 4602 bytes > PATH_MAX
-	sub := filepath.Join(dir, "subdir")
-	if err := os.Mkdir(sub, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	notDir := good1 + "/x"
 	fifo := filepath.Join(dir, "fifo")
 	if err := unix.Mkfifo(fifo, 0o644); err != nil {
 		t.Fatal(err)
@@ -40,8 +37,8 @@ func TestErrorPathsOthersAnswered(t *testing.T) {
 	defer l.Close()
 	const chardev = "/dev/null"
 
-	args := []string{good1, missing, "", long, sub, fifo, sock, chardev, good2}
-	bad := []string{missing, "", long, sub, fifo, sock, chardev}
+	args := []string{good1, missing, "", long, notDir, fifo, sock, chardev, good2}
+	bad := []string{missing, "", long, notDir, fifo, sock, chardev}
 	goods := []string{good1, good2}
 
 	t.Run("json", func(t *testing.T) {

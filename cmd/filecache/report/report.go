@@ -25,8 +25,10 @@ type Report struct {
 	Engine   string // engine that measured, "" if none was needed
 	Method   string
 	PageSize int
-	Files    []scan.File // every path, in the order given
+	Files    []scan.File // what the report lists, in the order met
 	Notes    []string    // why an engine was passed over
+	total    Totals
+	failed   bool
 }
 
 // Totals adds up the measured files.
@@ -39,32 +41,36 @@ type Totals struct {
 	Percent    float64 `json:"percent"`
 }
 
-// Totals of the files that were measured.
-func (r Report) Totals() Totals {
-	var t Totals
-	for _, f := range r.Files {
-		if f.Err != nil {
-			continue
-		}
-		t.Files++
-		t.SizeBytes += f.Size
-		t.TotalPages += pagesOf(f.Size, r.PageSize)
-		t.Cached += f.Pages
+// Add counts one outcome of the scan and lists it, unless it is a file
+// found inside a directory argument and listTree is false: a tree of a
+// million files is then summed, not kept.
+func (r *Report) Add(f scan.File, listTree bool) {
+	switch {
+	case f.Err != nil:
+		r.failed = true
+	case f.Kind != scan.KindDir:
+		r.total.Files++
+		r.total.SizeBytes += f.Size
+		r.total.TotalPages += pagesOf(f.Size, r.PageSize)
+		r.total.Cached += f.Pages
+	case f.Failed > 0:
+		r.failed = true
 	}
+	if f.Root == "" || listTree || f.Err != nil {
+		r.Files = append(r.Files, f)
+	}
+}
+
+// Totals of every file measured, inside trees too (a hard-linked inode once).
+func (r Report) Totals() Totals {
+	t := r.total
 	t.CachedB = t.Cached * uint64(r.PageSize)
 	t.Percent = percent(t.Cached, t.TotalPages)
 	return t
 }
 
 // Failed says whether any path has no figures.
-func (r Report) Failed() bool {
-	for _, f := range r.Files {
-		if f.Err != nil {
-			return true
-		}
-	}
-	return false
-}
+func (r Report) Failed() bool { return r.failed }
 
 func pagesOf(size int64, page int) uint64 {
 	if size <= 0 || page <= 0 {
@@ -101,6 +107,18 @@ type jsonFile struct {
 	RecentlyEvicted *uint64 `json:"recently_evicted_pages,omitempty"`
 }
 
+type jsonTree struct {
+	Path       string  `json:"path"`
+	PathB64    string  `json:"path_b64,omitempty"`
+	Files      int     `json:"files"`
+	Failed     int     `json:"failed"`
+	SizeBytes  int64   `json:"size_bytes"`
+	TotalPages uint64  `json:"total_pages"`
+	Cached     uint64  `json:"cached_pages"`
+	CachedB    uint64  `json:"cached_bytes"`
+	Percent    float64 `json:"percent"`
+}
+
 type jsonError struct {
 	Path    string `json:"path"`
 	PathB64 string `json:"path_b64,omitempty"`
@@ -112,6 +130,7 @@ type jsonDoc struct {
 	Method   *string     `json:"method"`
 	PageSize int         `json:"page_size"`
 	Files    []jsonFile  `json:"files"`
+	Trees    []jsonTree  `json:"trees"`
 	Total    Totals      `json:"total"`
 	Errors   []jsonError `json:"errors"`
 	Notes    []string    `json:"notes"`
@@ -128,7 +147,7 @@ func jsonPath(p string) (string, string) {
 
 // JSON writes r as one JSON document (schema in README.md).
 func JSON(w io.Writer, r Report) error {
-	doc := jsonDoc{PageSize: r.PageSize, Files: []jsonFile{}, Errors: []jsonError{}, Notes: []string{}, Total: r.Totals()}
+	doc := jsonDoc{PageSize: r.PageSize, Files: []jsonFile{}, Trees: []jsonTree{}, Errors: []jsonError{}, Notes: []string{}, Total: r.Totals()}
 	doc.Notes = append(doc.Notes, r.Notes...)
 	if r.Engine != "" {
 		doc.Engine, doc.Method = &r.Engine, &r.Method
@@ -137,6 +156,12 @@ func JSON(w io.Writer, r Report) error {
 		path, b64 := jsonPath(f.Path)
 		if f.Err != nil {
 			doc.Errors = append(doc.Errors, jsonError{Path: path, PathB64: b64, Error: f.Err.Error()})
+			continue
+		}
+		if f.Kind == scan.KindDir {
+			doc.Trees = append(doc.Trees, jsonTree{Path: path, PathB64: b64, Files: f.Files, Failed: f.Failed,
+				SizeBytes: f.Size, TotalPages: f.TotalPages, Cached: f.Pages, CachedB: f.Pages * uint64(r.PageSize),
+				Percent: percent(f.Pages, f.TotalPages)})
 			continue
 		}
 		total := pagesOf(f.Size, r.PageSize)
@@ -166,7 +191,7 @@ func JSON(w io.Writer, r Report) error {
 // Table writes the measured files as aligned columns, with a total line when
 // there are several.
 func Table(w io.Writer, r Report) error {
-	if r.Totals().Files == 0 {
+	if r.Totals().Files == 0 && !r.hasTree() {
 		return nil // nothing measured: the errors on stderr say why
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -176,12 +201,19 @@ func Table(w io.Writer, r Report) error {
 			Human(cached*uint64(r.PageSize)), cached, total, Human(uint64(size)),
 			percent(cached, total), name)
 	}
+	rows := 0
 	for _, f := range r.Files {
-		if f.Err == nil {
+		switch {
+		case f.Err != nil:
+			continue
+		case f.Kind == scan.KindDir:
+			row(f.Pages, f.TotalPages, f.Size, fmt.Sprintf("%s (%d files)", DisplayPath(f.Path), f.Files))
+		default:
 			row(f.Pages, pagesOf(f.Size, r.PageSize), f.Size, DisplayPath(f.Path))
 		}
+		rows++
 	}
-	if t := r.Totals(); t.Files > 1 {
+	if t := r.Totals(); rows > 1 {
 		row(t.Cached, t.TotalPages, t.SizeBytes, fmt.Sprintf("total (%d files)", t.Files))
 	}
 	if err := tw.Flush(); err != nil {
@@ -221,4 +253,13 @@ func Human(n uint64) string {
 		return strings.TrimSuffix(s, ".0") + units[u:u+1]
 	}
 	return fmt.Sprintf("%.0f%c", v, units[u])
+}
+
+func (r Report) hasTree() bool {
+	for _, f := range r.Files {
+		if f.Kind == scan.KindDir && f.Err == nil {
+			return true
+		}
+	}
+	return false
 }

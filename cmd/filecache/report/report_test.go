@@ -15,16 +15,17 @@ import (
 )
 
 func sample() Report {
-	return Report{
-		Engine: "bpf", Method: "bpf_loop", PageSize: 4096,
-		Files: []scan.File{
-			{Path: "/data/a", Kind: scan.KindFile, Dev: unix.Mkdev(254, 1), Ino: 12, Size: 16 << 20, Pages: 1024},
-			{Path: "/nope", Err: errors.New("no such file or directory")},
-			{Path: "bad\xffname", Kind: scan.KindFile, Dev: unix.Mkdev(0, 27), Ino: 5, Size: 4097, Pages: 2},
-			{Path: "", Err: scan.ErrEmptyPath},
-			{Path: "/empty", Kind: scan.KindFile, Size: 0, Pages: 0},
-		},
+	r := Report{Engine: "bpf", Method: "bpf_loop", PageSize: 4096}
+	for _, f := range []scan.File{
+		{Path: "/data/a", Kind: scan.KindFile, Dev: unix.Mkdev(254, 1), Ino: 12, Size: 16 << 20, Pages: 1024},
+		{Path: "/nope", Err: errors.New("no such file or directory")},
+		{Path: "bad\xffname", Kind: scan.KindFile, Dev: unix.Mkdev(0, 27), Ino: 5, Size: 4097, Pages: 2},
+		{Path: "", Err: scan.ErrEmptyPath},
+		{Path: "/empty", Kind: scan.KindFile, Size: 0, Pages: 0},
+	} {
+		r.Add(f, false)
 	}
+	return r
 }
 
 func TestJSON(t *testing.T) {
@@ -120,8 +121,8 @@ func TestTable(t *testing.T) {
 		}
 	}
 	buf.Reset()
-	one := sample()
-	one.Files = one.Files[:1]
+	one := Report{PageSize: 4096}
+	one.Add(sample().Files[0], false)
 	Table(&buf, one)
 	if strings.Contains(buf.String(), "total") {
 		t.Errorf("total line for a single file:\n%s", buf.String())
@@ -158,7 +159,9 @@ func FuzzPaths(f *testing.F) {
 			t.Fatalf("DisplayPath(%q) = %q: not one valid line", p, d)
 		}
 		var buf bytes.Buffer
-		r := Report{PageSize: 4096, Files: []scan.File{{Path: p, Kind: scan.KindFile, Size: 1}, {Path: p, Err: errors.New("x")}}}
+		r := Report{PageSize: 4096}
+		r.Add(scan.File{Path: p, Kind: scan.KindFile, Size: 1}, false)
+		r.Add(scan.File{Path: p, Err: errors.New("x")}, false)
 		if err := JSON(&buf, r); err != nil {
 			t.Fatal(err)
 		}
@@ -184,4 +187,51 @@ func FuzzPaths(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestTrees: a directory argument's files are summed, listed only when
+// asked, and its sums appear as a tree row and in "trees".
+func TestTrees(t *testing.T) {
+	build := func(list bool) Report {
+		r := Report{Engine: "bpf", Method: "bpf_loop", PageSize: 4096}
+		for _, f := range []scan.File{
+			{Path: "/d/a", Root: "/d", Kind: scan.KindFile, Size: 8192, Pages: 1},
+			{Path: "/d/gone", Root: "/d", Err: errors.New("no such file or directory")},
+			{Path: "/d/b", Root: "/d", Kind: scan.KindFile, Size: 100, Pages: 1},
+			{Path: "/d", Kind: scan.KindDir, Files: 2, Failed: 1, Size: 8292, Pages: 2, TotalPages: 3},
+		} {
+			r.Add(f, list)
+		}
+		return r
+	}
+	r := build(false)
+	if len(r.Files) != 2 || !r.Failed() || r.Totals().Files != 2 || r.Totals().TotalPages != 3 {
+		t.Fatalf("unlisted tree: %+v totals %+v", r.Files, r.Totals())
+	}
+	var buf bytes.Buffer
+	if err := JSON(&buf, r); err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Files  []any
+		Trees  []map[string]any
+		Errors []map[string]any
+	}
+	if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Files) != 0 || len(doc.Trees) != 1 || len(doc.Errors) != 1 || doc.Trees[0]["files"] != 2.0 ||
+		doc.Trees[0]["failed"] != 1.0 || doc.Trees[0]["total_pages"] != 3.0 || doc.Trees[0]["cached_pages"] != 2.0 {
+		t.Errorf("JSON %s", buf.String())
+	}
+	buf.Reset()
+	Table(&buf, r)
+	if !strings.Contains(buf.String(), "/d (2 files)") || strings.Contains(buf.String(), "total") {
+		t.Errorf("table:\n%s", buf.String())
+	}
+	buf.Reset()
+	Table(&buf, build(true))
+	if !strings.Contains(buf.String(), "/d/a") || !strings.Contains(buf.String(), "total (2 files)") {
+		t.Errorf("listed tree:\n%s", buf.String())
+	}
 }

@@ -7,22 +7,27 @@ package scan
 import (
 	"errors"
 	"fmt"
+	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/filecache/filecache/cmd/filecache/pagecache"
+	"github.com/filecache/filecache/cmd/filecache/walk"
 )
 
-// Kinds of files that have figures.
+// Kinds of File.
 const (
 	KindFile  = "file"
 	KindBlock = "block"
+	KindDir   = "directory" // a directory argument: the sums over its tree
 )
 
-// File is one path's outcome.
+// File is one path's outcome: a file measured, a directory argument's sums,
+// or a path without figures.
 type File struct {
 	Path  string
-	Kind  string // KindFile or KindBlock
+	Kind  string // KindFile, KindBlock or KindDir
 	Dev   uint64 // st_dev of the inode (for a block device: of its node)
 	Ino   uint64
 	Size  int64  // bytes
@@ -31,7 +36,15 @@ type File struct {
 	// dirty, writeback and eviction counts where that engine answered.
 	Engine string
 	Detail *pagecache.Cachestat
-	Err    error // why there are no figures; nil when measured
+	// Root is the directory argument a file was found under ("" for a
+	// path named on the command line).
+	Root string
+	// For KindDir: the files measured in the tree (each hard-linked inode
+	// once), their pages rounded up file by file, and the paths inside
+	// the tree that have no figures.
+	Files, Failed int
+	TotalPages    uint64
+	Err           error // why there are no figures; nil when measured
 }
 
 // Errors a path can get before any engine is asked.
@@ -52,7 +65,15 @@ func (e *EngineError) Unwrap() error { return e.Err }
 // which every path fails never needs the engine's privileges.
 type Scanner struct {
 	Engine func() (pagecache.Engine, error)
-	eng    pagecache.Engine
+	// Walk tunes how directory arguments are walked.
+	Walk walk.Options
+	eng  pagecache.Engine
+
+	batch []pending
+	ready int                    // entries of batch holding an open fd
+	links map[[2]uint64]struct{} // hard-linked inodes already met in trees
+	emit  func(File)
+	tree  *File // the directory argument being walked
 }
 
 // Close releases the engine, if one was loaded.
@@ -73,51 +94,168 @@ type pending struct {
 	uid  uint32
 }
 
-// Scan measures paths in order and calls emit once per path, in order. It
-// returns an *EngineError if the engine could not be loaded or run; the
-// paths emitted before that stand.
+// Scan measures paths in order and calls emit once per path, in order. A
+// directory is walked: emit gets each file found in it (with Root set) and
+// each path inside it that has no figures, then the directory itself with
+// the sums (KindDir). Scan returns an *EngineError if the engine could not
+// be loaded or run, or the error emit's caller handed back through Stop;
+// what was emitted before stands.
 func (s *Scanner) Scan(paths []string, emit func(File)) error {
-	var batch []pending
-	ready := 0 // entries of batch holding an open fd
-	flush := func() error {
-		defer func() {
-			for _, p := range batch {
-				if p.fd >= 0 {
-					unix.Close(p.fd)
-				}
-			}
-			batch, ready = batch[:0], 0
-		}()
-		if ready > 0 {
-			if err := s.measure(batch); err != nil {
-				return err
-			}
-		}
-		for _, p := range batch {
-			emit(p.file)
-		}
-		return nil
-	}
+	s.emit = emit
+	s.batch, s.ready = nil, 0
 	for _, path := range paths {
 		p := open(path)
-		batch = append(batch, p)
-		if p.fd >= 0 {
-			ready++
-		}
-		if ready >= s.batchSize() {
-			if err := flush(); err != nil {
+		if errors.Is(p.file.Err, ErrDirectory) {
+			if err := s.scanTree(path); err != nil {
 				return err
 			}
+			continue
+		}
+		if err := s.push(p); err != nil {
+			return err
 		}
 	}
-	return flush()
+	return s.flush()
+}
+
+// push queues one outcome, measuring the queue when enough fds are open.
+func (s *Scanner) push(p pending) error {
+	s.batch = append(s.batch, p)
+	if p.fd >= 0 {
+		s.ready++
+	}
+	if s.ready >= s.batchSize() {
+		return s.flush()
+	}
+	return nil
+}
+
+// flush measures the queued files and emits every queued outcome in order.
+func (s *Scanner) flush() error {
+	defer func() {
+		for _, p := range s.batch {
+			if p.fd >= 0 {
+				unix.Close(p.fd)
+			}
+		}
+		s.batch, s.ready = s.batch[:0], 0
+	}()
+	if s.ready > 0 {
+		if err := s.measure(s.batch); err != nil {
+			return err
+		}
+	}
+	for _, p := range s.batch {
+		if t := s.tree; t != nil && p.file.Root == t.Path {
+			if p.file.Err != nil {
+				t.Failed++
+			} else {
+				t.Files++
+				t.Size += p.file.Size
+				t.Pages += p.file.Pages
+				t.TotalPages += PagesOf(p.file.Size)
+			}
+		}
+		s.emit(p.file)
+	}
+	return nil
+}
+
+// PagesOf is how many pages a file of size bytes spans.
+func PagesOf(size int64) uint64 {
+	page := int64(unix.Getpagesize())
+	if size <= 0 {
+		return 0
+	}
+	return uint64((size + page - 1) / page)
+}
+
+// scanTree walks a directory argument, measures its regular files (each
+// hard-linked inode once per run), and emits the tree's sums last.
+func (s *Scanner) scanTree(root string) error {
+	if err := s.flush(); err != nil {
+		return err
+	}
+	t := &File{Path: root, Kind: KindDir}
+	s.tree = t
+	defer func() { s.tree = nil }()
+	var ferr error
+	onErr := func(path string, err error) {
+		if ferr == nil {
+			ferr = s.push(pending{file: File{Path: path, Root: root, Err: err}, fd: -1})
+		}
+	}
+	err := walk.Walk(root, s.Walk, func(e walk.Entry) error {
+		if ferr != nil {
+			return ferr
+		}
+		p, ok := s.openEntry(e)
+		if !ok {
+			return nil
+		}
+		p.file.Root = root
+		ferr = s.push(p)
+		return ferr
+	}, onErr)
+	if ferr != nil {
+		return ferr
+	}
+	if err != nil {
+		t.Err = err
+	}
+	if err := s.flush(); err != nil {
+		return err
+	}
+	if st, serr := os.Stat(root); serr == nil {
+		t.Dev = statDev(st)
+	}
+	s.emit(*t)
+	return nil
+}
+
+// openEntry opens a file found in a tree without reading it. Only regular
+// files count, as with vmtouch; a hard-linked inode met before is skipped.
+func (s *Scanner) openEntry(e walk.Entry) (pending, bool) {
+	p := pending{file: File{Path: e.Path}, fd: -1}
+	if e.Type != unix.DT_REG {
+		return p, false
+	}
+	flags := unix.O_PATH | unix.O_CLOEXEC | unix.O_NOFOLLOW
+	if e.Followed {
+		flags &^= unix.O_NOFOLLOW
+	}
+	fd, err := unix.Openat(e.Dirfd, e.Name, flags, 0)
+	if err != nil {
+		p.file.Err = err // vanished since it was listed, most often
+		return p, true
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return p, false
+	}
+	if st.Nlink > 1 {
+		key := [2]uint64{st.Dev, st.Ino}
+		if _, seen := s.links[key]; seen {
+			unix.Close(fd)
+			return p, false
+		}
+		if s.links == nil {
+			s.links = map[[2]uint64]struct{}{}
+		}
+		s.links[key] = struct{}{}
+	}
+	p.file.Kind, p.file.Dev, p.file.Ino = KindFile, st.Dev, st.Ino
+	p.fd, p.mode, p.uid = fd, st.Mode, st.Uid
+	return p, true
 }
 
 // fdBatch bounds the files open at once so their fd numbers stay inside the
 // 64-slot fd table every process starts with. Growing that table in a
 // multithreaded process (every Go process) waits for an RCU grace period,
 // measured at 6-20 ms per doubling here: more than measuring 1000 files.
-const fdBatch = 48
+// 40 leaves room for the walker's directory fds and the BPF object's.
+const fdBatch = 40
 
 func (s *Scanner) batchSize() int {
 	if s.eng != nil && s.eng.BatchSize() < fdBatch {
@@ -245,4 +383,11 @@ func kindName(mode uint32) string {
 		return "socket"
 	}
 	return fmt.Sprintf("file of type %o", mode&unix.S_IFMT)
+}
+
+func statDev(st os.FileInfo) uint64 {
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		return sys.Dev
+	}
+	return 0
 }

@@ -70,7 +70,7 @@ func TestScanKindsAndErrors(t *testing.T) {
 	eng := &fakeEngine{batch: 512}
 	s := &Scanner{Engine: func() (pagecache.Engine, error) { return eng, nil }}
 	defer s.Close()
-	paths := []string{reg, "", filepath.Join(dir, "missing"), link, dir, fifo, "/dev/null", loop, long}
+	paths := []string{reg, "", filepath.Join(dir, "missing"), link, "/proc/self/fd/0/..", fifo, "/dev/null", loop, long}
 	got, err := scanAll(t, s, paths)
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +88,7 @@ func TestScanKindsAndErrors(t *testing.T) {
 			t.Errorf("%s: %+v, want a measured 1000-byte file", paths[i], got[i])
 		}
 	}
-	wants := map[int]error{1: ErrEmptyPath, 2: unix.ENOENT, 4: ErrDirectory, 5: ErrNoPageCache, 6: ErrNoPageCache, 7: unix.ELOOP, 8: unix.ENAMETOOLONG}
+	wants := map[int]error{1: ErrEmptyPath, 2: unix.ENOENT, 4: unix.ENOTDIR, 5: ErrNoPageCache, 6: ErrNoPageCache, 7: unix.ELOOP, 8: unix.ENAMETOOLONG}
 	for i, want := range wants {
 		if !errors.Is(got[i].Err, want) {
 			t.Errorf("%q: error %v, want %v", paths[i], got[i].Err, want)
@@ -217,4 +217,56 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// TestScanTree: a directory argument yields its regular files (a hard-linked
+// inode once), the errors inside it, then its sums.
+func TestScanTree(t *testing.T) {
+	dir := t.TempDir()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.MkdirAll(filepath.Join(dir, "sub", "deeper"), 0o755))
+	must(os.WriteFile(filepath.Join(dir, "a"), make([]byte, 1000), 0o644))
+	must(os.Link(filepath.Join(dir, "a"), filepath.Join(dir, "sub", "a-again")))
+	must(os.WriteFile(filepath.Join(dir, "sub", "b"), make([]byte, 5000), 0o644))
+	must(os.WriteFile(filepath.Join(dir, "sub", "deeper", "c"), make([]byte, 10), 0o644))
+	must(os.Symlink("a", filepath.Join(dir, "link-to-a")))
+	must(unix.Mkfifo(filepath.Join(dir, "fifo"), 0o644))
+	single := filepath.Join(t.TempDir(), "single")
+	must(os.WriteFile(single, make([]byte, 70), 0o644))
+
+	eng := &fakeEngine{batch: 2}
+	s := &Scanner{Engine: func() (pagecache.Engine, error) { return eng, nil }}
+	got, err := scanAll(t, s, []string{single, dir, single})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 6 || got[0].Path != single || got[5].Path != single || got[0].Root != "" {
+		t.Fatalf("results %+v", got)
+	}
+	sum := got[4]
+	if sum.Kind != KindDir || sum.Path != dir || sum.Files != 3 || sum.Size != 1000+5000+10 ||
+		sum.Pages != 100+500+1 || sum.TotalPages != 1+2+1 || sum.Failed != 0 || sum.Err != nil {
+		t.Errorf("tree sums %+v", sum)
+	}
+	for _, f := range got[1:4] {
+		if f.Root != dir || f.Kind != KindFile || f.Err != nil || !strings.HasPrefix(f.Path, dir+"/") {
+			t.Errorf("tree member %+v", f)
+		}
+	}
+
+	s2 := &Scanner{Engine: func() (pagecache.Engine, error) { return &fakeEngine{batch: 8}, nil }}
+	s2.Walk.MaxDepth = 1
+	got, _ = scanAll(t, s2, []string{dir})
+	if n := len(got); n != 2 || got[1].Files != 1 {
+		t.Errorf("max depth 1: %+v", got)
+	}
+	got, _ = scanAll(t, s2, []string{filepath.Join(dir, "missing") + "/"})
+	if len(got) != 1 || !errors.Is(got[0].Err, unix.ENOENT) {
+		t.Errorf("missing dir: %+v", got)
+	}
 }
