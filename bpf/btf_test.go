@@ -32,7 +32,7 @@ var objectFields = map[string][]string{
 	"files_struct":            {"fdt"},
 	"fdtable":                 {"max_fds", "fd"},
 	"file":                    {"f_inode", "f_mapping"},
-	"inode":                   {"i_mode", "i_sb", "i_mapping", "i_ino", "i_size"},
+	"inode":                   {"i_mode", "i_sb", "i_mapping", "i_ino", "i_nlink", "i_size"},
 	"address_space":           {"host", "nrpages"},
 	"super_block":             {"s_dev", "s_magic"},
 	"bpf_raw_tracepoint_args": {"args"},

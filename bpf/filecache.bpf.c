@@ -77,6 +77,7 @@ static __always_inline void answer(struct query *q, __u32 i)
 	}
 	res->ino = BPF_CORE_READ(inode, i_ino);
 	res->mode = BPF_CORE_READ(inode, i_mode);
+	res->nlink = BPF_CORE_READ(inode, i_nlink);
 	res->dev = BPF_CORE_READ(inode, i_sb, s_dev);
 	res->magic = BPF_CORE_READ(inode, i_sb, s_magic);
 	if (!mapping) {

@@ -8,8 +8,12 @@
 #ifndef FILECACHE_H
 #define FILECACHE_H
 
-/* fds answered by one test run of the bpf_loop program. */
-#define FC_BATCH 512
+/*
+ * fds answered by one test run of the bpf_loop program. User space opens at
+ * most 40 files at a time (their fds must stay inside the 64-slot fd table
+ * a process starts with), and both maps are copied whole on every batch.
+ */
+#define FC_BATCH 64
 /* fds answered by one run of the bounded-loop programs (kernels < 5.17). */
 #define FC_STEP 64
 
@@ -28,7 +32,7 @@ struct fc_result {
 	__u32 dev;     /* file->f_inode->i_sb->s_dev, kernel dev_t encoding */
 	__u32 mode;    /* file->f_inode->i_mode */
 	__u32 status;  /* FC_OK or why the slot has no figure */
-	__u32 pad;
+	__u32 nlink;   /* file->f_inode->i_nlink: hard links to count once */
 };
 
 /* The parameter map's single value: the fds of one batch. */

@@ -7,8 +7,8 @@ import (
 
 // These mirror filecache.h; cgo/layout_test.go checks them against the header.
 const (
-	Batch = 512 // FC_BATCH: fds answered by one run of query_loop
-	Step  = 64  // FC_STEP: fds answered by one run of query_bounded
+	Batch = 64 // FC_BATCH: fds answered by one run of query_loop
+	Step  = 64 // FC_STEP: fds answered by one run of query_bounded
 
 	ResultSize  = 48                 // sizeof(struct fc_result)
 	ParamsSize  = Batch*4 + 16       // sizeof(struct fc_params)
@@ -51,6 +51,7 @@ type Result struct {
 	Dev     uint32 // superblock dev_t, kernel encoding (major<<20 | minor)
 	Mode    uint32 // i_mode
 	Status  Status
+	Nlink   uint32 // i_nlink
 }
 
 // DevMajor and DevMinor split the kernel's internal dev_t encoding, which
@@ -111,6 +112,7 @@ func DecodeResults(b []byte, n int) ([]Result, error) {
 			Dev:     binary.LittleEndian.Uint32(s[32:]),
 			Mode:    binary.LittleEndian.Uint32(s[36:]),
 			Status:  Status(binary.LittleEndian.Uint32(s[40:])),
+			Nlink:   binary.LittleEndian.Uint32(s[44:]),
 		}
 	}
 	return out, nil

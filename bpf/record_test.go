@@ -9,9 +9,9 @@ import (
 )
 
 // A slot as the kernel wrote it (Linux 6.18, 16 MiB tmpfs file, inode 2 on
-// device 0:27): 4096 pages, 16777216 bytes, tmpfs magic, mode 0100644.
+// device 0:27): 4096 pages, 16777216 bytes, tmpfs magic, mode 0100644, one link.
 const tmpfsSlot = "0010000000000000" + "0000000100000000" + "0200000000000000" +
-	"9419020100000000" + "1b000000" + "a4810000" + "00000000" + "00000000"
+	"9419020100000000" + "1b000000" + "a4810000" + "00000000" + "01000000"
 
 func TestDecodeResults(t *testing.T) {
 	b := UnsetResults()
@@ -24,7 +24,7 @@ func TestDecodeResults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Result{NrPages: 4096, Size: 16 << 20, Ino: 2, Magic: 0x01021994, Dev: 27, Mode: 0o100644, Status: StatusOK}
+	want := Result{NrPages: 4096, Size: 16 << 20, Ino: 2, Magic: 0x01021994, Dev: 27, Mode: 0o100644, Status: StatusOK, Nlink: 1}
 	if got[0] != want {
 		t.Errorf("slot 0 = %+v, want %+v", got[0], want)
 	}
@@ -108,7 +108,7 @@ func FuzzDecodeResults(f *testing.F) {
 			le.PutUint32(re[32:], r.Dev)
 			le.PutUint32(re[36:], r.Mode)
 			le.PutUint32(re[40:], uint32(r.Status))
-			copy(re[44:], b[44:48]) // padding
+			le.PutUint32(re[44:], r.Nlink)
 			if !bytes.Equal(re, b[:ResultSize]) {
 				t.Fatalf("slot 0 does not round-trip:\n%x\n%x", re, b[:ResultSize])
 			}

@@ -56,6 +56,7 @@ struct address_space {
 
 struct inode {
 	umode_t i_mode;
+	unsigned int i_nlink;
 	struct super_block *i_sb;
 	struct address_space *i_mapping;
 	unsigned long i_ino;

@@ -32,6 +32,7 @@ func cLayout() map[string]uintptr {
 		"fc_result.dev":      unsafe.Offsetof(r.dev),
 		"fc_result.mode":     unsafe.Offsetof(r.mode),
 		"fc_result.status":   unsafe.Offsetof(r.status),
+		"fc_result.nlink":    unsafe.Offsetof(r.nlink),
 		"fc_params.fds":      unsafe.Offsetof(p.fds),
 		"fc_params.count":    unsafe.Offsetof(p.count),
 		"fc_params.start":    unsafe.Offsetof(p.start),

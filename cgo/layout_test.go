@@ -22,11 +22,12 @@ func TestLayout(t *testing.T) {
 	put32(c["fc_result.dev"], 44)
 	put32(c["fc_result.mode"], 55)
 	put32(c["fc_result.status"], 3)
+	put32(c["fc_result.nlink"], 66)
 	got, err := bpf.DecodeResults(b, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := bpf.Result{NrPages: 11, Size: 22, Ino: 33, Magic: 0x794c7630, Dev: 44, Mode: 55, Status: bpf.StatusFault}
+	want := bpf.Result{NrPages: 11, Size: 22, Ino: 33, Magic: 0x794c7630, Dev: 44, Mode: 55, Status: bpf.StatusFault, Nlink: 66}
 	if got[0] != want {
 		t.Errorf("decoded %+v, want %+v", got[0], want)
 	}

@@ -91,7 +91,7 @@ func (c *CLI) doctor(env Env) int {
 		return ExitFailed
 	}
 	defer unix.Close(fd)
-	h := pagecache.Handle{Fd: fd, Mode: unix.S_IFREG | 0o600, Uid: uint32(os.Geteuid())}
+	h := pagecache.Handle{Fd: fd, Mode: unix.S_IFREG | 0o600}
 
 	for _, m := range bpfMethods {
 		d.Checks = append(d.Checks, try("bpf", m, h, func() (pagecache.Engine, error) { return c.loadBPF(env, m) }))

@@ -9,11 +9,10 @@ import (
 	"github.com/filecache/filecache/bpf"
 )
 
-// Handle is one file the scanner opened and stat'ed, to be measured.
+// Handle is one file the scanner opened, to be measured.
 type Handle struct {
 	Fd   int    // an fd of this process naming the file (O_PATH is enough for bpf)
-	Mode uint32 // st_mode, to check the engine read the same kind of file
-	Uid  uint32 // st_uid, for mincore's trust rule
+	Mode uint32 // the file type the scanner expects (st_mode or d_type), checked by the engine
 }
 
 // Answer is an engine's figure for one Handle; Err says why there is none.
@@ -22,7 +21,12 @@ type Answer struct {
 	Size   int64      // bytes, read at the same moment as Pages
 	Detail *Cachestat // dirty, writeback and eviction counts, where known
 	Engine string     // which engine answered (set by Chain)
-	Err    error
+	// The inode the engine read: its st_dev (user-space encoding), number
+	// and link count, so the scanner needs no fstat of its own.
+	Dev   uint64
+	Ino   uint64
+	Nlink uint32
+	Err   error
 }
 
 // Engine answers how many pages of open files sit in the page cache.
@@ -91,5 +95,6 @@ func answer(h Handle, r bpf.Result) Answer {
 	case r.Size > 1<<63-1:
 		return Answer{Err: fmt.Errorf("bpf: impossible size %d", r.Size)}
 	}
-	return Answer{Pages: r.NrPages, Size: int64(r.Size)}
+	return Answer{Pages: r.NrPages, Size: int64(r.Size), Ino: r.Ino, Nlink: r.Nlink,
+		Dev: unix.Mkdev(r.DevMajor(), r.DevMinor())}
 }

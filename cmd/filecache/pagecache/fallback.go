@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/filecache/filecache/bpf"
 )
 
 // The fallback engines measure through system calls on a readable fd. They
@@ -64,7 +66,7 @@ func (CachestatEngine) BatchSize() int { return 512 }
 func (CachestatEngine) Close()         {}
 
 func (CachestatEngine) Query(files []Handle) ([]Answer, error) {
-	out := eachReadable(files, func(fd int, _ Handle) Answer { return cachestatOne(fd) })
+	out := eachReadable(files, func(fd int, _ *unix.Stat_t) Answer { return cachestatOne(fd) })
 	for _, a := range out {
 		if errors.Is(a.Err, unix.ENOSYS) {
 			return nil, fmt.Errorf("cachestat(2) needs Linux >= 6.5: %w", ErrUnavailable)
@@ -73,8 +75,9 @@ func (CachestatEngine) Query(files []Handle) ([]Answer, error) {
 	return out, nil
 }
 
-// eachReadable answers each file through a readable fd of its own.
-func eachReadable(files []Handle, one func(fd int, h Handle) Answer) []Answer {
+// eachReadable answers each file through a readable fd of its own, after
+// checking it is the kind of file the scanner expects.
+func eachReadable(files []Handle, one func(fd int, st *unix.Stat_t) Answer) []Answer {
 	out := make([]Answer, len(files))
 	for i, h := range files {
 		fd, err := reopen(h)
@@ -82,7 +85,16 @@ func eachReadable(files []Handle, one func(fd int, h Handle) Answer) []Answer {
 			out[i].Err = err
 			continue
 		}
-		out[i] = one(fd, h)
+		var st unix.Stat_t
+		switch err := unix.Fstat(fd, &st); {
+		case err != nil:
+			out[i].Err = fmt.Errorf("fstat: %w", err)
+		case st.Mode&unix.S_IFMT != h.Mode&unix.S_IFMT:
+			out[i].Err = fmt.Errorf("the file changed kind (mode %o, expected %o)", st.Mode, h.Mode)
+		default:
+			out[i] = one(fd, &st)
+			out[i].Dev, out[i].Ino, out[i].Nlink = st.Dev, st.Ino, uint32(st.Nlink)
+		}
 		unix.Close(fd)
 	}
 	return out
@@ -111,7 +123,7 @@ func cachestatOne(fd int) Answer {
 type MincoreEngine struct {
 	// Trusted says whether mincore tells the truth about fd; nil means
 	// the kernel's own rule (owner, CAP_FOWNER or write permission).
-	Trusted func(fd int, h Handle) bool
+	Trusted func(fd int, st *unix.Stat_t) bool
 }
 
 func (MincoreEngine) Name() string   { return "mincore" }
@@ -124,11 +136,11 @@ func (m MincoreEngine) Query(files []Handle) ([]Answer, error) {
 	if trusted == nil {
 		trusted = mincoreTrusted
 	}
-	return eachReadable(files, func(fd int, h Handle) Answer { return mincoreOne(fd, h, trusted) }), nil
+	return eachReadable(files, func(fd int, st *unix.Stat_t) Answer { return mincoreOne(fd, st, trusted) }), nil
 }
 
-func mincoreOne(fd int, h Handle, trusted func(int, Handle) bool) Answer {
-	if !trusted(fd, h) {
+func mincoreOne(fd int, st *unix.Stat_t, trusted func(int, *unix.Stat_t) bool) Answer {
+	if !trusted(fd, st) {
 		return Answer{Err: ErrMincoreUntrusted}
 	}
 	size, err := sizeOf(fd)
@@ -144,8 +156,8 @@ func mincoreOne(fd int, h Handle, trusted func(int, Handle) bool) Answer {
 
 // mincoreTrusted mirrors the kernel's can_do_mincore(): the caller owns the
 // inode, may act as its owner, or may write the file.
-func mincoreTrusted(fd int, h Handle) bool {
-	if uint32(unix.Geteuid()) == h.Uid { // fsuid follows euid; filecache never sets it
+func mincoreTrusted(fd int, st *unix.Stat_t) bool {
+	if uint32(unix.Geteuid()) == st.Uid { // fsuid follows euid; filecache never sets it
 		return true
 	}
 	if caps, err := OwnCaps(); err == nil && caps.Has(capFowner) {
@@ -197,8 +209,8 @@ func (c *Chain) primary() Engine {
 	return nil
 }
 
-// BatchSize is the smallest of the stages'; a chain asks each with the same batch.
-func (c *Chain) BatchSize() int { return 512 }
+// BatchSize is the BPF batch; the syscall engines take any size.
+func (c *Chain) BatchSize() int { return bpf.Batch }
 
 func (c *Chain) Close() {
 	for _, e := range c.engines {

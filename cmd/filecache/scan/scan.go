@@ -91,7 +91,9 @@ type pending struct {
 	file File
 	fd   int
 	mode uint32
-	uid  uint32
+	// dup: a hard link to an inode a tree already counted; not emitted.
+	dup   bool
+	nlink uint32
 }
 
 // Scan measures paths in order and calls emit once per path, in order. A
@@ -146,6 +148,9 @@ func (s *Scanner) flush() error {
 		}
 	}
 	for _, p := range s.batch {
+		if p.dup {
+			continue
+		}
 		if t := s.tree; t != nil && p.file.Root == t.Path {
 			if p.file.Err != nil {
 				t.Failed++
@@ -213,10 +218,12 @@ func (s *Scanner) scanTree(root string) error {
 	return nil
 }
 
-// openEntry opens a file found in a tree without reading it. Only regular
-// files count, as with vmtouch; a hard-linked inode met before is skipped.
+// openEntry opens a file found in a tree without reading it, and without
+// an fstat: the walker's d_type says it is a regular file, and the engine
+// checks that and reports the inode (for hard links) with its figures.
+// Only regular files count, as with vmtouch.
 func (s *Scanner) openEntry(e walk.Entry) (pending, bool) {
-	p := pending{file: File{Path: e.Path}, fd: -1}
+	p := pending{file: File{Path: e.Path, Kind: KindFile}, fd: -1, mode: unix.S_IFREG}
 	if e.Type != unix.DT_REG {
 		return p, false
 	}
@@ -229,25 +236,25 @@ func (s *Scanner) openEntry(e walk.Entry) (pending, bool) {
 		p.file.Err = err // vanished since it was listed, most often
 		return p, true
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
-		unix.Close(fd)
-		return p, false
-	}
-	if st.Nlink > 1 {
-		key := [2]uint64{st.Dev, st.Ino}
-		if _, seen := s.links[key]; seen {
-			unix.Close(fd)
-			return p, false
-		}
-		if s.links == nil {
-			s.links = map[[2]uint64]struct{}{}
-		}
-		s.links[key] = struct{}{}
-	}
-	p.file.Kind, p.file.Dev, p.file.Ino = KindFile, st.Dev, st.Ino
-	p.fd, p.mode, p.uid = fd, st.Mode, st.Uid
+	p.fd = fd
 	return p, true
+}
+
+// countOnce marks a tree's file that is a hard link to an inode already
+// counted in a tree of this run.
+func (s *Scanner) countOnce(p *pending) {
+	if p.file.Root == "" || p.nlink <= 1 {
+		return
+	}
+	key := [2]uint64{p.file.Dev, p.file.Ino}
+	if _, seen := s.links[key]; seen {
+		p.dup = true
+		return
+	}
+	if s.links == nil {
+		s.links = map[[2]uint64]struct{}{}
+	}
+	s.links[key] = struct{}{}
 }
 
 // fdBatch bounds the files open at once so their fd numbers stay inside the
@@ -278,7 +285,7 @@ func (s *Scanner) measure(batch []pending) error {
 		i := start
 		for ; i < len(batch) && len(handles) < s.eng.BatchSize(); i++ {
 			if batch[i].fd >= 0 {
-				handles = append(handles, pagecache.Handle{Fd: batch[i].fd, Mode: batch[i].mode, Uid: batch[i].uid})
+				handles = append(handles, pagecache.Handle{Fd: batch[i].fd, Mode: batch[i].mode})
 				idx = append(idx, i)
 			}
 		}
@@ -297,6 +304,11 @@ func (s *Scanner) measure(batch []pending) error {
 				continue
 			}
 			f.Pages, f.Size, f.Detail = a.Pages, a.Size, a.Detail
+			if f.Root != "" { // a tree's file: the engine's stat stands in for ours
+				f.Dev, f.Ino = a.Dev, a.Ino
+			}
+			batch[idx[j]].nlink = a.Nlink
+			s.countOnce(&batch[idx[j]])
 			f.Engine = a.Engine
 			if f.Engine == "" {
 				f.Engine = s.eng.Name()
@@ -327,7 +339,7 @@ func open(path string) pending {
 		p.file.Err = fmt.Errorf("fstat: %w", err)
 		return p
 	}
-	p.file.Dev, p.file.Ino, p.mode, p.uid = st.Dev, st.Ino, st.Mode, st.Uid
+	p.file.Dev, p.file.Ino, p.mode = st.Dev, st.Ino, st.Mode
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFREG:
 		p.file.Kind, p.fd = KindFile, fd

@@ -35,7 +35,11 @@ func (e *fakeEngine) Query(hs []pagecache.Handle) ([]pagecache.Answer, error) {
 			out[i].Err = err
 			continue
 		}
-		out[i] = pagecache.Answer{Pages: uint64(st.Size) / 10, Size: st.Size}
+		if st.Mode&unix.S_IFMT != h.Mode&unix.S_IFMT {
+			out[i].Err = errors.New("different kind")
+			continue
+		}
+		out[i] = pagecache.Answer{Pages: uint64(st.Size) / 10, Size: st.Size, Dev: st.Dev, Ino: st.Ino, Nlink: uint32(st.Nlink)}
 	}
 	return out, nil
 }
