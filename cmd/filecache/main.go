@@ -15,6 +15,7 @@ var version = "dev"
 
 func main() {
 	os.Exit(cli.Main(os.Args[1:], cli.Env{
+		Stdin:   os.Stdin,
 		Stdout:  os.Stdout,
 		Stderr:  os.Stderr,
 		Version: version,

@@ -39,6 +39,7 @@ type LoadLog interface{ LoadLog() []string }
 
 // Env is what a run talks to.
 type Env struct {
+	Stdin          io.Reader // for --from -
 	Stdout, Stderr io.Writer
 	Version        string
 	Load           LoadFunc
@@ -63,12 +64,16 @@ type CLI struct {
 // QueryCmd measures paths.
 type QueryCmd struct {
 	Files    bool     `help:"List every file found in a directory, not only the directory's sums."`
+	From     string   `placeholder:"FILE" help:"Also measure the paths listed in FILE, one a line (- for standard input)."`
+	Null     bool     `short:"0" help:"The --from list is separated by NUL bytes (find -print0), not newlines."`
+	Bytes    bool     `help:"Print exact byte counts in the table, not human sizes."`
+	NoHead   bool     `name:"no-headings" help:"Print the table without its heading line."`
 	MaxDepth int      `name:"max-depth" placeholder:"N" help:"Descend at most N levels below a directory argument (1: its own files only; 0: no limit)."`
 	XDev     bool     `name:"xdev" help:"Stay on the filesystem of each directory argument."`
 	Follow   bool     `help:"Follow symlinks inside directories (loops are detected and reported)."`
 	Include  []string `placeholder:"GLOB" help:"Measure only the files in directories whose name matches GLOB (repeatable)."`
 	Exclude  []string `placeholder:"GLOB" help:"Skip files and directories whose name matches GLOB (repeatable)."`
-	Paths    []string `arg:"" name:"path" help:"Files, block devices or directories (walked recursively) to measure. Symlinks named here are followed; use -- before paths that start with a dash, ./ before a path named like a command."`
+	Paths    []string `arg:"" optional:"" name:"path" help:"Files, block devices or directories (walked recursively) to measure. Symlinks named here are followed; use -- before paths that start with a dash, ./ before a path named like a command."`
 }
 
 // DoctorCmd checks the machine.
@@ -118,6 +123,7 @@ func Main(args []string, env Env) (status int) {
 		c.Query.Paths[i] = restore(c.Query.Paths[i])
 	}
 	c.BTF = restore(c.BTF)
+	c.Query.From = restore(c.Query.From)
 	if env.Caps == nil {
 		env.Caps = pagecache.OwnCaps
 	}
@@ -126,6 +132,10 @@ func Main(args []string, env Env) (status int) {
 	}
 	if strings.HasPrefix(ctx.Command(), "doctor") {
 		return c.doctor(env)
+	}
+	if len(c.Query.Paths) == 0 && c.Query.From == "" {
+		fmt.Fprintf(env.Stderr, "filecache: expected a path or --from FILE (see filecache --help)\n")
+		return ExitUsage
 	}
 	for _, globs := range [][]string{c.Query.Include, c.Query.Exclude} {
 		if err := walk.CheckPatterns(globs); err != nil {

@@ -291,3 +291,39 @@ func FuzzProtectArgs(f *testing.F) {
 		}
 	})
 }
+
+// TestFromList: --from reads paths from a file or standard input, one a
+// line or NUL-separated with -0, after the command line's.
+func TestFromList(t *testing.T) {
+	a, b := tempFile(t, "a", 4096), tempFile(t, "with\nnewline", 8192)
+	list := filepath.Join(t.TempDir(), "list")
+	os.WriteFile(list, []byte(a+"\n\n/nonexistent\n"), 0o644)
+	r := runCLI(t, Env{}, "--json", "--from", list, b)
+	var doc struct {
+		Files  []struct{ Path string }
+		Errors []struct{ Path string }
+	}
+	json.Unmarshal([]byte(r.stdout), &doc)
+	if r.status != ExitFailed || len(doc.Files) != 2 || doc.Files[0].Path != b || doc.Files[1].Path != a ||
+		len(doc.Errors) != 1 || doc.Errors[0].Path != "/nonexistent" {
+		t.Errorf("--from file: status %d %+v\n%s", r.status, doc, r.stderr)
+	}
+	r = runCLI(t, Env{Stdin: strings.NewReader(a + "\x00" + b + "\x00")}, "--json", "-0", "--from", "-")
+	doc.Files, doc.Errors = nil, nil
+	json.Unmarshal([]byte(r.stdout), &doc)
+	if r.status != ExitOK || len(doc.Files) != 2 || doc.Files[1].Path != b {
+		t.Errorf("--from - -0: status %d %+v\n%s", r.status, doc, r.stderr)
+	}
+	if r := runCLI(t, Env{}, "--from", "/nonexistent-list"); r.status != ExitFailed || !strings.Contains(r.stderr, "--from") {
+		t.Errorf("missing list: %d %q", r.status, r.stderr)
+	}
+}
+
+func TestTableOptions(t *testing.T) {
+	f := tempFile(t, "f", 3*4096+5)
+	r := runCLI(t, Env{}, "--bytes", "--no-headings", f)
+	fields := strings.Fields(r.stdout)
+	if r.status != ExitOK || strings.Contains(r.stdout, "PATH") || len(fields) != 5 || fields[0] != "4096" || fields[2] != "12293" {
+		t.Errorf("--bytes --no-headings: %q", r.stdout)
+	}
+}

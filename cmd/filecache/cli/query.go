@@ -1,7 +1,12 @@
 package cli
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
+	"iter"
+	"os"
+	"slices"
 
 	"golang.org/x/sys/unix"
 
@@ -34,12 +39,21 @@ func (c *CLI) query(env Env) int {
 	}
 	defer s.Close()
 
-	err := s.Scan(c.Query.Paths, func(f scan.File) {
+	paths, listErr, closeList, err := c.paths(env)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "filecache: %v\n", err)
+		return ExitFailed
+	}
+	defer closeList()
+	err = s.ScanSeq(paths, func(f scan.File) {
 		if f.Err != nil {
 			fmt.Fprintln(env.Stderr, report.ErrorLine(f))
 		}
 		r.Add(f, q.Files)
 	})
+	if err == nil {
+		err = *listErr
+	}
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "filecache: %v\n", err)
 		if c.Engine != "auto" {
@@ -53,7 +67,7 @@ func (c *CLI) query(env Env) int {
 	if c.JSON {
 		err = report.JSON(env.Stdout, r)
 	} else {
-		err = report.Table(env.Stdout, r)
+		err = report.Table(env.Stdout, r, report.TableOptions{Bytes: q.Bytes, NoHeadings: q.NoHead})
 	}
 	if err != nil {
 		return writeErr(env.Stderr, err)
@@ -62,4 +76,57 @@ func (c *CLI) query(env Env) int {
 		return ExitFailed
 	}
 	return ExitOK
+}
+
+// paths are the command line's, then those of the --from list, read as
+// they are needed; *listErr says why the list could not be read to its end.
+func (c *CLI) paths(env Env) (iter.Seq[string], *error, func(), error) {
+	var listErr error
+	q := c.Query
+	if q.From == "" {
+		return slices.Values(q.Paths), &listErr, func() {}, nil
+	}
+	in, closeList := env.Stdin, func() {}
+	if q.From != "-" {
+		f, err := os.Open(q.From)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("--from: %w", err)
+		}
+		in, closeList = f, func() { f.Close() }
+	}
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 64*1024), 1<<20) // a path is at most PATH_MAX; names inside trees longer
+	if q.Null {
+		sc.Split(splitNUL)
+	}
+	seq := func(yield func(string) bool) {
+		for _, p := range q.Paths {
+			if !yield(p) {
+				return
+			}
+		}
+		for sc.Scan() {
+			if sc.Text() == "" {
+				continue // a blank line or a trailing separator names nothing
+			}
+			if !yield(sc.Text()) {
+				return
+			}
+		}
+		if err := sc.Err(); err != nil {
+			listErr = fmt.Errorf("--from %s: %w", q.From, err)
+		}
+	}
+	return seq, &listErr, closeList, nil
+}
+
+// splitNUL splits a NUL-separated list (find -print0).
+func splitNUL(data []byte, atEOF bool) (int, []byte, error) {
+	if i := bytes.IndexByte(data, 0); i >= 0 {
+		return i + 1, data[:i], nil
+	}
+	if atEOF && len(data) > 0 {
+		return len(data), data, nil
+	}
+	return 0, nil, nil
 }

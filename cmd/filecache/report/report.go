@@ -188,17 +188,29 @@ func JSON(w io.Writer, r Report) error {
 	return nil
 }
 
+// TableOptions change how Table prints.
+type TableOptions struct {
+	Bytes      bool // exact byte counts instead of human sizes
+	NoHeadings bool // no heading line
+}
+
 // Table writes the measured files as aligned columns, with a total line when
 // there are several.
-func Table(w io.Writer, r Report) error {
+func Table(w io.Writer, r Report, o TableOptions) error {
 	if r.Totals().Files == 0 && !r.hasTree() {
 		return nil // nothing measured: the errors on stderr say why
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "CACHED\tPAGES\tSIZE\tPERCENT\t  PATH")
-	row := func(cached, total uint64, size int64, name string) {
+	if !o.NoHeadings {
+		fmt.Fprintln(tw, "CACHED\tPAGES\tSIZE\tPERCENT\t  PATH")
+	}
+	size := Human
+	if o.Bytes {
+		size = func(n uint64) string { return strconv.FormatUint(n, 10) }
+	}
+	row := func(cached, total uint64, bytes int64, name string) {
 		fmt.Fprintf(tw, "%s\t%d/%d\t%s\t%.1f%%\t  %s\n",
-			Human(cached*uint64(r.PageSize)), cached, total, Human(uint64(size)),
+			size(cached*uint64(r.PageSize)), cached, total, size(uint64(bytes)),
 			percent(cached, total), name)
 	}
 	rows := 0

@@ -98,7 +98,7 @@ func TestJSONNoEngineAndEmptyArrays(t *testing.T) {
 
 func TestTable(t *testing.T) {
 	var buf bytes.Buffer
-	if err := Table(&buf, sample()); err != nil {
+	if err := Table(&buf, sample(), TableOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimRight(buf.String(), "\n"), "\n")
@@ -123,7 +123,7 @@ func TestTable(t *testing.T) {
 	buf.Reset()
 	one := Report{PageSize: 4096}
 	one.Add(sample().Files[0], false)
-	Table(&buf, one)
+	Table(&buf, one, TableOptions{})
 	if strings.Contains(buf.String(), "total") {
 		t.Errorf("total line for a single file:\n%s", buf.String())
 	}
@@ -225,12 +225,12 @@ func TestTrees(t *testing.T) {
 		t.Errorf("JSON %s", buf.String())
 	}
 	buf.Reset()
-	Table(&buf, r)
+	Table(&buf, r, TableOptions{})
 	if !strings.Contains(buf.String(), "/d (2 files)") || strings.Contains(buf.String(), "total") {
 		t.Errorf("table:\n%s", buf.String())
 	}
 	buf.Reset()
-	Table(&buf, build(true))
+	Table(&buf, build(true), TableOptions{})
 	if !strings.Contains(buf.String(), "/d/a") || !strings.Contains(buf.String(), "total (2 files)") {
 		t.Errorf("listed tree:\n%s", buf.String())
 	}

@@ -7,7 +7,9 @@ package scan
 import (
 	"errors"
 	"fmt"
+	"iter"
 	"os"
+	"slices"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -103,17 +105,23 @@ type pending struct {
 // be loaded or run, or the error emit's caller handed back through Stop;
 // what was emitted before stands.
 func (s *Scanner) Scan(paths []string, emit func(File)) error {
+	return s.ScanSeq(slices.Values(paths), emit)
+}
+
+// ScanSeq is Scan over a sequence of paths, so a --from list is streamed,
+// not held.
+func (s *Scanner) ScanSeq(paths iter.Seq[string], emit func(File)) error {
 	s.emit = emit
 	s.batch, s.ready = nil, 0
-	for _, path := range paths {
+	var err error
+	for path := range paths {
 		p := open(path)
 		if errors.Is(p.file.Err, ErrDirectory) {
-			if err := s.scanTree(path); err != nil {
-				return err
-			}
-			continue
+			err = s.scanTree(path)
+		} else {
+			err = s.push(p)
 		}
-		if err := s.push(p); err != nil {
+		if err != nil {
 			return err
 		}
 	}
