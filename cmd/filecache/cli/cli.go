@@ -51,7 +51,8 @@ type Env struct {
 // CLI is the grammar.
 type CLI struct {
 	Version kong.VersionFlag `help:"Print the version and exit."`
-	JSON    bool             `help:"Print one JSON document instead of a table (schema in README.md)."`
+	JSON    bool             `xor:"format" help:"Print one JSON document instead of a table (schema in README.md)."`
+	NDJSON  bool             `name:"ndjson" xor:"format" help:"Print one JSON object a line as files are measured, every file of a tree included, then a summary line."`
 	Verbose bool             `short:"v" help:"On a BPF load failure, also print the kernel verifier's last lines."`
 	Engine  string           `enum:"auto,bpf,cachestat,mincore" default:"auto" help:"How to measure: ${enum}. auto takes bpf, then cachestat, then mincore, file by file."`
 	BTF     string           `name:"btf" placeholder:"FILE" help:"Kernel BTF to load against, for kernels without /sys/kernel/btf/vmlinux."`
@@ -245,7 +246,7 @@ func (e *loadError) LoadLog() []string { return e.log }
 
 // writeErr reports a failed write of the output, except to a reader that has
 // gone (a closed pipe ends filecache quietly).
-func writeErr(w io.Writer, err error) int {
+func writeErrExit(w io.Writer, err error) int {
 	if !errors.Is(err, unix.EPIPE) {
 		fmt.Fprintf(w, "filecache: %v\n", err)
 	}

@@ -327,3 +327,32 @@ func TestTableOptions(t *testing.T) {
 		t.Errorf("--bytes --no-headings: %q", r.stdout)
 	}
 }
+
+// TestNDJSON: one object a line, every file of a tree included, a summary
+// last; --json and --ndjson exclude each other.
+func TestNDJSON(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"x", "y"} {
+		os.WriteFile(filepath.Join(dir, n), make([]byte, 4096*3), 0o644)
+	}
+	single := tempFile(t, "single", 4096)
+	r := runCLI(t, Env{}, "--ndjson", single, dir, "/nonexistent")
+	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+	var records []string
+	for _, l := range lines {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		records = append(records, m["record"].(string))
+		if m["record"] == "summary" && m["total"].(map[string]any)["files"] != 3.0 {
+			t.Errorf("summary %v, want 3 files", m)
+		}
+	}
+	if strings.Join(records, ",") != "file,file,file,tree,error,summary" || r.status != ExitFailed {
+		t.Errorf("records %v status %d\n%s", records, r.status, r.stdout)
+	}
+	if r := runCLI(t, Env{}, "--json", "--ndjson", single); r.status != ExitUsage {
+		t.Errorf("--json --ndjson: status %d", r.status)
+	}
+}

@@ -108,10 +108,10 @@ func (c *CLI) doctor(env Env) int {
 		enc := json.NewEncoder(env.Stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(d); err != nil {
-			return writeErr(env.Stderr, err)
+			return writeErrExit(env.Stderr, err)
 		}
 	} else if err := d.table(env.Stdout, c.Verbose); err != nil {
-		return writeErr(env.Stderr, err)
+		return writeErrExit(env.Stderr, err)
 	}
 	if !a.OK {
 		return ExitFailed

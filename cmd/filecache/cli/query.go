@@ -45,12 +45,24 @@ func (c *CLI) query(env Env) int {
 		return ExitFailed
 	}
 	defer closeList()
+	nd := &report.NDJSON{W: env.Stdout}
+	var writeErr error
 	err = s.ScanSeq(paths, func(f scan.File) {
 		if f.Err != nil {
 			fmt.Fprintln(env.Stderr, report.ErrorLine(f))
 		}
-		r.Add(f, q.Files)
+		if !c.NDJSON {
+			r.Add(f, q.Files)
+			return
+		}
+		r.Count(f)
+		if writeErr == nil {
+			writeErr = nd.Write(r, f)
+		}
 	})
+	if err == nil && writeErr != nil {
+		return writeErrExit(env.Stderr, writeErr)
+	}
 	if err == nil {
 		err = *listErr
 	}
@@ -64,13 +76,16 @@ func (c *CLI) query(env Env) int {
 	if s.EngineInUse() != nil && chain.Name() != "none" {
 		r.Engine, r.Method = chain.Name(), chain.Method()
 	}
-	if c.JSON {
+	switch {
+	case c.NDJSON:
+		err = nd.Summary(r)
+	case c.JSON:
 		err = report.JSON(env.Stdout, r)
-	} else {
+	default:
 		err = report.Table(env.Stdout, r, report.TableOptions{Bytes: q.Bytes, NoHeadings: q.NoHead})
 	}
 	if err != nil {
-		return writeErr(env.Stderr, err)
+		return writeErrExit(env.Stderr, err)
 	}
 	if r.Failed() {
 		return ExitFailed

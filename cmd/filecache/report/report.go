@@ -45,6 +45,15 @@ type Totals struct {
 // found inside a directory argument and listTree is false: a tree of a
 // million files is then summed, not kept.
 func (r *Report) Add(f scan.File, listTree bool) {
+	r.Count(f)
+	if f.Root == "" || listTree || f.Err != nil {
+		r.Files = append(r.Files, f)
+	}
+}
+
+// Count adds one outcome to the totals without listing it (--ndjson streams
+// instead).
+func (r *Report) Count(f scan.File) {
 	switch {
 	case f.Err != nil:
 		r.failed = true
@@ -55,9 +64,6 @@ func (r *Report) Add(f scan.File, listTree bool) {
 		r.total.Cached += f.Pages
 	case f.Failed > 0:
 		r.failed = true
-	}
-	if f.Root == "" || listTree || f.Err != nil {
-		r.Files = append(r.Files, f)
 	}
 }
 
@@ -153,32 +159,14 @@ func JSON(w io.Writer, r Report) error {
 		doc.Engine, doc.Method = &r.Engine, &r.Method
 	}
 	for _, f := range r.Files {
-		path, b64 := jsonPath(f.Path)
-		if f.Err != nil {
-			doc.Errors = append(doc.Errors, jsonError{Path: path, PathB64: b64, Error: f.Err.Error()})
-			continue
+		switch e := r.entry(f).(type) {
+		case jsonError:
+			doc.Errors = append(doc.Errors, e)
+		case jsonTree:
+			doc.Trees = append(doc.Trees, e)
+		case jsonFile:
+			doc.Files = append(doc.Files, e)
 		}
-		if f.Kind == scan.KindDir {
-			doc.Trees = append(doc.Trees, jsonTree{Path: path, PathB64: b64, Files: f.Files, Failed: f.Failed,
-				SizeBytes: f.Size, TotalPages: f.TotalPages, Cached: f.Pages, CachedB: f.Pages * uint64(r.PageSize),
-				Percent: percent(f.Pages, f.TotalPages)})
-			continue
-		}
-		total := pagesOf(f.Size, r.PageSize)
-		jf := jsonFile{
-			Path: path, PathB64: b64, Engine: f.Engine, Type: f.Kind,
-			Device:     fmt.Sprintf("%d:%d", unix.Major(f.Dev), unix.Minor(f.Dev)),
-			Inode:      f.Ino,
-			SizeBytes:  f.Size,
-			TotalPages: total,
-			Cached:     f.Pages,
-			CachedB:    f.Pages * uint64(r.PageSize),
-			Percent:    percent(f.Pages, total),
-		}
-		if d := f.Detail; d != nil {
-			jf.Dirty, jf.Writeback, jf.Evicted, jf.RecentlyEvicted = &d.Dirty, &d.Writeback, &d.Evicted, &d.RecentlyEvicted
-		}
-		doc.Files = append(doc.Files, jf)
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -274,4 +262,91 @@ func (r Report) hasTree() bool {
 		}
 	}
 	return false
+}
+
+// entry is f as the JSON document and the NDJSON stream show it: a
+// jsonFile, a jsonTree or a jsonError.
+func (r Report) entry(f scan.File) any {
+	path, b64 := jsonPath(f.Path)
+	if f.Err != nil {
+		return jsonError{Path: path, PathB64: b64, Error: f.Err.Error()}
+	}
+	if f.Kind == scan.KindDir {
+		return jsonTree{Path: path, PathB64: b64, Files: f.Files, Failed: f.Failed,
+			SizeBytes: f.Size, TotalPages: f.TotalPages, Cached: f.Pages, CachedB: f.Pages * uint64(r.PageSize),
+			Percent: percent(f.Pages, f.TotalPages)}
+	}
+	total := pagesOf(f.Size, r.PageSize)
+	jf := jsonFile{
+		Path: path, PathB64: b64, Engine: f.Engine, Type: f.Kind,
+		Device:     fmt.Sprintf("%d:%d", unix.Major(f.Dev), unix.Minor(f.Dev)),
+		Inode:      f.Ino,
+		SizeBytes:  f.Size,
+		TotalPages: total,
+		Cached:     f.Pages,
+		CachedB:    f.Pages * uint64(r.PageSize),
+		Percent:    percent(f.Pages, total),
+	}
+	if d := f.Detail; d != nil {
+		jf.Dirty, jf.Writeback, jf.Evicted, jf.RecentlyEvicted = &d.Dirty, &d.Writeback, &d.Evicted, &d.RecentlyEvicted
+	}
+	return jf
+}
+
+// NDJSON writes one JSON object a line as outcomes come, for trees too
+// large for one document: {"record":"file",...} (the fields of files[]),
+// {"record":"tree",...}, {"record":"error",...}, and last
+// {"record":"summary",...} with the engine, page size, total and notes.
+type NDJSON struct {
+	W   io.Writer
+	enc *json.Encoder
+}
+
+// Write streams one outcome.
+func (n *NDJSON) Write(r Report, f scan.File) error {
+	var line any
+	switch e := r.entry(f).(type) {
+	case jsonFile:
+		line = struct {
+			Record string `json:"record"`
+			jsonFile
+		}{"file", e}
+	case jsonTree:
+		line = struct {
+			Record string `json:"record"`
+			jsonTree
+		}{"tree", e}
+	case jsonError:
+		line = struct {
+			Record string `json:"record"`
+			jsonError
+		}{"error", e}
+	}
+	return n.encode(line)
+}
+
+// Summary ends the stream.
+func (n *NDJSON) Summary(r Report) error {
+	s := struct {
+		Record   string   `json:"record"`
+		Engine   *string  `json:"engine"`
+		Method   *string  `json:"method"`
+		PageSize int      `json:"page_size"`
+		Total    Totals   `json:"total"`
+		Notes    []string `json:"notes"`
+	}{Record: "summary", PageSize: r.PageSize, Total: r.Totals(), Notes: append([]string{}, r.Notes...)}
+	if r.Engine != "" {
+		s.Engine, s.Method = &r.Engine, &r.Method
+	}
+	return n.encode(s)
+}
+
+func (n *NDJSON) encode(v any) error {
+	if n.enc == nil {
+		n.enc = json.NewEncoder(n.W)
+	}
+	if err := n.enc.Encode(v); err != nil {
+		return fmt.Errorf("write NDJSON: %w", err)
+	}
+	return nil
 }
