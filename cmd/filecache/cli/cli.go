@@ -68,6 +68,8 @@ type QueryCmd struct {
 	From     string   `placeholder:"FILE" help:"Also measure the paths listed in FILE, one a line (- for standard input)."`
 	Null     bool     `short:"0" help:"The --from list is separated by NUL bytes (find -print0), not newlines."`
 	Bytes    bool     `help:"Print exact byte counts in the table, not human sizes."`
+	Sort     string   `enum:"none,cached,size,percent,path" default:"none" help:"Order the files listed: ${enum} (numbers largest first)."`
+	Top      int      `placeholder:"N" help:"List the N files of each directory argument holding the most cached pages."`
 	NoHead   bool     `name:"no-headings" help:"Print the table without its heading line."`
 	MaxDepth int      `name:"max-depth" placeholder:"N" help:"Descend at most N levels below a directory argument (1: its own files only; 0: no limit)."`
 	XDev     bool     `name:"xdev" help:"Stay on the filesystem of each directory argument."`

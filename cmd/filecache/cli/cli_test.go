@@ -356,3 +356,38 @@ func TestNDJSON(t *testing.T) {
 		t.Errorf("--json --ndjson: status %d", r.status)
 	}
 }
+
+// TestSortAndTop: --sort orders the listing; --top keeps a tree's N files
+// with the most cached pages (the fake engine caches a third of each file).
+func TestSortAndTop(t *testing.T) {
+	dir := t.TempDir()
+	for i, n := range []string{"small", "big", "mid", "tiny"} {
+		os.WriteFile(filepath.Join(dir, n), make([]byte, []int{6, 60, 30, 3}[i]*4096), 0o644)
+	}
+	paths := func(out string) []string {
+		var doc struct{ Files []struct{ Path string } }
+		if err := json.Unmarshal([]byte(out), &doc); err != nil {
+			t.Fatal(err)
+		}
+		var ps []string
+		for _, f := range doc.Files {
+			ps = append(ps, filepath.Base(f.Path))
+		}
+		return ps
+	}
+	r := runCLI(t, Env{}, "--json", "--top", "2", dir)
+	if got := strings.Join(paths(r.stdout), ","); got != "big,mid" || !strings.Contains(r.stdout, `"files": 4`) {
+		t.Errorf("--top 2: %s\n%s", got, r.stdout)
+	}
+	r = runCLI(t, Env{}, "--json", "--files", "--sort", "size", dir)
+	if got := strings.Join(paths(r.stdout), ","); got != "big,mid,small,tiny" {
+		t.Errorf("--sort size: %s", got)
+	}
+	r = runCLI(t, Env{}, "--json", "--files", "--sort", "path", dir)
+	if got := strings.Join(paths(r.stdout), ","); got != "big,mid,small,tiny" {
+		t.Errorf("--sort path: %s", got)
+	}
+	if r := runCLI(t, Env{}, "--sort", "nope", dir); r.status != ExitUsage {
+		t.Errorf("--sort nope: %d", r.status)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"iter"
 	"os"
 	"slices"
+	"sort"
 
 	"golang.org/x/sys/unix"
 
@@ -46,12 +47,22 @@ func (c *CLI) query(env Env) int {
 	}
 	defer closeList()
 	nd := &report.NDJSON{W: env.Stdout}
+	var top []scan.File // --top: the tree's files with the most cached pages
 	var writeErr error
 	err = s.ScanSeq(paths, func(f scan.File) {
 		if f.Err != nil {
 			fmt.Fprintln(env.Stderr, report.ErrorLine(f))
 		}
 		if !c.NDJSON {
+			if q.Top > 0 && f.Root != "" && f.Err == nil {
+				r.Count(f)
+				top = keepTop(top, f, q.Top)
+				return
+			}
+			if f.Kind == scan.KindDir {
+				r.Files = append(r.Files, top...)
+				top = top[:0]
+			}
 			r.Add(f, q.Files)
 			return
 		}
@@ -76,6 +87,7 @@ func (c *CLI) query(env Env) int {
 	if s.EngineInUse() != nil && chain.Name() != "none" {
 		r.Engine, r.Method = chain.Name(), chain.Method()
 	}
+	report.Sort(r.Files, q.Sort)
 	switch {
 	case c.NDJSON:
 		err = nd.Summary(r)
@@ -144,4 +156,17 @@ func splitNUL(data []byte, atEOF bool) (int, []byte, error) {
 		return len(data), data, nil
 	}
 	return 0, nil, nil
+}
+
+// keepTop keeps the n files with the most cached pages, most first.
+func keepTop(top []scan.File, f scan.File, n int) []scan.File {
+	i := sort.Search(len(top), func(i int) bool { return top[i].Pages < f.Pages })
+	if i >= n {
+		return top
+	}
+	top = slices.Insert(top, i, f)
+	if len(top) > n {
+		top = top[:n]
+	}
+	return top
 }

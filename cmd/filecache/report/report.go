@@ -5,10 +5,12 @@
 package report
 
 import (
+	"cmp"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -349,4 +351,33 @@ func (n *NDJSON) encode(v any) error {
 		return fmt.Errorf("write NDJSON: %w", err)
 	}
 	return nil
+}
+
+// Sort orders the files of a listing by key (cached, size, percent: largest
+// first; path), keeping each directory's row and the errors where they are
+// relative to each other, after the files. "none" or "" keeps the order.
+func Sort(files []scan.File, key string) {
+	if key == "" || key == "none" {
+		return
+	}
+	rank := func(f scan.File) int {
+		if f.Err != nil || f.Kind == scan.KindDir {
+			return 1
+		}
+		return 0
+	}
+	slices.SortStableFunc(files, func(a, b scan.File) int {
+		if ra, rb := rank(a), rank(b); ra != rb || ra == 1 {
+			return ra - rb
+		}
+		switch key {
+		case "cached":
+			return cmp.Compare(b.Pages, a.Pages)
+		case "size":
+			return cmp.Compare(b.Size, a.Size)
+		case "percent":
+			return cmp.Compare(percent(b.Pages, scan.PagesOf(b.Size)), percent(a.Pages, scan.PagesOf(a.Size)))
+		}
+		return strings.Compare(a.Path, b.Path)
+	})
 }
