@@ -70,6 +70,7 @@ type QueryCmd struct {
 	Bytes    bool     `help:"Print exact byte counts in the table, not human sizes."`
 	Sort     string   `enum:"none,cached,size,percent,path" default:"none" help:"Order the files listed: ${enum} (numbers largest first)."`
 	Top      int      `placeholder:"N" help:"List the N files of each directory argument holding the most cached pages."`
+	Detail   bool     `help:"Add dirty, writeback, evicted and recently evicted pages (cachestat(2), Linux >= 6.5)."`
 	NoHead   bool     `name:"no-headings" help:"Print the table without its heading line."`
 	MaxDepth int      `name:"max-depth" placeholder:"N" help:"Descend at most N levels below a directory argument (1: its own files only; 0: no limit)."`
 	XDev     bool     `name:"xdev" help:"Stay on the filesystem of each directory argument."`

@@ -391,3 +391,16 @@ func TestSortAndTop(t *testing.T) {
 		t.Errorf("--sort nope: %d", r.status)
 	}
 }
+
+// TestDetail: --detail adds cachestat's counts to another engine's figures.
+func TestDetail(t *testing.T) {
+	f := tempFile(t, "f", 4*4096)
+	r := runCLI(t, Env{}, "--json", "--detail", f)
+	if !strings.Contains(r.stdout, `"dirty_pages"`) && !strings.Contains(r.stdout, "needs cachestat") {
+		t.Errorf("--detail JSON: %s", r.stdout)
+	}
+	r = runCLI(t, Env{}, "--detail", f)
+	if !strings.Contains(r.stdout, "DIRTY") || !strings.Contains(r.stdout, "RECENT") {
+		t.Errorf("--detail table:\n%s", r.stdout)
+	}
+}

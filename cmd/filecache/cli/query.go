@@ -34,8 +34,15 @@ func (c *CLI) query(env Env) int {
 		},
 	}
 	q := c.Query
+	var eng pagecache.Engine = chain
+	if q.Detail {
+		eng = &pagecache.Detailed{Engine: chain, Note: func(err error) {
+			fmt.Fprintf(env.Stderr, "filecache: %v\n", err)
+			r.Notes = append(r.Notes, err.Error())
+		}}
+	}
 	s := &scan.Scanner{
-		Engine: func() (pagecache.Engine, error) { return chain, nil },
+		Engine: func() (pagecache.Engine, error) { return eng, nil },
 		Walk:   walk.Options{MaxDepth: q.MaxDepth, XDev: q.XDev, Follow: q.Follow, Include: q.Include, Exclude: q.Exclude},
 	}
 	defer s.Close()
@@ -94,7 +101,7 @@ func (c *CLI) query(env Env) int {
 	case c.JSON:
 		err = report.JSON(env.Stdout, r)
 	default:
-		err = report.Table(env.Stdout, r, report.TableOptions{Bytes: q.Bytes, NoHeadings: q.NoHead})
+		err = report.Table(env.Stdout, r, report.TableOptions{Bytes: q.Bytes, NoHeadings: q.NoHead, Detail: q.Detail})
 	}
 	if err != nil {
 		return writeErrExit(env.Stderr, err)

@@ -326,3 +326,42 @@ type chainError struct {
 
 func (e chainError) Error() string { return e.msg }
 func (e chainError) Unwrap() error { return e.err }
+
+// Detailed adds cachestat(2)'s dirty, writeback and eviction counts to
+// another engine's answers (--detail). Where cachestat cannot answer, the
+// figures stand without them and Note is told once why.
+type Detailed struct {
+	Engine
+	Note   func(err error)
+	failed bool
+}
+
+func (d *Detailed) Query(files []Handle) ([]Answer, error) {
+	out, err := d.Engine.Query(files)
+	if err != nil || d.failed {
+		return out, err
+	}
+	for i, a := range out {
+		if a.Err != nil || a.Detail != nil {
+			continue
+		}
+		fd, err := reopen(files[i])
+		if err == nil {
+			var cs Cachestat
+			cs, err = CachestatFd(fd)
+			unix.Close(fd)
+			if err == nil {
+				out[i].Detail = &cs
+				continue
+			}
+		}
+		if errors.Is(err, unix.ENOSYS) {
+			d.failed = true
+			if d.Note != nil {
+				d.Note(fmt.Errorf("--detail needs cachestat(2), Linux >= 6.5"))
+			}
+			break
+		}
+	}
+	return out, nil
+}

@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/filecache/filecache/cmd/filecache/pagecache"
 	"github.com/filecache/filecache/cmd/filecache/scan"
 )
 
@@ -182,6 +183,7 @@ func JSON(w io.Writer, r Report) error {
 type TableOptions struct {
 	Bytes      bool // exact byte counts instead of human sizes
 	NoHeadings bool // no heading line
+	Detail     bool // dirty, writeback, evicted and recently evicted columns
 }
 
 // Table writes the measured files as aligned columns, with a total line when
@@ -191,17 +193,30 @@ func Table(w io.Writer, r Report, o TableOptions) error {
 		return nil // nothing measured: the errors on stderr say why
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	detail := func(*pagecache.Cachestat) string { return "" }
+	if o.Detail {
+		detail = func(d *pagecache.Cachestat) string {
+			if d == nil {
+				return "-\t-\t-\t-\t"
+			}
+			return fmt.Sprintf("%d\t%d\t%d\t%d\t", d.Dirty, d.Writeback, d.Evicted, d.RecentlyEvicted)
+		}
+	}
 	if !o.NoHeadings {
-		fmt.Fprintln(tw, "CACHED\tPAGES\tSIZE\tPERCENT\t  PATH")
+		head := "CACHED\tPAGES\tSIZE\tPERCENT\t"
+		if o.Detail {
+			head += "DIRTY\tWRITEBACK\tEVICTED\tRECENT\t"
+		}
+		fmt.Fprintln(tw, head+"  PATH")
 	}
 	size := Human
 	if o.Bytes {
 		size = func(n uint64) string { return strconv.FormatUint(n, 10) }
 	}
-	row := func(cached, total uint64, bytes int64, name string) {
-		fmt.Fprintf(tw, "%s\t%d/%d\t%s\t%.1f%%\t  %s\n",
+	row := func(cached, total uint64, bytes int64, d *pagecache.Cachestat, name string) {
+		fmt.Fprintf(tw, "%s\t%d/%d\t%s\t%.1f%%\t%s  %s\n",
 			size(cached*uint64(r.PageSize)), cached, total, size(uint64(bytes)),
-			percent(cached, total), name)
+			percent(cached, total), detail(d), name)
 	}
 	rows := 0
 	for _, f := range r.Files {
@@ -209,14 +224,14 @@ func Table(w io.Writer, r Report, o TableOptions) error {
 		case f.Err != nil:
 			continue
 		case f.Kind == scan.KindDir:
-			row(f.Pages, f.TotalPages, f.Size, fmt.Sprintf("%s (%d files)", DisplayPath(f.Path), f.Files))
+			row(f.Pages, f.TotalPages, f.Size, f.Detail, fmt.Sprintf("%s (%d files)", DisplayPath(f.Path), f.Files))
 		default:
-			row(f.Pages, pagesOf(f.Size, r.PageSize), f.Size, DisplayPath(f.Path))
+			row(f.Pages, pagesOf(f.Size, r.PageSize), f.Size, f.Detail, DisplayPath(f.Path))
 		}
 		rows++
 	}
 	if t := r.Totals(); rows > 1 {
-		row(t.Cached, t.TotalPages, t.SizeBytes, fmt.Sprintf("total (%d files)", t.Files))
+		row(t.Cached, t.TotalPages, t.SizeBytes, nil, fmt.Sprintf("total (%d files)", t.Files))
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write table: %w", err)
