@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/filecache/filecache/cmd/filecache/pagecache"
+	"github.com/filecache/filecache/cmd/filecache/report"
 	"github.com/filecache/filecache/cmd/filecache/walk"
 )
 
@@ -72,6 +73,7 @@ type QueryCmd struct {
 	Top      int      `placeholder:"N" help:"List the N files of each directory argument holding the most cached pages."`
 	Detail   bool     `help:"Add dirty, writeback, evicted and recently evicted pages (cachestat(2), Linux >= 6.5)."`
 	NoHead   bool     `name:"no-headings" help:"Print the table without its heading line."`
+	Output   []string `placeholder:"COLUMNS" help:"The table's columns, comma-separated: cached, pages, size, percent, dirty, writeback, evicted, recent, engine, device, inode, path."`
 	MaxDepth int      `name:"max-depth" placeholder:"N" help:"Descend at most N levels below a directory argument (1: its own files only; 0: no limit)."`
 	XDev     bool     `name:"xdev" help:"Stay on the filesystem of each directory argument."`
 	Follow   bool     `help:"Follow symlinks inside directories (loops are detected and reported)."`
@@ -139,6 +141,10 @@ func Main(args []string, env Env) (status int) {
 	}
 	if len(c.Query.Paths) == 0 && c.Query.From == "" {
 		fmt.Fprintf(env.Stderr, "filecache: expected a path or --from FILE (see filecache --help)\n")
+		return ExitUsage
+	}
+	if err := report.CheckColumns(c.Query.Output); err != nil {
+		fmt.Fprintf(env.Stderr, "filecache: %v (see filecache --help)\n", err)
 		return ExitUsage
 	}
 	for _, globs := range [][]string{c.Query.Include, c.Query.Exclude} {

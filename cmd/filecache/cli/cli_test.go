@@ -404,3 +404,16 @@ func TestDetail(t *testing.T) {
 		t.Errorf("--detail table:\n%s", r.stdout)
 	}
 }
+
+func TestOutputColumns(t *testing.T) {
+	f := tempFile(t, "f", 3*4096)
+	r := runCLI(t, Env{}, "--output", "engine,inode,pages,path", f)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if r.status != ExitOK || len(lines) != 2 || strings.Join(strings.Fields(lines[0]), " ") != "ENGINE INODE PAGES PATH" ||
+		!strings.HasPrefix(strings.TrimSpace(lines[1]), "fake ") || !strings.HasSuffix(lines[1], "1/3  "+f) {
+		t.Errorf("--output:\n%s%s", r.stdout, r.stderr)
+	}
+	if r := runCLI(t, Env{}, "--output", "cached,bogus", f); r.status != ExitUsage || !strings.Contains(r.stderr, `unknown column "bogus"`) {
+		t.Errorf("--output bogus: %d %q", r.status, r.stderr)
+	}
+}

@@ -101,7 +101,7 @@ func (c *CLI) query(env Env) int {
 	case c.JSON:
 		err = report.JSON(env.Stdout, r)
 	default:
-		err = report.Table(env.Stdout, r, report.TableOptions{Bytes: q.Bytes, NoHeadings: q.NoHead, Detail: q.Detail})
+		err = report.Table(env.Stdout, r, report.TableOptions{Bytes: q.Bytes, NoHeadings: q.NoHead, Detail: q.Detail, Columns: q.Output})
 	}
 	if err != nil {
 		return writeErrExit(env.Stderr, err)

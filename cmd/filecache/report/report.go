@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -181,9 +182,81 @@ func JSON(w io.Writer, r Report) error {
 
 // TableOptions change how Table prints.
 type TableOptions struct {
-	Bytes      bool // exact byte counts instead of human sizes
-	NoHeadings bool // no heading line
-	Detail     bool // dirty, writeback, evicted and recently evicted columns
+	Bytes      bool     // exact byte counts instead of human sizes
+	NoHeadings bool     // no heading line
+	Detail     bool     // dirty, writeback, evicted and recently evicted columns
+	Columns    []string // --output: the columns, in order; nil for the default
+}
+
+// row is one line of the table: a file, a directory's sums or the total.
+type row struct {
+	cached, total uint64
+	size          int64
+	f             *scan.File // nil for the total line
+	name          string
+}
+
+type column struct {
+	head string
+	cell func(r row, o TableOptions, page int) string
+}
+
+func detailCell(pick func(*pagecache.Cachestat) uint64) func(row, TableOptions, int) string {
+	return func(r row, _ TableOptions, _ int) string {
+		if r.f == nil || r.f.Detail == nil {
+			return "-"
+		}
+		return strconv.FormatUint(pick(r.f.Detail), 10)
+	}
+}
+
+func sizeCell(o TableOptions, n uint64) string {
+	if o.Bytes {
+		return strconv.FormatUint(n, 10)
+	}
+	return Human(n)
+}
+
+// Columns are what --output may name.
+var Columns = map[string]column{
+	"cached":    {"CACHED", func(r row, o TableOptions, page int) string { return sizeCell(o, r.cached*uint64(page)) }},
+	"pages":     {"PAGES", func(r row, _ TableOptions, _ int) string { return fmt.Sprintf("%d/%d", r.cached, r.total) }},
+	"size":      {"SIZE", func(r row, o TableOptions, _ int) string { return sizeCell(o, uint64(r.size)) }},
+	"percent":   {"PERCENT", func(r row, _ TableOptions, _ int) string { return fmt.Sprintf("%.1f%%", percent(r.cached, r.total)) }},
+	"dirty":     {"DIRTY", detailCell(func(d *pagecache.Cachestat) uint64 { return d.Dirty })},
+	"writeback": {"WRITEBACK", detailCell(func(d *pagecache.Cachestat) uint64 { return d.Writeback })},
+	"evicted":   {"EVICTED", detailCell(func(d *pagecache.Cachestat) uint64 { return d.Evicted })},
+	"recent":    {"RECENT", detailCell(func(d *pagecache.Cachestat) uint64 { return d.RecentlyEvicted })},
+	"engine": {"ENGINE", func(r row, _ TableOptions, _ int) string {
+		if r.f == nil || r.f.Engine == "" {
+			return "-"
+		}
+		return r.f.Engine
+	}},
+	"device": {"DEVICE", func(r row, _ TableOptions, _ int) string {
+		if r.f == nil || r.f.Kind == scan.KindDir {
+			return "-"
+		}
+		return fmt.Sprintf("%d:%d", unix.Major(r.f.Dev), unix.Minor(r.f.Dev))
+	}},
+	"inode": {"INODE", func(r row, _ TableOptions, _ int) string {
+		if r.f == nil || r.f.Kind == scan.KindDir {
+			return "-"
+		}
+		return strconv.FormatUint(r.f.Ino, 10)
+	}},
+	"path": {"PATH", func(r row, _ TableOptions, _ int) string { return r.name }},
+}
+
+// CheckColumns rejects --output names Table does not know.
+func CheckColumns(names []string) error {
+	for _, n := range names {
+		if _, ok := Columns[n]; !ok {
+			known := slices.Sorted(maps.Keys(Columns))
+			return fmt.Errorf("--output: unknown column %q (known: %s)", n, strings.Join(known, ", "))
+		}
+	}
+	return nil
 }
 
 // Table writes the measured files as aligned columns, with a total line when
@@ -192,46 +265,54 @@ func Table(w io.Writer, r Report, o TableOptions) error {
 	if r.Totals().Files == 0 && !r.hasTree() {
 		return nil // nothing measured: the errors on stderr say why
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	detail := func(*pagecache.Cachestat) string { return "" }
-	if o.Detail {
-		detail = func(d *pagecache.Cachestat) string {
-			if d == nil {
-				return "-\t-\t-\t-\t"
-			}
-			return fmt.Sprintf("%d\t%d\t%d\t%d\t", d.Dirty, d.Writeback, d.Evicted, d.RecentlyEvicted)
+	names := o.Columns
+	if len(names) == 0 {
+		names = []string{"cached", "pages", "size", "percent"}
+		if o.Detail {
+			names = append(names, "dirty", "writeback", "evicted", "recent")
 		}
+		names = append(names, "path")
+	}
+	if err := CheckColumns(names); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	line := func(cell func(column) string) {
+		var b strings.Builder
+		for i, n := range names {
+			// The last column is left as it is: a path is not padded.
+			if i == len(names)-1 {
+				if n == "path" {
+					b.WriteString("  ")
+				}
+				b.WriteString(cell(Columns[n]))
+				break
+			}
+			b.WriteString(cell(Columns[n]))
+			b.WriteByte('\t')
+		}
+		b.WriteByte('\n')
+		io.WriteString(tw, b.String())
 	}
 	if !o.NoHeadings {
-		head := "CACHED\tPAGES\tSIZE\tPERCENT\t"
-		if o.Detail {
-			head += "DIRTY\tWRITEBACK\tEVICTED\tRECENT\t"
-		}
-		fmt.Fprintln(tw, head+"  PATH")
+		line(func(c column) string { return c.head })
 	}
-	size := Human
-	if o.Bytes {
-		size = func(n uint64) string { return strconv.FormatUint(n, 10) }
-	}
-	row := func(cached, total uint64, bytes int64, d *pagecache.Cachestat, name string) {
-		fmt.Fprintf(tw, "%s\t%d/%d\t%s\t%.1f%%\t%s  %s\n",
-			size(cached*uint64(r.PageSize)), cached, total, size(uint64(bytes)),
-			percent(cached, total), detail(d), name)
-	}
+	emit := func(x row) { line(func(c column) string { return c.cell(x, o, r.PageSize) }) }
 	rows := 0
-	for _, f := range r.Files {
+	for i := range r.Files {
+		f := &r.Files[i]
 		switch {
 		case f.Err != nil:
 			continue
 		case f.Kind == scan.KindDir:
-			row(f.Pages, f.TotalPages, f.Size, f.Detail, fmt.Sprintf("%s (%d files)", DisplayPath(f.Path), f.Files))
+			emit(row{f.Pages, f.TotalPages, f.Size, f, fmt.Sprintf("%s (%d files)", DisplayPath(f.Path), f.Files)})
 		default:
-			row(f.Pages, pagesOf(f.Size, r.PageSize), f.Size, f.Detail, DisplayPath(f.Path))
+			emit(row{f.Pages, pagesOf(f.Size, r.PageSize), f.Size, f, DisplayPath(f.Path)})
 		}
 		rows++
 	}
 	if t := r.Totals(); rows > 1 {
-		row(t.Cached, t.TotalPages, t.SizeBytes, nil, fmt.Sprintf("total (%d files)", t.Files))
+		emit(row{t.Cached, t.TotalPages, t.SizeBytes, nil, fmt.Sprintf("total (%d files)", t.Files)})
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write table: %w", err)
