@@ -5,6 +5,8 @@ package main
 import (
 	"os"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/filecache/filecache/cgo"
 	"github.com/filecache/filecache/cmd/filecache/cli"
 	"github.com/filecache/filecache/cmd/filecache/pagecache"
@@ -15,11 +17,12 @@ var version = "dev"
 
 func main() {
 	os.Exit(cli.Main(os.Args[1:], cli.Env{
-		Stdin:   os.Stdin,
-		Stdout:  os.Stdout,
-		Stderr:  os.Stderr,
-		Version: version,
-		Load:    loadBPF,
+		Stdin:    os.Stdin,
+		Terminal: isTerminal(os.Stderr),
+		Stdout:   os.Stdout,
+		Stderr:   os.Stderr,
+		Version:  version,
+		Load:     loadBPF,
 	}))
 }
 
@@ -29,4 +32,10 @@ func loadBPF(opts cli.LoadOptions) (pagecache.Engine, error) {
 		return nil, err
 	}
 	return pagecache.BPF{Runner: m}, nil
+}
+
+// isTerminal says whether f is a terminal (a TCGETS ioctl succeeds).
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }

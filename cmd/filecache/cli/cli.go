@@ -42,8 +42,10 @@ type LoadLog interface{ LoadLog() []string }
 type Env struct {
 	Stdin          io.Reader // for --from -
 	Stdout, Stderr io.Writer
-	Version        string
-	Load           LoadFunc
+	// Terminal says stderr is a terminal: a table run then shows progress.
+	Terminal bool
+	Version  string
+	Load     LoadFunc
 	// Caps and Stat default to this process's capabilities and os.Stat.
 	Caps func() (pagecache.Caps, error)
 	Stat func(string) error

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
@@ -415,5 +416,25 @@ func TestOutputColumns(t *testing.T) {
 	}
 	if r := runCLI(t, Env{}, "--output", "cached,bogus", f); r.status != ExitUsage || !strings.Contains(r.stderr, `unknown column "bogus"`) {
 		t.Errorf("--output bogus: %d %q", r.status, r.stderr)
+	}
+}
+
+// TestProgress: on a terminal a table run draws progress on stderr and
+// erases it; JSON runs and non-terminals never do.
+func TestProgress(t *testing.T) {
+	progressEvery = 0
+	defer func() { progressEvery = 200 * time.Millisecond }()
+	f := tempFile(t, "f", 3*4096)
+	r := runCLI(t, Env{Terminal: true}, f, f)
+	if !strings.Contains(r.stderr, "filecache: 2 files") || !strings.HasSuffix(r.stderr, "\r\033[K") {
+		t.Errorf("terminal: stderr %q", r.stderr)
+	}
+	for _, args := range [][]string{{"--json", f}, {"--ndjson", f}} {
+		if r := runCLI(t, Env{Terminal: true}, args...); r.stderr != "" {
+			t.Errorf("%v: progress in a JSON run: %q", args, r.stderr)
+		}
+	}
+	if r := runCLI(t, Env{}, f); r.stderr != "" {
+		t.Errorf("not a terminal: %q", r.stderr)
 	}
 }

@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"iter"
 	"os"
 	"slices"
 	"sort"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -54,12 +56,16 @@ func (c *CLI) query(env Env) int {
 	}
 	defer closeList()
 	nd := &report.NDJSON{W: env.Stdout}
+	prog := progress{w: env.Stderr, on: env.Terminal && !c.JSON && !c.NDJSON, page: r.PageSize}
+	defer prog.clear()
 	var top []scan.File // --top: the tree's files with the most cached pages
 	var writeErr error
 	err = s.ScanSeq(paths, func(f scan.File) {
 		if f.Err != nil {
+			prog.clear()
 			fmt.Fprintln(env.Stderr, report.ErrorLine(f))
 		}
+		prog.add(f)
 		if !c.NDJSON {
 			if q.Top > 0 && f.Root != "" && f.Err == nil {
 				r.Count(f)
@@ -176,4 +182,42 @@ func keepTop(top []scan.File, f scan.File, n int) []scan.File {
 		top = top[:n]
 	}
 	return top
+}
+
+// progressEvery is how often the progress line is redrawn.
+var progressEvery = 200 * time.Millisecond
+
+// progress draws one line on a terminal's stderr while a long run goes on:
+// files measured so far and what of them is cached. Never in JSON, never
+// when stderr is not a terminal.
+type progress struct {
+	w            io.Writer
+	on           bool
+	page         int
+	files        int
+	cached, size uint64
+	last         time.Time
+	drawn        bool
+}
+
+func (p *progress) add(f scan.File) {
+	if !p.on || f.Err != nil || f.Kind == scan.KindDir {
+		return
+	}
+	p.files++
+	p.cached += f.Pages * uint64(p.page)
+	p.size += uint64(f.Size)
+	if now := time.Now(); now.Sub(p.last) >= progressEvery {
+		p.last = now
+		fmt.Fprintf(p.w, "\r\033[Kfilecache: %d files, %s cached of %s", p.files, report.Human(p.cached), report.Human(p.size))
+		p.drawn = true
+	}
+}
+
+// clear erases the line before other output.
+func (p *progress) clear() {
+	if p.drawn {
+		fmt.Fprint(p.w, "\r\033[K")
+		p.drawn = false
+	}
 }
