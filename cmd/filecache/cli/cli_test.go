@@ -426,7 +426,7 @@ func TestProgress(t *testing.T) {
 	defer func() { progressEvery = 200 * time.Millisecond }()
 	f := tempFile(t, "f", 3*4096)
 	r := runCLI(t, Env{Terminal: true}, f, f)
-	if !strings.Contains(r.stderr, "filecache: 2 files") || !strings.HasSuffix(r.stderr, "\r\033[K") {
+	if !strings.Contains(r.stderr, "filecache: 2 files measured") || !strings.HasSuffix(r.stderr, "\r\033[K") {
 		t.Errorf("terminal: stderr %q", r.stderr)
 	}
 	for _, args := range [][]string{{"--json", f}, {"--ndjson", f}} {

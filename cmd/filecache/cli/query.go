@@ -87,6 +87,7 @@ func (c *CLI) query(env Env) int {
 	if err == nil && writeErr != nil {
 		return writeErrExit(env.Stderr, writeErr)
 	}
+	prog.clear()
 	if err == nil {
 		err = *listErr
 	}
@@ -206,10 +207,9 @@ func (p *progress) add(f scan.File) {
 	}
 	p.files++
 	p.cached += f.Pages * uint64(p.page)
-	p.size += uint64(f.Size)
 	if now := time.Now(); now.Sub(p.last) >= progressEvery {
 		p.last = now
-		fmt.Fprintf(p.w, "\r\033[Kfilecache: %d files, %s cached of %s", p.files, report.Human(p.cached), report.Human(p.size))
+		fmt.Fprintf(p.w, "\r\033[Kfilecache: %d files measured, %s of them cached", p.files, report.Human(p.cached))
 		p.drawn = true
 	}
 }
