@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/alecthomas/kong"
@@ -61,6 +64,8 @@ type CLI struct {
 	BTF     string           `name:"btf" placeholder:"FILE" help:"Kernel BTF to load against, for kernels without /sys/kernel/btf/vmlinux."`
 	Method  string           `name:"bpf-method" hidden:"" enum:"auto,bpf_loop,bounded-loop,attached" default:"auto" help:"Force the BPF program (${enum}); for tests."`
 
+	rng *pagecache.Range // parsed --range
+
 	Query  QueryCmd  `cmd:"" default:"withargs" help:"Measure files (the default command: filecache PATH... is filecache query PATH...)."`
 	Doctor DoctorCmd `cmd:"" help:"Tell which engines and BPF methods work on this machine, and why the others do not."`
 }
@@ -74,6 +79,7 @@ type QueryCmd struct {
 	Sort     string   `enum:"none,cached,size,percent,path" default:"none" help:"Order the files listed: ${enum} (numbers largest first)."`
 	Top      int      `placeholder:"N" help:"List the N files of each directory argument holding the most cached pages."`
 	Detail   bool     `help:"Add dirty, writeback, evicted and recently evicted pages (cachestat(2), Linux >= 6.5)."`
+	Range    string   `placeholder:"OFFSET:LENGTH" help:"Measure only these bytes of each file (sizes take K, M, G, T; no LENGTH: to the end). Uses cachestat or mincore."`
 	NoHead   bool     `name:"no-headings" help:"Print the table without its heading line."`
 	Output   []string `placeholder:"COLUMNS" help:"The table's columns, comma-separated: cached, pages, size, percent, dirty, writeback, evicted, recent, engine, device, inode, path."`
 	MaxDepth int      `name:"max-depth" placeholder:"N" help:"Descend at most N levels below a directory argument (1: its own files only; 0: no limit)."`
@@ -144,6 +150,17 @@ func Main(args []string, env Env) (status int) {
 	if len(c.Query.Paths) == 0 && c.Query.From == "" {
 		fmt.Fprintf(env.Stderr, "filecache: expected a path or --from FILE (see filecache --help)\n")
 		return ExitUsage
+	}
+	if c.Query.Range != "" {
+		rng, err := ParseRange(c.Query.Range)
+		if err == nil && c.Engine == "bpf" {
+			err = fmt.Errorf("--range: the bpf engine counts whole files; use --engine cachestat or mincore")
+		}
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "filecache: %v (see filecache --help)\n", err)
+			return ExitUsage
+		}
+		c.rng = &rng
 	}
 	if err := report.CheckColumns(c.Query.Output); err != nil {
 		fmt.Fprintf(env.Stderr, "filecache: %v (see filecache --help)\n", err)
@@ -221,8 +238,11 @@ func (c *CLI) bpfMethod() string {
 func (c *CLI) stages(env Env) []pagecache.Stage {
 	all := []pagecache.Stage{
 		{Name: "bpf", Load: func() (pagecache.Engine, error) { return c.loadBPF(env, c.bpfMethod()) }},
-		{Name: "cachestat", Load: func() (pagecache.Engine, error) { return pagecache.CachestatEngine{}, nil }},
-		{Name: "mincore", Load: func() (pagecache.Engine, error) { return pagecache.MincoreEngine{}, nil }},
+		{Name: "cachestat", Load: func() (pagecache.Engine, error) { return pagecache.CachestatEngine{Range: c.rng}, nil }},
+		{Name: "mincore", Load: func() (pagecache.Engine, error) { return pagecache.MincoreEngine{Range: c.rng}, nil }},
+	}
+	if c.rng != nil {
+		all = all[1:] // nrpages counts whole files only
 	}
 	if c.Engine == "auto" {
 		return all
@@ -262,4 +282,37 @@ func writeErrExit(w io.Writer, err error) int {
 		fmt.Fprintf(w, "filecache: %v\n", err)
 	}
 	return ExitFailed
+}
+
+// ParseRange reads OFFSET:LENGTH, each a byte count with an optional K, M,
+// G or T (powers of 1024); an empty LENGTH reaches the end of each file.
+func ParseRange(s string) (pagecache.Range, error) {
+	off, n, ok := strings.Cut(s, ":")
+	if !ok {
+		return pagecache.Range{}, fmt.Errorf("--range %q: want OFFSET:LENGTH", s)
+	}
+	var r pagecache.Range
+	var err error
+	if r.Off, err = parseSize(off); err != nil {
+		return r, fmt.Errorf("--range %q: offset: %w", s, err)
+	}
+	if n != "" {
+		if r.Len, err = parseSize(n); err != nil || r.Len == 0 {
+			return r, fmt.Errorf("--range %q: length must be a size above 0", s)
+		}
+	}
+	return r, nil
+}
+
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	if i := strings.IndexAny(s, "KMGTkmgt"); i >= 0 && i == len(s)-1 {
+		mult = int64(1) << (10 * (1 + strings.IndexByte("KMGT", byte(unicode.ToUpper(rune(s[i]))))))
+		s = s[:i]
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v < 0 || v > math.MaxInt64/mult {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	return v * mult, nil
 }

@@ -438,3 +438,20 @@ func TestProgress(t *testing.T) {
 		t.Errorf("not a terminal: %q", r.stderr)
 	}
 }
+
+func TestParseRange(t *testing.T) {
+	for in, want := range map[string]pagecache.Range{"0:4096": {Len: 4096}, "1M:2M": {Off: 1 << 20, Len: 2 << 20}, "8k:": {Off: 8192}, "1G:1": {Off: 1 << 30, Len: 1}} {
+		if got, err := ParseRange(in); err != nil || got != want {
+			t.Errorf("ParseRange(%q) = %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "10", "x:1", "1:0", "-1:5", "1:2Q", "9999999999999T:1"} {
+		if _, err := ParseRange(bad); err == nil {
+			t.Errorf("ParseRange(%q) accepted", bad)
+		}
+	}
+	f := tempFile(t, "f", 4096)
+	if r := runCLI(t, Env{}, "--engine=bpf", "--range=0:1", f); r.status != ExitUsage {
+		t.Errorf("--range with --engine=bpf: %d %q", r.status, r.stderr)
+	}
+}

@@ -21,7 +21,7 @@ import (
 
 // query measures the paths and prints the report.
 func (c *CLI) query(env Env) int {
-	r := report.Report{PageSize: unix.Getpagesize()}
+	r := report.Report{PageSize: unix.Getpagesize(), Range: c.rng}
 	chain := &pagecache.Chain{
 		Stages: c.stages(env),
 		Note: func(engine string, err error) {
@@ -46,6 +46,7 @@ func (c *CLI) query(env Env) int {
 	s := &scan.Scanner{
 		Engine: func() (pagecache.Engine, error) { return eng, nil },
 		Walk:   walk.Options{MaxDepth: q.MaxDepth, XDev: q.XDev, Follow: q.Follow, Include: q.Include, Exclude: q.Exclude},
+		Ranged: c.rng != nil,
 	}
 	defer s.Close()
 

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/filecache/filecache/cmd/filecache/pagecache"
 )
 
 type treeEntry struct {
@@ -218,4 +220,54 @@ func TestTreeHazards(t *testing.T) {
 			t.Errorf("want the locked directory reported, the 2 other files answered\n%s", res)
 		}
 	})
+}
+
+// --range counts the cached pages of part of each file, as cachestat(2)
+// over the same range says (cachestat and mincore engines; bpf counts whole
+// files and is refused).
+func TestRange(t *testing.T) {
+	bin := filecacheBin(t)
+	if e := os.Getenv(envEngine); e == "bpf" {
+		t.Skip("--range is not the bpf engine's")
+	}
+	f := filepath.Join(tmpfsDir(t), "f")
+	sized(t, f, 8*mib)
+	writeAt(t, f, 1*mib, 1*mib)
+	fd, err := unix.Open(f, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	page := pageSize
+	for _, c := range []struct {
+		arg       string
+		off, n    int64
+		wantTotal int64
+	}{
+		{"0:1M", 0, mib, mib / page},
+		{"1M:1M", mib, mib, mib / page},
+		{"1536K:", 1536 * 1024, 8*mib - 1536*1024, (8*mib - 1536*1024) / page},
+		{"100:1", 100, 1, 1},
+		{"9M:1M", 9 * mib, mib, 0},
+	} {
+		mc, err := pagecache.MincoreRange(fd, 8*mib, c.off, c.n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := int64(mc)
+		if haveCachestat() {
+			cs, err := pagecache.CachestatRange(fd, min(c.off, 8*mib), c.n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.off < 8*mib && int64(cs.Cache) != want {
+				t.Fatalf("%s: cachestat %d, mincore %d disagree", c.arg, cs.Cache, want)
+			}
+		}
+		res := run(t, bin, "--json", "--range="+c.arg, f)
+		rep := mustParse(t, res)
+		if res.code != 0 || len(rep.Files) != 1 || rep.Files[0].CachedPages != want || rep.Files[0].TotalPages != c.wantTotal || rep.Files[0].SizeBytes != 8*mib {
+			t.Errorf("--range %s: want %d of %d pages cached (file 8 MiB)\n%s", c.arg, want, c.wantTotal, res)
+		}
+	}
 }

@@ -20,7 +20,10 @@ type Answer struct {
 	Pages  uint64     // pages of the file in the page cache
 	Size   int64      // bytes, read at the same moment as Pages
 	Detail *Cachestat // dirty, writeback and eviction counts, where known
-	Engine string     // which engine answered (set by Chain)
+	// Span is, when a Range was measured, how many pages of the file the
+	// range covers (Pages counts those cached); 0 otherwise.
+	Span   uint64
+	Engine string // which engine answered (set by Chain)
 	// The inode the engine read: its st_dev (user-space encoding), number
 	// and link count, so the scanner needs no fstat of its own.
 	Dev   uint64
@@ -97,4 +100,21 @@ func answer(h Handle, r bpf.Result) Answer {
 	}
 	return Answer{Pages: r.NrPages, Size: int64(r.Size), Ino: r.Ino, Nlink: r.Nlink,
 		Dev: unix.Mkdev(r.DevMajor(), r.DevMinor())}
+}
+
+// Range is part of a file, in bytes: [Off, Off+Len), Len 0 to the end.
+type Range struct{ Off, Len int64 }
+
+// clip is the range inside a file of size bytes, and the pages it covers.
+func (r Range) clip(size int64) (off, n int64, span uint64) {
+	page := int64(unix.Getpagesize())
+	end := size
+	if r.Len > 0 {
+		end = min(size, r.Off+r.Len)
+	}
+	if r.Off >= end {
+		return r.Off, 0, 0
+	}
+	first, last := r.Off/page, (end-1)/page
+	return r.Off, end - r.Off, uint64(last - first + 1)
 }

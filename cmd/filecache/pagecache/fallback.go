@@ -57,16 +57,16 @@ func onOverlay(fd int) bool {
 
 // CachestatEngine is the engine that asks cachestat(2) (Linux >= 6.5): exact, with
 // dirty, writeback and eviction counts, for files the caller owns or can
-// write.
-type CachestatEngine struct{}
+// write; of a Range of each file when one is set.
+type CachestatEngine struct{ Range *Range }
 
 func (CachestatEngine) Name() string   { return "cachestat" }
 func (CachestatEngine) Method() string { return "cachestat(2)" }
 func (CachestatEngine) BatchSize() int { return 512 }
 func (CachestatEngine) Close()         {}
 
-func (CachestatEngine) Query(files []Handle) ([]Answer, error) {
-	out := eachReadable(files, func(fd int, _ *unix.Stat_t) Answer { return cachestatOne(fd) })
+func (c CachestatEngine) Query(files []Handle) ([]Answer, error) {
+	out := eachReadable(files, func(fd int, _ *unix.Stat_t) Answer { return cachestatOne(fd, c.Range) })
 	for _, a := range out {
 		if errors.Is(a.Err, unix.ENOSYS) {
 			return nil, fmt.Errorf("cachestat(2) needs Linux >= 6.5: %w", ErrUnavailable)
@@ -100,7 +100,7 @@ func eachReadable(files []Handle, one func(fd int, st *unix.Stat_t) Answer) []An
 	return out
 }
 
-func cachestatOne(fd int) Answer {
+func cachestatOne(fd int, rng *Range) Answer {
 	if onOverlay(fd) {
 		return Answer{Err: ErrOverlay}
 	}
@@ -108,19 +108,27 @@ func cachestatOne(fd int) Answer {
 	if err != nil {
 		return Answer{Err: err}
 	}
-	cs, err := CachestatFd(fd)
+	var off, n int64
+	var span uint64
+	if rng != nil {
+		if off, n, span = rng.clip(size); n == 0 {
+			return Answer{Size: size}
+		}
+	}
+	cs, err := CachestatRange(fd, off, n)
 	if errors.Is(err, unix.EPERM) {
 		return Answer{Err: fmt.Errorf("%w (the kernel answers only the file's owner or a writer)", unix.EPERM)}
 	}
 	if err != nil {
 		return Answer{Err: err}
 	}
-	return Answer{Pages: cs.Cache, Size: size, Detail: &cs}
+	return Answer{Pages: cs.Cache, Size: size, Detail: &cs, Span: span}
 }
 
 // MincoreEngine is the engine that maps each file and calls mincore(2): it works on
 // every kernel, costs O(file size), and counts only pages inside the file.
 type MincoreEngine struct {
+	Range *Range // part of each file, when set
 	// Trusted says whether mincore tells the truth about fd; nil means
 	// the kernel's own rule (owner, CAP_FOWNER or write permission).
 	Trusted func(fd int, st *unix.Stat_t) bool
@@ -136,10 +144,10 @@ func (m MincoreEngine) Query(files []Handle) ([]Answer, error) {
 	if trusted == nil {
 		trusted = mincoreTrusted
 	}
-	return eachReadable(files, func(fd int, st *unix.Stat_t) Answer { return mincoreOne(fd, st, trusted) }), nil
+	return eachReadable(files, func(fd int, st *unix.Stat_t) Answer { return mincoreOne(fd, st, trusted, m.Range) }), nil
 }
 
-func mincoreOne(fd int, st *unix.Stat_t, trusted func(int, *unix.Stat_t) bool) Answer {
+func mincoreOne(fd int, st *unix.Stat_t, trusted func(int, *unix.Stat_t) bool, rng *Range) Answer {
 	if !trusted(fd, st) {
 		return Answer{Err: ErrMincoreUntrusted}
 	}
@@ -147,11 +155,15 @@ func mincoreOne(fd int, st *unix.Stat_t, trusted func(int, *unix.Stat_t) bool) A
 	if err != nil {
 		return Answer{Err: err}
 	}
-	pages, err := MincoreFd(fd, size)
+	off, n, span := int64(0), size, uint64(0)
+	if rng != nil {
+		off, n, span = rng.clip(size)
+	}
+	pages, err := MincoreRange(fd, size, off, n)
 	if err != nil {
 		return Answer{Err: err}
 	}
-	return Answer{Pages: pages, Size: size}
+	return Answer{Pages: pages, Size: size, Span: span}
 }
 
 // mincoreTrusted mirrors the kernel's can_do_mincore(): the caller owns the

@@ -27,8 +27,12 @@ type Cachestat struct {
 // CachestatFd runs cachestat(2) over the whole file behind fd (a range of
 // length 0 reaches the end of the mapping). fd must be a real open file:
 // the kernel refuses O_PATH fds with EBADF.
-func CachestatFd(fd int) (Cachestat, error) {
-	var rng struct{ off, len uint64 }
+func CachestatFd(fd int) (Cachestat, error) { return CachestatRange(fd, 0, 0) }
+
+// CachestatRange is cachestat(2) over the pages holding bytes [off, off+n)
+// of the file behind fd; n == 0 reaches the end of the mapping.
+func CachestatRange(fd int, off, n int64) (Cachestat, error) {
+	rng := struct{ off, len uint64 }{uint64(off), uint64(n)}
 	var cs Cachestat
 	_, _, errno := unix.Syscall6(sysCachestat, uintptr(fd),
 		uintptr(unsafe.Pointer(&rng)), uintptr(unsafe.Pointer(&cs)), 0, 0, 0)
@@ -42,16 +46,22 @@ func CachestatFd(fd int) (Cachestat, error) {
 // mincore(2) reports resident. It costs O(size) and needs a readable fd.
 // Since Linux 5.2 mincore reports every page of a file the caller neither
 // owns nor can write as resident, so callers must not trust it for those.
-func MincoreFd(fd int, size int64) (uint64, error) {
-	if size <= 0 {
+func MincoreFd(fd int, size int64) (uint64, error) { return MincoreRange(fd, size, 0, size) }
+
+// MincoreRange counts the resident pages holding bytes [from, from+n) of a
+// file of size bytes, clipped to the file.
+func MincoreRange(fd int, size, from, n int64) (uint64, error) {
+	page := int64(unix.Getpagesize())
+	end := min(size, from+n)
+	from -= from % page // mmap wants a page-aligned offset
+	if from >= end || n <= 0 {
 		return 0, nil
 	}
 	const chunk = 1 << 30 // map a window at a time: 1 TiB sparse files exist
-	page := int64(unix.Getpagesize())
 	vec := make([]byte, chunk/page)
 	var resident uint64
-	for off := int64(0); off < size; off += chunk {
-		n := min(size-off, chunk)
+	for off := from; off < end; off += chunk {
+		n := min(end-off, chunk)
 		mem, err := unix.Mmap(fd, off, int(n), unix.PROT_READ, unix.MAP_SHARED)
 		if err != nil {
 			return 0, fmt.Errorf("mmap: %w", err)

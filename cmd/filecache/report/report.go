@@ -31,8 +31,11 @@ type Report struct {
 	PageSize int
 	Files    []scan.File // what the report lists, in the order met
 	Notes    []string    // why an engine was passed over
-	total    Totals
-	failed   bool
+	// Range, when set, is the part of each file measured (--range): a
+	// file's total pages are then the pages that range covers.
+	Range  *pagecache.Range
+	total  Totals
+	failed bool
 }
 
 // Totals adds up the measured files.
@@ -64,7 +67,7 @@ func (r *Report) Count(f scan.File) {
 	case f.Kind != scan.KindDir:
 		r.total.Files++
 		r.total.SizeBytes += f.Size
-		r.total.TotalPages += pagesOf(f.Size, r.PageSize)
+		r.total.TotalPages += r.pagesOf(f)
 		r.total.Cached += f.Pages
 	case f.Failed > 0:
 		r.failed = true
@@ -129,6 +132,11 @@ type jsonTree struct {
 	Percent    float64 `json:"percent"`
 }
 
+type jsonRange struct {
+	Offset int64 `json:"offset"`
+	Length int64 `json:"length"` // 0: to the end of each file
+}
+
 type jsonError struct {
 	Path    string `json:"path"`
 	PathB64 string `json:"path_b64,omitempty"`
@@ -139,6 +147,7 @@ type jsonDoc struct {
 	Engine   *string     `json:"engine"`
 	Method   *string     `json:"method"`
 	PageSize int         `json:"page_size"`
+	Range    *jsonRange  `json:"range"`
 	Files    []jsonFile  `json:"files"`
 	Trees    []jsonTree  `json:"trees"`
 	Total    Totals      `json:"total"`
@@ -159,6 +168,9 @@ func jsonPath(p string) (string, string) {
 func JSON(w io.Writer, r Report) error {
 	doc := jsonDoc{PageSize: r.PageSize, Files: []jsonFile{}, Trees: []jsonTree{}, Errors: []jsonError{}, Notes: []string{}, Total: r.Totals()}
 	doc.Notes = append(doc.Notes, r.Notes...)
+	if r.Range != nil {
+		doc.Range = &jsonRange{Offset: r.Range.Off, Length: r.Range.Len}
+	}
 	if r.Engine != "" {
 		doc.Engine, doc.Method = &r.Engine, &r.Method
 	}
@@ -307,7 +319,7 @@ func Table(w io.Writer, r Report, o TableOptions) error {
 		case f.Kind == scan.KindDir:
 			emit(row{f.Pages, f.TotalPages, f.Size, f, fmt.Sprintf("%s (%d files)", DisplayPath(f.Path), f.Files)})
 		default:
-			emit(row{f.Pages, pagesOf(f.Size, r.PageSize), f.Size, f, DisplayPath(f.Path)})
+			emit(row{f.Pages, r.pagesOf(*f), f.Size, f, DisplayPath(f.Path)})
 		}
 		rows++
 	}
@@ -374,7 +386,7 @@ func (r Report) entry(f scan.File) any {
 			SizeBytes: f.Size, TotalPages: f.TotalPages, Cached: f.Pages, CachedB: f.Pages * uint64(r.PageSize),
 			Percent: percent(f.Pages, f.TotalPages)}
 	}
-	total := pagesOf(f.Size, r.PageSize)
+	total := r.pagesOf(f)
 	jf := jsonFile{
 		Path: path, PathB64: b64, Engine: f.Engine, Type: f.Kind,
 		Device:     fmt.Sprintf("%d:%d", unix.Major(f.Dev), unix.Minor(f.Dev)),
@@ -472,8 +484,17 @@ func Sort(files []scan.File, key string) {
 		case "size":
 			return cmp.Compare(b.Size, a.Size)
 		case "percent":
-			return cmp.Compare(percent(b.Pages, scan.PagesOf(b.Size)), percent(a.Pages, scan.PagesOf(a.Size)))
+			return cmp.Compare(percent(b.Pages, max(b.Span, scan.PagesOf(b.Size))), percent(a.Pages, max(a.Span, scan.PagesOf(a.Size))))
 		}
 		return strings.Compare(a.Path, b.Path)
 	})
+}
+
+// pagesOf are the pages of f the figures are out of: the whole file, or
+// with a --range, the pages the range covers.
+func (r Report) pagesOf(f scan.File) uint64 {
+	if r.Range != nil {
+		return f.Span
+	}
+	return pagesOf(f.Size, r.PageSize)
 }

@@ -34,6 +34,7 @@ type File struct {
 	Ino   uint64
 	Size  int64  // bytes
 	Pages uint64 // pages in the page cache
+	Span  uint64 // with a --range: the pages the range covers in this file
 	// Engine names what measured the file; Detail holds cachestat's
 	// dirty, writeback and eviction counts where that engine answered.
 	Engine string
@@ -69,7 +70,9 @@ type Scanner struct {
 	Engine func() (pagecache.Engine, error)
 	// Walk tunes how directory arguments are walked.
 	Walk walk.Options
-	eng  pagecache.Engine
+	// Ranged: the engine measures a range of each file (File.Span).
+	Ranged bool
+	eng    pagecache.Engine
 
 	batch []pending
 	ready int                    // entries of batch holding an open fd
@@ -166,7 +169,11 @@ func (s *Scanner) flush() error {
 				t.Files++
 				t.Size += p.file.Size
 				t.Pages += p.file.Pages
-				t.TotalPages += PagesOf(p.file.Size)
+				if s.Ranged {
+					t.TotalPages += p.file.Span
+				} else {
+					t.TotalPages += PagesOf(p.file.Size)
+				}
 			}
 		}
 		s.emit(p.file)
@@ -311,7 +318,7 @@ func (s *Scanner) measure(batch []pending) error {
 				f.Err = a.Err
 				continue
 			}
-			f.Pages, f.Size, f.Detail = a.Pages, a.Size, a.Detail
+			f.Pages, f.Size, f.Detail, f.Span = a.Pages, a.Size, a.Detail, a.Span
 			if f.Root != "" { // a tree's file: the engine's stat stands in for ours
 				f.Dev, f.Ino = a.Dev, a.Ino
 			}
