@@ -81,10 +81,12 @@ func CheckBPF(caps Caps, btfPath string, stat func(string) error) error {
 // ExplainLoad turns a failed load into one line that says what went wrong
 // and what to do; log is what libbpf printed (the verifier's log).
 func ExplainLoad(err error, btfPath string, log []string, lockdown string) string {
+	// libbpf frames the verifier's words with BEGIN and END PROG LOAD LOG
+	// lines; a long log keeps only its tail, so either marker counts.
 	all := strings.Join(log, "\n")
 	switch {
 	case btfPath != "" && (strings.Contains(all, "BTF") || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT)) &&
-		!strings.Contains(all, "BEGIN PROG LOAD LOG"):
+		!strings.Contains(all, "PROG LOAD LOG"):
 		return fmt.Sprintf("cannot load the BPF program against --btf %s (%v): the file must be the BTF of this running kernel", btfPath, err)
 	case errors.Is(err, unix.EPERM):
 		why := "a seccomp filter, an LSM or a container runtime forbids bpf(2)"
@@ -92,7 +94,7 @@ func ExplainLoad(err error, btfPath string, log []string, lockdown string) strin
 			why = "kernel lockdown is in confidentiality mode, which forbids reading kernel memory"
 		}
 		return fmt.Sprintf("the kernel refused to load the BPF program (%v) although this process has the capabilities: %s", err, why)
-	case strings.Contains(all, "BEGIN PROG LOAD LOG"):
+	case strings.Contains(all, "PROG LOAD LOG"):
 		return fmt.Sprintf("the kernel verifier rejected the BPF program (%v); run with -v for its log", err)
 	}
 	return fmt.Sprintf("cannot load the BPF program: %v", err)

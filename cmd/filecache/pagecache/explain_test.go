@@ -66,6 +66,8 @@ func TestExplainLoad(t *testing.T) {
 		{fmt.Errorf("load: %w", unix.EPERM), "", nil, "none integrity [confidentiality]", "lockdown"},
 		{fmt.Errorf("load: %w", unix.EIO), "/dev/null", []string{"libbpf: failed to parse target BTF: -5"}, "", "--btf /dev/null"},
 		{errors.New("odd"), "", nil, "", "cannot load the BPF program: odd"},
+		// A long log keeps only its tail: the END marker still says verifier.
+		{fmt.Errorf("load: %w", unix.EINVAL), "/x.btf", []string{"172: <invalid CO-RE relocation>", "-- END PROG LOAD LOG --"}, "", "verifier rejected"},
 	}
 	for _, c := range cases {
 		got := ExplainLoad(c.err, c.btf, c.log, c.lockdown)
