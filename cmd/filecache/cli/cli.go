@@ -79,6 +79,7 @@ type QueryCmd struct {
 	Sort     string   `enum:"none,cached,size,percent,path" default:"none" help:"Order the files listed: ${enum} (numbers largest first)."`
 	Top      int      `placeholder:"N" help:"List the N files of each directory argument holding the most cached pages."`
 	Detail   bool     `help:"Add dirty, writeback, evicted and recently evicted pages (cachestat(2), Linux >= 6.5)."`
+	Map      bool     `help:"Draw which parts of each file are cached, like vmtouch -v: O all, o some, blank none."`
 	Range    string   `placeholder:"OFFSET:LENGTH" help:"Measure only these bytes of each file (sizes take K, M, G, T; no LENGTH: to the end). Uses cachestat or mincore."`
 	NoHead   bool     `name:"no-headings" help:"Print the table without its heading line."`
 	Output   []string `placeholder:"COLUMNS" help:"The table's columns, comma-separated: cached, pages, size, percent, dirty, writeback, evicted, recent, engine, device, inode, path."`

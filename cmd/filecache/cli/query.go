@@ -43,6 +43,9 @@ func (c *CLI) query(env Env) int {
 			r.Notes = append(r.Notes, err.Error())
 		}}
 	}
+	if q.Map {
+		eng = pagecache.Mapped{Engine: eng}
+	}
 	s := &scan.Scanner{
 		Engine: func() (pagecache.Engine, error) { return eng, nil },
 		Walk:   walk.Options{MaxDepth: q.MaxDepth, XDev: q.XDev, Follow: q.Follow, Include: q.Include, Exclude: q.Exclude},

@@ -271,3 +271,42 @@ func TestRange(t *testing.T) {
 		}
 	}
 }
+
+// --map draws, cell by cell, what mincore(2) says of the same pages.
+func TestMap(t *testing.T) {
+	bin := filecacheBin(t)
+	f := filepath.Join(tmpfsDir(t), "f")
+	sized(t, f, 8*mib)
+	writeAt(t, f, 2*mib, 2*mib)
+	writeAt(t, f, 6*mib+40960, 3*4096)
+	fd, err := unix.Open(f, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	pages := 8 * mib / pageSize
+	var want strings.Builder
+	for c := int64(0); c < 60; c++ {
+		first, last := pages*c/60, pages*(c+1)/60
+		n, err := pagecache.MincoreRange(fd, 8*mib, first*pageSize, (last-first)*pageSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case n == 0:
+			want.WriteByte(' ')
+		case int64(n) == last-first:
+			want.WriteByte('O')
+		default:
+			want.WriteByte('o')
+		}
+	}
+	res := run(t, bin, "--json", "--map", f)
+	var doc struct{ Files []struct{ Map string } }
+	if err := json.Unmarshal([]byte(res.stdout), &doc); err != nil || len(doc.Files) != 1 {
+		t.Fatalf("%v\n%s", err, res)
+	}
+	if doc.Files[0].Map != want.String() {
+		t.Errorf("map\n got  [%s]\n want [%s] (mincore)", doc.Files[0].Map, want.String())
+	}
+}

@@ -23,6 +23,7 @@ type Answer struct {
 	// Span is, when a Range was measured, how many pages of the file the
 	// range covers (Pages counts those cached); 0 otherwise.
 	Span   uint64
+	Map    string // --map: which parts are cached (Mapped)
 	Engine string // which engine answered (set by Chain)
 	// The inode the engine read: its st_dev (user-space encoding), number
 	// and link count, so the scanner needs no fstat of its own.

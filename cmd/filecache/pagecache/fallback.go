@@ -377,3 +377,69 @@ func (d *Detailed) Query(files []Handle) ([]Answer, error) {
 	}
 	return out, nil
 }
+
+// MapWidth is how many cells a --map line has.
+const MapWidth = 60
+
+// Mapped adds to another engine's answers a map of which parts of each file
+// are cached (--map, like vmtouch -v): MapWidth cells, each an equal share
+// of the file's pages: 'O' all cached, 'o' some, ' ' none. Each cell is
+// one cachestat(2) over its range, or mincore(2) where cachestat is missing
+// (and then only for files mincore tells the truth about).
+type Mapped struct{ Engine }
+
+func (m Mapped) Query(files []Handle) ([]Answer, error) {
+	out, err := m.Engine.Query(files)
+	if err != nil {
+		return out, err
+	}
+	for i := range out {
+		if out[i].Err != nil {
+			continue
+		}
+		fd, err := reopen(files[i])
+		if err != nil {
+			continue
+		}
+		out[i].Map = drawMap(fd, out[i].Size)
+		unix.Close(fd)
+	}
+	return out, nil
+}
+
+// drawMap returns the map of the file behind fd, or "" if neither
+// cachestat nor a trustworthy mincore can tell.
+func drawMap(fd int, size int64) string {
+	page := int64(unix.Getpagesize())
+	pages := (size + page - 1) / page
+	if pages == 0 {
+		return ""
+	}
+	var st unix.Stat_t
+	trusted := unix.Fstat(fd, &st) == nil && mincoreTrusted(fd, &st)
+	cells := make([]byte, 0, MapWidth)
+	for c := int64(0); c < MapWidth && c < pages; c++ {
+		first := pages * c / min(MapWidth, pages)
+		last := pages * (c + 1) / min(MapWidth, pages)
+		off, n := first*page, (last-first)*page
+		cached := int64(-1)
+		if cs, err := CachestatRange(fd, off, n); err == nil {
+			cached = int64(cs.Cache)
+		} else if trusted {
+			if r, err := MincoreRange(fd, size, off, n); err == nil {
+				cached = int64(r)
+			}
+		}
+		switch {
+		case cached < 0:
+			return ""
+		case cached == 0:
+			cells = append(cells, ' ')
+		case cached >= last-first:
+			cells = append(cells, 'O')
+		default:
+			cells = append(cells, 'o')
+		}
+	}
+	return string(cells)
+}

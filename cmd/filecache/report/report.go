@@ -113,6 +113,7 @@ type jsonFile struct {
 	Cached     uint64  `json:"cached_pages"`
 	CachedB    uint64  `json:"cached_bytes"`
 	Percent    float64 `json:"percent"`
+	Map        string  `json:"map,omitempty"`
 	// cachestat(2)'s extra counts, when that engine answered.
 	Dirty           *uint64 `json:"dirty_pages,omitempty"`
 	Writeback       *uint64 `json:"writeback_pages,omitempty"`
@@ -320,6 +321,10 @@ func Table(w io.Writer, r Report, o TableOptions) error {
 			emit(row{f.Pages, f.TotalPages, f.Size, f, fmt.Sprintf("%s (%d files)", DisplayPath(f.Path), f.Files)})
 		default:
 			emit(row{f.Pages, r.pagesOf(*f), f.Size, f, DisplayPath(f.Path)})
+			if f.Map != "" {
+				// Empty cells keep the columns; the map sits under the path.
+				io.WriteString(tw, strings.Repeat("\t", len(names)-1)+"  ["+f.Map+"]\n")
+			}
 		}
 		rows++
 	}
@@ -396,6 +401,7 @@ func (r Report) entry(f scan.File) any {
 		Cached:     f.Pages,
 		CachedB:    f.Pages * uint64(r.PageSize),
 		Percent:    percent(f.Pages, total),
+		Map:        f.Map,
 	}
 	if d := f.Detail; d != nil {
 		jf.Dirty, jf.Writeback, jf.Evicted, jf.RecentlyEvicted = &d.Dirty, &d.Writeback, &d.Evicted, &d.RecentlyEvicted

@@ -35,6 +35,7 @@ type File struct {
 	Size  int64  // bytes
 	Pages uint64 // pages in the page cache
 	Span  uint64 // with a --range: the pages the range covers in this file
+	Map   string // with --map: which parts are cached, MapWidth cells
 	// Engine names what measured the file; Detail holds cachestat's
 	// dirty, writeback and eviction counts where that engine answered.
 	Engine string
@@ -318,7 +319,7 @@ func (s *Scanner) measure(batch []pending) error {
 				f.Err = a.Err
 				continue
 			}
-			f.Pages, f.Size, f.Detail, f.Span = a.Pages, a.Size, a.Detail, a.Span
+			f.Pages, f.Size, f.Detail, f.Span, f.Map = a.Pages, a.Size, a.Detail, a.Span, a.Map
 			if f.Root != "" { // a tree's file: the engine's stat stands in for ours
 				f.Dev, f.Ino = a.Dev, a.Ino
 			}
