@@ -1,26 +1,38 @@
 #!/usr/bin/env bash
 # bench.sh: filecache against vmtouch and util-linux fincore, side by side in
-# one run, on the same files, for three workloads:
+# one run, on the same files, for four workloads:
 #   small   one 12 KiB file, fully cached
 #   sparse  a SPARSE_SIZE (1 TiB) sparse file with 64 MiB cached in the middle
 #   full    a fully cached 256 MiB file
+#   tree    a directory tree of TREE_FILES (100,000) files of 6400 bytes, 1000 a
+#           directory, fully cached (2 pages a file: ~780 MiB); measured with
+#           `filecache DIR`, `vmtouch DIR` and `find DIR -type f -print0 |
+#           xargs -0 fincore` (fincore cannot walk a tree; the whole pipeline is
+#           timed, through one bash -c)
+# and, with BIG_TREE=1, the peak RSS of filecache on a tree of 1,000,000
+# one-byte files (1000 directories of 1000), as a table and as --ndjson.
 # All files live on a tmpfs this script mounts in a mktemp -d directory (nothing
 # is reclaimed under the measurement; a sparse 1 TiB i_size costs nothing
-# there), unmounted and removed on exit, failure or Ctrl-C.
+# there), unmounted and removed on exit, failure or Ctrl-C. Trees are written
+# by one python3 process, not a process per file.
 #
-# Every tool first runs once per workload under GNU time: its cached-page count
-# is checked against the other tools and the expected count (a WARNING line if
-# they differ), and its peak RSS is taken from that run. Then each tool runs N
-# times with its output to /dev/null, timed from fork to exit with bash's
-# microsecond clock (EPOCHREALTIME, no extra process in the timed span); the
-# table shows the median. When vmtouch's or fincore's first run took >= 1 s
-# (the 1 TiB file: ~11 s each), it counts as a timed run (GNU time's ~1 ms
-# overhead is noise there) and that tool does RUNS_SLOW timed runs instead of
-# RUNS, so by default they run once each on the 1 TiB file.
+# Every tool first runs once per workload under GNU time, all tools back to
+# back before any timing: its cached-page count is checked against the other
+# tools and the expected count (a WARNING line if they differ; for the tree,
+# if they are not within 1% of one another), and its peak RSS is taken from
+# that run. Then each tool runs N times with its output to /dev/null, timed
+# from fork to exit with bash's microsecond clock (EPOCHREALTIME, no extra
+# process in the timed span); the table shows the median. When a first run
+# took >= 1 s (the 1 TiB file: ~11 s each for vmtouch and fincore; the tree:
+# ~1 s), it counts as a timed run (GNU time's ~1 ms overhead is noise there),
+# and vmtouch and fincore do RUNS_SLOW timed runs instead of RUNS on the
+# sparse file, so by default they run once each on the 1 TiB file. On the
+# tree every tool does RUNS.
 #
 # A benchmark, not a test: it exits 0 when the measurements ran, even when a
 # target is missed (printed as MISS); non-zero only when something could not
-# be run. Needs root (mount, BPF), GNU time (/usr/bin/time), vmtouch, fincore.
+# be run. Needs root (mount, BPF), GNU time (/usr/bin/time), vmtouch, fincore,
+# find, xargs, python3 (to write the trees).
 #
 # Environment:
 #   FILECACHE_BIN  filecache binary (default: bin/filecache in the repo root)
@@ -28,6 +40,10 @@
 #   RUNS_SLOW      timed runs of vmtouch/fincore when one run takes >= 1 s (default 1)
 #   SPARSE_SIZE    size of the sparse file, as truncate(1) reads it (default 1T);
 #                  e.g. SPARSE_SIZE=8G RUNS=1 ./scripts/bench.sh for a smoke run
+#   TREE_FILES     files in the tree workload (default 100000); e.g.
+#                  TREE_FILES=5000 SPARSE_SIZE=8G RUNS=1 ./scripts/bench.sh
+#   BIG_TREE       1: also build a 1,000,000-file tree and take filecache's peak
+#                  RSS on it (building it takes a while; default 0: skipped)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -35,22 +51,44 @@ FILECACHE_BIN=${FILECACHE_BIN:-$root/bin/filecache}
 RUNS=${RUNS:-5}
 RUNS_SLOW=${RUNS_SLOW:-1}
 SPARSE_SIZE=${SPARSE_SIZE:-1T}
+TREE_FILES=${TREE_FILES:-100000}
+BIG_TREE=${BIG_TREE:-0}
 GNU_TIME=/usr/bin/time
+TREE_FILE_BYTES=6400   # each file of the tree workload
+TREE_PER_DIR=1000      # files a directory, in both trees
+BIG_TREE_FILES=1000000 # files in the BIG_TREE=1 tree
+BIG_TREE_BYTES=1       # each of its files: one cached page
 
 # Targets.
 TARGET_SPEEDUP=300 # (a) sparse: filecache at least this many times faster than each tool
 TARGET_RSS_MIB=64  # (b) sparse: filecache peak RSS below this
 TARGET_SMALL_MS=25 # (c) small: filecache end to end at most this
+TARGET_TREE_SPEEDUP=3     # (d) tree: filecache at least this many times faster than each tool
+TARGET_TREE_AGREE_PCT=1   # (e) tree: the three tools' cached-page totals within this % of one another
+TARGET_BIG_RSS_MIB=64     # (f) BIG_TREE=1: filecache peak RSS below this, as a table and as --ndjson
 
 die() {
 	echo "bench: $*" >&2
 	exit 1
 }
 
+# usec EPOCHREALTIME-VALUE: integer microseconds (the separator follows LC_NUMERIC).
+usec() {
+	local t=${1//[!0-9]/}
+	echo $((10#$t))
+}
+
+# secs_since EPOCHREALTIME-VALUE: seconds elapsed since then, one decimal.
+secs_since() {
+	awk -v a="$(usec "$1")" -v b="$(usec "$EPOCHREALTIME")" 'BEGIN {printf "%.1f", (b - a) / 1e6}'
+}
+
 # --- preconditions -----------------------------------------------------------
 [[ -n ${EPOCHREALTIME:-} ]] || die "bash >= 5 is needed (EPOCHREALTIME); this is bash $BASH_VERSION"
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer, not '$RUNS'"
 [[ $RUNS_SLOW =~ ^[1-9][0-9]*$ ]] || die "RUNS_SLOW must be a positive integer, not '$RUNS_SLOW'"
+[[ $TREE_FILES =~ ^[1-9][0-9]*$ ]] || die "TREE_FILES must be a positive integer, not '$TREE_FILES'"
+[[ $BIG_TREE == 0 || $BIG_TREE == 1 ]] || die "BIG_TREE must be 0 or 1, not '$BIG_TREE'"
 [[ $EUID -eq 0 ]] || die "must run as root (it mounts a tmpfs, and filecache loads a BPF program)"
 if [[ ! -x $GNU_TIME ]]; then
 	echo "bench: $GNU_TIME (GNU time) is missing; it measures peak RSS." >&2
@@ -59,9 +97,13 @@ if [[ ! -x $GNU_TIME ]]; then
 fi
 command -v vmtouch >/dev/null || die "vmtouch is missing: apt-get install -y vmtouch"
 command -v fincore >/dev/null || die "fincore is missing: apt-get install -y util-linux-extra (util-linux before Debian 12)"
+command -v find >/dev/null || die "find is missing: apt-get install -y findutils"
+command -v xargs >/dev/null || die "xargs is missing: apt-get install -y findutils"
+command -v python3 >/dev/null || die "python3 is missing (it writes the trees): apt-get install -y python3"
 [[ -x $FILECACHE_BIN ]] || die "$FILECACHE_BIN is missing or not executable: run 'make build' (or set FILECACHE_BIN)"
 FILECACHE_BIN=$(cd "$(dirname "$FILECACHE_BIN")" && pwd)/$(basename "$FILECACHE_BIN")
 page_size=$(getconf PAGESIZE)
+mib=$((1024 * 1024))
 
 # --- scratch tmpfs, removed on every exit ------------------------------------
 dir=""
@@ -80,15 +122,35 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
 
+# The tmpfs holds 256 MiB + 64 MiB of data, the tree (every file rounded up to
+# whole pages), the big tree with BIG_TREE=1 (a page a file) and tool outputs;
+# nr_inodes leaves room for every file and directory of the trees.
+tree_pages_per_file=$(((TREE_FILE_BYTES + page_size - 1) / page_size))
+tree_dirs=$(((TREE_FILES + TREE_PER_DIR - 1) / TREE_PER_DIR))
+tmpfs_mib=$((448 + TREE_FILES * tree_pages_per_file * page_size / mib + 64))
+tmpfs_inodes=$((TREE_FILES + tree_dirs + 4096))
+big_dirs=$(((BIG_TREE_FILES + TREE_PER_DIR - 1) / TREE_PER_DIR))
+if [[ $BIG_TREE == 1 ]]; then
+	tmpfs_mib=$((tmpfs_mib + BIG_TREE_FILES * ((BIG_TREE_BYTES + page_size - 1) / page_size) * page_size / mib + 64))
+	tmpfs_inodes=$((tmpfs_inodes + BIG_TREE_FILES + big_dirs))
+fi
+# tmpfs pages cannot be reclaimed (no swap here, typically): refuse to start
+# rather than push the machine out of memory. The kernel's own inode and dentry
+# for a file cost about 1 KiB more; count 2.
+avail_mib=$(($(awk '/^MemAvailable:/ {print $2; exit}' /proc/meminfo) / 1024))
+need_mib=$((tmpfs_mib + tmpfs_inodes * 2 / 1024 + 512))
+((need_mib <= avail_mib)) ||
+	die "needs about $need_mib MiB of free memory (tmpfs of $tmpfs_mib MiB, $tmpfs_inodes inodes), MemAvailable is $avail_mib MiB: lower TREE_FILES or drop BIG_TREE=1"
+
 dir=$(mktemp -d "${TMPDIR:-/tmp}/filecache-bench.XXXXXX")
-# 256 MiB + 64 MiB of data, plus tool outputs; huge=never keeps 4 KiB pages.
-mount -t tmpfs -o size=448m,mode=0700,huge=never filecache-bench "$dir" || die "cannot mount a tmpfs on $dir"
+# huge=never keeps 4 KiB pages.
+mount -t tmpfs -o "size=${tmpfs_mib}m,nr_inodes=$tmpfs_inodes,mode=0700,huge=never" filecache-bench "$dir" ||
+	die "cannot mount a tmpfs on $dir"
 mounted=1
 out=$dir/out
 mkdir "$out"
 
 # --- the files ---------------------------------------------------------------
-mib=$((1024 * 1024))
 f_small=$dir/small
 f_sparse=$dir/sparse
 f_full=$dir/full
@@ -103,34 +165,77 @@ seek_mib=$((sparse_bytes / 2 / mib - 32))
 dd if=/dev/urandom of="$f_sparse" bs=1M count=64 seek="$seek_mib" conv=notrunc iflag=fullblock status=none
 head -c $((256 * mib)) /dev/urandom >"$f_full"
 
+# build_tree ROOT FILES BYTES: ROOT/dNNNN/fNNNN, TREE_PER_DIR files a directory,
+# each BYTES long (slices of one random buffer), all from one python3 process.
+build_tree() {
+	python3 - "$1" "$2" "$3" "$TREE_PER_DIR" <<'EOF'
+import os, sys
+root, n, size, per_dir = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+buf = memoryview(os.urandom(size + 4096))
+os.mkdir(root, 0o700)
+for d in range((n + per_dir - 1) // per_dir):
+    sub = os.path.join(root, "d%04d" % d)
+    os.mkdir(sub, 0o700)
+    for i in range(min(per_dir, n - d * per_dir)):
+        fd = os.open(os.path.join(sub, "f%04d" % i), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        view = buf[i % 4096:i % 4096 + size]
+        while view:
+            view = view[os.write(fd, view):]
+        os.close(fd)
+EOF
+}
+
+d_tree=$dir/tree
+echo "bench: writing the tree: $TREE_FILES files of $TREE_FILE_BYTES bytes in $tree_dirs directories ..." >&2
+t0=$EPOCHREALTIME
+build_tree "$d_tree" "$TREE_FILES" "$TREE_FILE_BYTES" || die "cannot write the tree $d_tree"
+tree_build_s=$(secs_since "$t0")
+
 declare -A expect label
 expect[small]=3
 expect[sparse]=$((64 * mib / page_size))
 expect[full]=$((256 * mib / page_size))
+expect[tree]=$((TREE_FILES * tree_pages_per_file))
 label[small]="small: 12 KiB, all cached"
 label[sparse]="sparse: $SPARSE_SIZE, 64 MiB cached"
 label[full]="full: 256 MiB, all cached"
-declare -A file=([small]=$f_small [sparse]=$f_sparse [full]=$f_full)
-workloads=(small sparse full)
-tools=(filecache vmtouch fincore)
+label[tree]="tree: $TREE_FILES x $TREE_FILE_BYTES B, cached"
+declare -A file=([small]=$f_small [sparse]=$f_sparse [full]=$f_full [tree]=$d_tree)
+workloads=(small sparse full tree)
 
-# tool_cmd TOOL FILE: sets the array cmd to the command line for TOOL on FILE.
+# workload_tools WORKLOAD: sets the array tools to the tools run on WORKLOAD.
+workload_tools() {
+	if [[ $1 == tree ]]; then
+		tools=(filecache vmtouch find+fincore)
+	else
+		tools=(filecache vmtouch fincore)
+	fi
+}
+
+# tool_cmd TOOL PATH: sets the array cmd to the command line for TOOL on PATH.
 tool_cmd() {
 	case $1 in
 	filecache) cmd=("$FILECACHE_BIN" --json "$2") ;;
 	vmtouch) cmd=(vmtouch "$2") ;;
 	fincore) cmd=(fincore --bytes --noheadings --output PAGES "$2") ;;
+	find+fincore)
+		# shellcheck disable=SC2016  # expanded by the inner bash
+		cmd=("$BASH" -c 'set -o pipefail; find "$1" -type f -print0 | xargs -0 fincore --bytes --noheadings --output PAGES' find+fincore "$2")
+		;;
 	esac
 }
 
 # filecache_json FILE: prints "cached_pages engine method n_errors" from
-# filecache's JSON (python3 when present, else grep on the compact form).
+# filecache's JSON (python3 when present, else grep on the compact form): the
+# first file's figures, or the first tree's when no file was named; n_errors
+# counts the errors[] entries and the paths without figures inside the tree.
 filecache_json() {
 	if command -v python3 >/dev/null 2>&1; then
 		python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
-print(d["files"][0]["cached_pages"], d.get("engine", "?"), d.get("method", "?"), len(d.get("errors") or []))
+e = d["files"][0] if d.get("files") else d["trees"][0]
+print(e["cached_pages"], d.get("engine", "?"), d.get("method", "?"), len(d.get("errors") or []) + e.get("failed", 0))
 ' "$1" 2>/dev/null && return
 	fi
 	local pages engine method nerr=0
@@ -138,37 +243,33 @@ print(d["files"][0]["cached_pages"], d.get("engine", "?"), d.get("method", "?"),
 	engine=$(grep -o '"engine": *"[^"]*"' "$1" | head -n1 | sed 's/.*"\([^"]*\)"$/\1/') || engine='?'
 	method=$(grep -o '"method": *"[^"]*"' "$1" | head -n1 | sed 's/.*"\([^"]*\)"$/\1/') || method='?'
 	grep -q '"errors": *\[ *\]' "$1" || nerr=1
+	! grep -q '"failed": *[1-9]' "$1" || nerr=1
 	echo "${pages:-?} ${engine:-?} ${method:-?} $nerr"
 }
 
-# cached_pages TOOL OUTFILE: the cached page count from TOOL's output.
+# cached_pages TOOL OUTFILE: the cached page count from TOOL's output (for
+# find+fincore, the sum over its lines, one a file).
 cached_pages() {
 	local n=""
 	case $1 in
 	filecache) n=$(filecache_json "$2" | awk '{print $1}') ;;
 	vmtouch) n=$(awk -F'[ /]+' '/Resident Pages:/ {print $4; exit}' "$2") ;;
 	fincore) n=$(awk 'NR == 1 {print $1}' "$2") ;;
+	find+fincore) n=$(awk '$1 !~ /^[0-9]+$/ {bad = 1} {s += $1} END {if (NR && !bad) print s}' "$2") ;;
 	esac
 	[[ $n =~ ^[0-9]+$ ]] && echo "$n" || echo "?"
 }
 
-# usec EPOCHREALTIME-VALUE: integer microseconds (the separator follows LC_NUMERIC).
-usec() {
-	local t=${1//[!0-9]/}
-	echo $((10#$t))
-}
-
-declare -A count rss_kib med_us min_us max_us nruns
+declare -A count rss_kib med_us min_us max_us nruns first_us
 fc_engine='?' fc_method='?'
 
-# measure WORKLOAD TOOL N N_SLOW: N timed runs, or N_SLOW when the first run
-# took >= 1 s.
-measure() {
-	local w=$1 t=$2 n=$3 n_slow=$4 key="$1:$2" tf="$out/$1.$2"
-	local cmd t0 t1 rc=0 first_us i samples=()
+# first_run WORKLOAD TOOL: one run under GNU time: the page count, peak RSS,
+# and a warm-up.
+first_run() {
+	local w=$1 t=$2 key="$1:$2" tf="$out/$1.$2"
+	local cmd t0 t1 rc=0
 	tool_cmd "$t" "${file[$w]}"
 
-	# First run, under GNU time: the page count, peak RSS, and a warm-up.
 	t0=$EPOCHREALTIME
 	"$GNU_TIME" -f '%e %M' -o "$tf.time" -- "${cmd[@]}" >"$tf.out" 2>"$tf.err" </dev/null || rc=$?
 	t1=$EPOCHREALTIME
@@ -185,13 +286,21 @@ measure() {
 	if [[ $t == filecache ]] && [[ $(filecache_json "$tf.out" | awk '{print $4}') != 0 ]]; then
 		echo "WARNING: filecache reported errors on $w: $(tr -d '\n' <"$tf.out" | head -c 300)"
 	fi
-	first_us=$(($(usec "$t1") - $(usec "$t0")))
-	if ((first_us >= 1000000)); then
-		samples+=("$first_us")
+	first_us[$key]=$(($(usec "$t1") - $(usec "$t0")))
+}
+
+# timed_runs WORKLOAD TOOL N N_SLOW: N timed runs, fork to exit, output
+# discarded; when the first run took >= 1 s it counts as one, and N_SLOW runs
+# are made instead.
+timed_runs() {
+	local w=$1 t=$2 n=$3 n_slow=$4 key="$1:$2" tf="$out/$1.$2"
+	local cmd t0 t1 rc i samples=()
+	tool_cmd "$t" "${file[$w]}"
+	if ((first_us[$key] >= 1000000)); then
+		samples+=("${first_us[$key]}")
 		n=$n_slow
 	fi
 
-	# Timed runs: fork to exit, output discarded.
 	for ((i = ${#samples[@]}; i < n; i++)); do
 		rc=0
 		t0=$EPOCHREALTIME
@@ -213,6 +322,22 @@ measure() {
 		}')
 }
 
+# tree_agreement: sets tree_agree (1 when filecache's, vmtouch's and
+# find+fincore's cached-page totals for the tree are numbers within
+# TARGET_TREE_AGREE_PCT % of one another, else 0) and tree_spread (the largest
+# minus the smallest, in % of the largest; "?" when one is not a number).
+tree_agreement() {
+	read -r tree_agree tree_spread < <(awk -v p="$TARGET_TREE_AGREE_PCT" -v a="${count[tree:filecache]}" \
+		-v b="${count[tree:vmtouch]}" -v c="${count[tree:find+fincore]}" 'BEGIN {
+			if (a !~ /^[0-9]+$/ || b !~ /^[0-9]+$/ || c !~ /^[0-9]+$/) { print 0, "?"; exit }
+			lo = a; hi = a
+			if (b < lo) lo = b; if (b > hi) hi = b
+			if (c < lo) lo = c; if (c > hi) hi = c
+			spread = hi > 0 ? 100 * (hi - lo) / hi : 0
+			printf "%d %.3f\n", (spread <= p), spread
+		}')
+}
+
 # --- header ------------------------------------------------------------------
 vmtouch_version=$(vmtouch 2>&1 | sed -n 's/^vmtouch \(v[0-9.]*\).*/\1/p' | head -n1) || true
 fincore_version=$(fincore --version 2>&1 | head -n1) || true
@@ -223,18 +348,31 @@ echo "kernel:    $(uname -r) ($(uname -m), $(nproc) CPUs, page size $page_size)"
 echo "filecache: $FILECACHE_BIN${filecache_version:+ ($filecache_version)}"
 echo "vmtouch:   $(command -v vmtouch) ${vmtouch_version:-(version unknown)}"
 echo "fincore:   $(command -v fincore) (${fincore_version:-version unknown})"
-echo "files:     tmpfs at $dir; sparse file $sparse_bytes bytes, 64 MiB written at $seek_mib MiB"
-echo "runs:      RUNS=$RUNS, RUNS_SLOW=$RUNS_SLOW (vmtouch/fincore when a run takes >= 1 s)"
+echo "files:     tmpfs at $dir (${tmpfs_mib} MiB, $tmpfs_inodes inodes); sparse file $sparse_bytes bytes, 64 MiB written at $seek_mib MiB"
+echo "tree:      $TREE_FILES files of $TREE_FILE_BYTES bytes in $tree_dirs directories (TREE_FILES), written in $tree_build_s s"
+echo "runs:      RUNS=$RUNS, RUNS_SLOW=$RUNS_SLOW (vmtouch/fincore on the sparse file when a run takes >= 1 s)"
 echo "load:      $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min) before measuring; other work on the machine skews short runs"
 echo
 
 # --- measure -----------------------------------------------------------------
 for w in "${workloads[@]}"; do
+	workload_tools "$w"
+	for t in "${tools[@]}"; do
+		echo "bench: first run of $t on ${label[$w]} ..." >&2
+		first_run "$w" "$t"
+	done
+	if [[ $w == tree ]]; then
+		tree_agreement
+		if [[ $tree_agree != 1 ]]; then
+			echo "WARNING: tree: cached pages differ by more than $TARGET_TREE_AGREE_PCT% before timing (spread $tree_spread%):" \
+				"filecache ${count[tree:filecache]}, vmtouch ${count[tree:vmtouch]}, find+fincore ${count[tree:find+fincore]}"
+		fi
+	fi
 	for t in "${tools[@]}"; do
 		n_slow=$RUNS
-		[[ $t == filecache ]] || n_slow=$RUNS_SLOW
-		echo "bench: measuring ${label[$w]} with $t ..." >&2
-		measure "$w" "$t" "$RUNS" "$n_slow"
+		[[ $t == filecache || $w == tree ]] || n_slow=$RUNS_SLOW
+		echo "bench: timing ${label[$w]} with $t ..." >&2
+		timed_runs "$w" "$t" "$RUNS" "$n_slow"
 	done
 done
 # The counts again after all the timing, to show the state held throughout.
@@ -258,10 +396,20 @@ echo
 echo "cached pages (first run of each tool):"
 agree=1
 for w in "${workloads[@]}"; do
-	fc=${count[$w:filecache]} vt=${count[$w:vmtouch]} fi=${count[$w:fincore]}
-	printf '  %-32s expected %9s  filecache %9s  vmtouch %9s  fincore %9s\n' \
-		"${label[$w]}" "${expect[$w]}" "$fc" "$vt" "$fi"
-	if ! [[ $fc == "$vt" && $fc == "$fi" ]]; then
+	workload_tools "$w"
+	fi_tool=${tools[2]}
+	fc=${count[$w:filecache]} vt=${count[$w:vmtouch]} fi=${count[$w:$fi_tool]}
+	printf '  %-32s expected %9s  filecache %9s  vmtouch %9s  %s %9s\n' \
+		"${label[$w]}" "${expect[$w]}" "$fc" "$vt" "$fi_tool" "$fi"
+	if [[ $w == tree ]] && ! [[ $fc == "$vt" && $fc == "$fi" ]]; then
+		# Within 1% is the target; a fully cached tmpfs tree should give exact sums.
+		if [[ $tree_agree == 1 ]]; then
+			echo "  NOTE: tree: the totals differ by $tree_spread%, within $TARGET_TREE_AGREE_PCT% but not exact (filecache $fc, vmtouch $vt, find+fincore $fi)"
+		else
+			echo "  WARNING: tree: the totals differ by $tree_spread%, more than $TARGET_TREE_AGREE_PCT% (filecache $fc, vmtouch $vt, find+fincore $fi)"
+		fi
+		agree=0
+	elif ! [[ $fc == "$vt" && $fc == "$fi" ]]; then
 		echo "  WARNING: $w: the tools disagree on the cached page count (filecache $fc, vmtouch $vt, fincore $fi)"
 		agree=0
 	elif [[ $fc != "${expect[$w]}" ]]; then
@@ -273,10 +421,11 @@ done
 echo
 
 # --- table -------------------------------------------------------------------
-fmt_row='%-32s %-10s %4s %11s %11s %11s %10s  %s\n'
+fmt_row='%-32s %-12s %4s %11s %11s %11s %10s  %s\n'
 # shellcheck disable=SC2059
 printf "$fmt_row" workload tool runs "median s" "min s" "max s" "RSS MiB" "vs filecache"
 for w in "${workloads[@]}"; do
+	workload_tools "$w"
 	fc_med=${med_us[$w:filecache]}
 	for t in "${tools[@]}"; do
 		k=$w:$t
@@ -295,7 +444,52 @@ for w in "${workloads[@]}"; do
 			"$(awk -v k="${rss_kib[$k]}" 'BEGIN {printf "%.1f", k / 1024}')" "$ratio"
 	done
 done
-echo "(wall time: fork to exit, median of the timed runs; RSS: peak resident set of the first run, GNU time %M / 1024)"
+echo "(wall time: fork to exit, median of the timed runs; RSS: peak resident set of the first run, GNU time %M / 1024;"
+echo " find+fincore: find DIR -type f -print0 | xargs -0 fincore, timed whole through one bash -c; its RSS is its largest process's)"
+echo
+
+# --- the 1,000,000-file tree (BIG_TREE=1) ------------------------------------
+big_rss_table='' big_rss_ndjson=''
+if [[ $BIG_TREE == 1 ]]; then
+	d_big=$dir/big
+	echo "bench: writing the big tree: $BIG_TREE_FILES files of $BIG_TREE_BYTES B in $big_dirs directories ..." >&2
+	t0=$EPOCHREALTIME
+	build_tree "$d_big" "$BIG_TREE_FILES" "$BIG_TREE_BYTES" || die "cannot write the big tree $d_big"
+	big_build_s=$(secs_since "$t0")
+	echo "tree of $BIG_TREE_FILES files (BIG_TREE=1): $big_dirs directories x $TREE_PER_DIR files of $BIG_TREE_BYTES B, written in $big_build_s s"
+	big_expect=$((BIG_TREE_FILES * ((BIG_TREE_BYTES + page_size - 1) / page_size)))
+	# Each once, under GNU time: the table (kept, it is a few lines) and --ndjson
+	# (a line a file, discarded).
+	echo "bench: filecache on the big tree, table ..." >&2
+	rc=0
+	"$GNU_TIME" -f '%e %M' -o "$out/big.table.time" -- "$FILECACHE_BIN" "$d_big" >"$out/big.table" 2>"$out/big.table.err" </dev/null || rc=$?
+	((rc == 0)) || die "filecache $d_big failed (exit $rc): $(head -c 600 "$out/big.table.err")"
+	echo "bench: filecache on the big tree, --ndjson ..." >&2
+	rc=0
+	"$GNU_TIME" -f '%e %M' -o "$out/big.ndjson.time" -- "$FILECACHE_BIN" --ndjson "$d_big" >/dev/null 2>"$out/big.ndjson.err" </dev/null || rc=$?
+	((rc == 0)) || die "filecache --ndjson $d_big failed (exit $rc): $(head -c 600 "$out/big.ndjson.err")"
+	big_rss_table=$(awk 'END {print $2}' "$out/big.table.time")
+	big_rss_ndjson=$(awk 'END {print $2}' "$out/big.ndjson.time")
+	fmt_big='  %-40s %9s s  peak RSS %7s MiB\n'
+	# shellcheck disable=SC2059
+	printf "$fmt_big" "filecache DIR" "$(awk 'END {print $1}' "$out/big.table.time")" \
+		"$(awk -v k="$big_rss_table" 'BEGIN {printf "%.1f", k / 1024}')"
+	# shellcheck disable=SC2059
+	printf "$fmt_big" "filecache --ndjson DIR >/dev/null" "$(awk 'END {print $1}' "$out/big.ndjson.time")" \
+		"$(awk -v k="$big_rss_ndjson" 'BEGIN {printf "%.1f", k / 1024}')"
+	echo "  (each run once; wall time and peak RSS from GNU time %e %M)"
+	sed 's/^/  | /' "$out/big.table"
+	# The tree's row: "CACHED N/M SIZE PERCENT PATH (K files)".
+	big_cached=$(awk -v p="$d_big" '$5 == p {split($2, a, "/"); print a[1]; exit}' "$out/big.table")
+	if [[ $big_cached != "$big_expect" ]]; then
+		echo "  WARNING: big tree: filecache counted ${big_cached:-?} cached pages, $big_expect were written"
+	fi
+	if [[ -s $out/big.table.err || -s $out/big.ndjson.err ]]; then
+		echo "  WARNING: big tree: filecache wrote to stderr: $(cat "$out/big.table.err" "$out/big.ndjson.err" | head -c 300)"
+	fi
+else
+	echo "tree of $BIG_TREE_FILES files: skipped (writing it takes a while); run it with BIG_TREE=1 ./scripts/bench.sh"
+fi
 echo
 
 # --- targets -----------------------------------------------------------------
@@ -321,4 +515,26 @@ printf '  (c) %s  small file: filecache end to end <= %d ms (median %s ms, max %
 	"$(pass_fail "$ok_c")" "$TARGET_SMALL_MS" \
 	"$(awk -v u="$small_us" 'BEGIN {printf "%.1f", u / 1000}')" \
 	"$(awk -v u="${max_us[small:filecache]}" 'BEGIN {printf "%.1f", u / 1000}')" "${nruns[small:filecache]}"
+read -r r_tvt r_tff ok_d < <(awk -v f="${med_us[tree:filecache]}" -v v="${med_us[tree:vmtouch]}" \
+	-v i="${med_us[tree:find+fincore]}" -v x="$TARGET_TREE_SPEEDUP" 'BEGIN {
+		if (f <= 0) f = 1
+		printf "%.2f %.2f %d\n", v / f, i / f, (v / f >= x && i / f >= x)
+	}')
+note=""
+[[ $TREE_FILES -eq 100000 ]] || note="  (target is set for 100000 files; this tree has $TREE_FILES)"
+printf '  (d) %s  tree: filecache >= %dx faster than vmtouch (%sx) and find+fincore (%sx)%s\n' \
+	"$(pass_fail "$ok_d")" "$TARGET_TREE_SPEEDUP" "$r_tvt" "$r_tff" "$note"
+printf '  (e) %s  tree: cached-page totals within %s%% (filecache %s, vmtouch %s, find+fincore %s; spread %s%%)\n' \
+	"$(pass_fail "$tree_agree")" "$TARGET_TREE_AGREE_PCT" "${count[tree:filecache]}" "${count[tree:vmtouch]}" \
+	"${count[tree:find+fincore]}" "$tree_spread"
+if [[ $BIG_TREE == 1 ]]; then
+	ok_f=$((big_rss_table < TARGET_BIG_RSS_MIB * 1024 && big_rss_ndjson < TARGET_BIG_RSS_MIB * 1024 ? 1 : 0))
+	printf '  (f) %s  %d-file tree: filecache peak RSS < %d MiB, table (%s MiB) and --ndjson (%s MiB)\n' \
+		"$(pass_fail "$ok_f")" "$BIG_TREE_FILES" "$TARGET_BIG_RSS_MIB" \
+		"$(awk -v k="$big_rss_table" 'BEGIN {printf "%.1f", k / 1024}')" \
+		"$(awk -v k="$big_rss_ndjson" 'BEGIN {printf "%.1f", k / 1024}')"
+else
+	printf '  (f) SKIP  %d-file tree: filecache peak RSS < %d MiB, table and --ndjson (BIG_TREE=1 to run it)\n' \
+		"$BIG_TREE_FILES" "$TARGET_BIG_RSS_MIB"
+fi
 exit 0
