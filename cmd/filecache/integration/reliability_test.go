@@ -1,0 +1,181 @@
+package integration
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// bpfIDs lists the ids of every BPF program or link in the kernel
+// (BPF_PROG_GET_NEXT_ID = 11, BPF_LINK_GET_NEXT_ID = 31).
+func bpfIDs(t *testing.T, cmd uintptr) map[uint32]bool {
+	t.Helper()
+	ids := map[uint32]bool{}
+	var attr struct{ start, next, flags uint32 }
+	for {
+		_, _, errno := unix.Syscall(unix.SYS_BPF, cmd, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
+		if errno == unix.ENOENT {
+			return ids
+		}
+		if errno != 0 {
+			t.Fatalf("bpf(%d): %v", cmd, errno)
+		}
+		ids[attr.next] = true
+		attr.start = attr.next
+	}
+}
+
+// progName is the name of BPF program id, "" if it is gone
+// (BPF_PROG_GET_FD_BY_ID = 13, BPF_OBJ_GET_INFO_BY_FD = 15).
+func progName(id uint32) string {
+	attr := struct{ id, next, flags uint32 }{id: id}
+	fd, _, errno := unix.Syscall(unix.SYS_BPF, 13, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
+	if errno != 0 {
+		return ""
+	}
+	defer unix.Close(int(fd))
+	var info [256]byte
+	get := struct {
+		fd, len uint32
+		info    uint64
+	}{uint32(fd), uint32(len(info)), uint64(uintptr(unsafe.Pointer(&info[0])))}
+	if _, _, errno := unix.Syscall(unix.SYS_BPF, 15, uintptr(unsafe.Pointer(&get)), unsafe.Sizeof(get)); errno != 0 {
+		return ""
+	}
+	return unix.ByteSliceToString(info[64:80]) // bpf_prog_info.name
+}
+
+// Nothing filecache loads or attaches outlives it, whatever program it used.
+// Other processes may load programs meanwhile (a parallel test run), so only
+// filecache's own (query_*) count, and the kernel is given a moment: freeing
+// a program waits for an RCU grace period.
+func TestNothingLeftInKernel(t *testing.T) {
+	bin := filecacheBin(t)
+	f := filepath.Join(tmpfsDir(t), "f")
+	writeAt(t, f, 0, 8192)
+	progs, links := bpfIDs(t, 11), bpfIDs(t, 31)
+	for _, m := range []string{"bpf_loop", "bounded-loop", "attached"} {
+		if m == "bpf_loop" && kernelMethod(t) != "bpf_loop" {
+			continue
+		}
+		if res := runWith(t, runOpts{ownEngine: true}, bin, "--bpf-method="+m, "--engine=bpf", f); res.code != 0 {
+			t.Fatalf("%s: %s", m, res)
+		}
+	}
+	runWith(t, runOpts{ownEngine: true}, bin, "doctor")
+	var left []string
+	for try := 0; try < 50; try++ {
+		left = nil
+		for id := range bpfIDs(t, 11) {
+			if name := progName(id); !progs[id] && strings.HasPrefix(name, "query_") {
+				left = append(left, fmt.Sprintf("program %d (%s)", id, name))
+			}
+		}
+		for id := range bpfIDs(t, 31) {
+			if !links[id] {
+				left = append(left, fmt.Sprintf("link %d", id))
+			}
+		}
+		if len(left) == 0 {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Errorf("left in the kernel after filecache exited: %v", left)
+}
+
+// Sixteen filecache processes at once on overlapping files all answer
+// right (tmpfs: nothing changes the figures meanwhile).
+func TestConcurrentRuns(t *testing.T) {
+	bin := filecacheBin(t)
+	dir := tmpfsDir(t)
+	var paths []string
+	for i := 0; i < 24; i++ {
+		p := filepath.Join(dir, fmt.Sprintf("f%d", i))
+		sized(t, p, 4*mib)
+		writeAt(t, p, int64(i)*128*1024, int64(i+1)*64*1024)
+		paths = append(paths, p)
+	}
+	refs := takeRefs(t, paths)
+	var wg sync.WaitGroup
+	results := make([]result, 16)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = runWith(t, runOpts{}, bin, append([]string{"--json"}, paths[i%8:i%8+16]...)...)
+		}()
+	}
+	wg.Wait()
+	for i, res := range results {
+		rep := mustReport(t, res)
+		checkFiles(t, rep, paths[i%8:i%8+16], refs[i%8:i%8+16])
+	}
+}
+
+// Under a 64-fd limit a 10,000-file tree still comes out right.
+func TestLowFdLimit(t *testing.T) {
+	bin := filecacheBin(t)
+	root := tmpfsDir(t)
+	for d := 0; d < 20; d++ {
+		sub := filepath.Join(root, fmt.Sprintf("d%02d", d), "deeper")
+		if err := os.MkdirAll(sub, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for f := 0; f < 500; f++ {
+			if err := os.WriteFile(filepath.Join(sub, fmt.Sprintf("f%d", f)), make([]byte, 100+f), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	files, _, _, cached, _ := treeRef(t, root, nil)
+	res := runWith(t, runOpts{wrap: []string{"prlimit", "--nofile=64:64", "--"}}, bin, "--json", root)
+	r := parseTrees(t, res)
+	if res.code != 0 || len(r.Trees) != 1 || r.Trees[0].Files != files || r.Trees[0].CachedPages != int64(cached) {
+		t.Errorf("under ulimit -n 64: want %d files, %d cached pages\n%s", files, cached, clip(res.String()))
+	}
+}
+
+// A reader that goes away early ends filecache quietly: no error message,
+// no hang.
+func TestClosedPipe(t *testing.T) {
+	bin := filecacheBin(t)
+	root := tmpfsDir(t)
+	for i := 0; i < 3000; i++ {
+		if err := os.WriteFile(filepath.Join(root, fmt.Sprintf("file-with-a-long-name-%05d", i)), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(bin, "--ndjson", root)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 100)
+	out.Read(buf)
+	out.Close()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("filecache did not end after its reader went away")
+	}
+	if stderr.Len() != 0 {
+		t.Errorf("a closed pipe made filecache complain: %q", stderr.String())
+	}
+}
