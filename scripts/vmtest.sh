@@ -60,10 +60,11 @@ guest_modules=(
 	overlay:CONFIG_OVERLAY_FS? # TestOverlayfs (it skips without)
 )
 
-# util-linux tools the tests run: busybox's losetup has no --find --show and
-# its setpriv no --bounding-set (unshare comes along so the guest runs what
-# the host runs). The machine's own, with the shared libraries ldd lists.
-guest_tools=(losetup setpriv unshare)
+# util-linux tools the tests run: busybox's losetup has no --find --show,
+# its setpriv no --bounding-set, and it has no prlimit (unshare comes along
+# so the guest runs what the host runs). The machine's own, with the shared
+# libraries ldd lists.
+guest_tools=(losetup setpriv unshare prlimit)
 
 test_timeout=300 # seconds for one run of the test binary inside a VM
 marker=@@vmtest

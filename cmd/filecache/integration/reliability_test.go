@@ -14,6 +14,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// once skips a test about the process, not the engine, in the suite's
+// runs that force an engine or BPF program: one run proves it, and under
+// emulation (vmtest) each run costs.
+func once(t *testing.T) {
+	if os.Getenv(envEngine) != "" || os.Getenv(envMethod) != "" {
+		t.Skip("engine-independent: checked in the unforced run")
+	}
+}
+
 // bpfIDs lists the ids of every BPF program or link in the kernel
 // (BPF_PROG_GET_NEXT_ID = 11, BPF_LINK_GET_NEXT_ID = 31).
 func bpfIDs(t *testing.T, cmd uintptr) map[uint32]bool {
@@ -59,6 +68,7 @@ func progName(id uint32) string {
 // a program waits for an RCU grace period.
 func TestNothingLeftInKernel(t *testing.T) {
 	bin := filecacheBin(t)
+	once(t)
 	f := filepath.Join(tmpfsDir(t), "f")
 	writeAt(t, f, 0, 8192)
 	progs, links := bpfIDs(t, 11), bpfIDs(t, 31)
@@ -96,6 +106,7 @@ func TestNothingLeftInKernel(t *testing.T) {
 // right (tmpfs: nothing changes the figures meanwhile).
 func TestConcurrentRuns(t *testing.T) {
 	bin := filecacheBin(t)
+	once(t)
 	dir := tmpfsDir(t)
 	var paths []string
 	for i := 0; i < 24; i++ {
@@ -124,6 +135,7 @@ func TestConcurrentRuns(t *testing.T) {
 // Under a 64-fd limit a 10,000-file tree still comes out right.
 func TestLowFdLimit(t *testing.T) {
 	bin := filecacheBin(t)
+	once(t)
 	root := tmpfsDir(t)
 	for d := 0; d < 20; d++ {
 		sub := filepath.Join(root, fmt.Sprintf("d%02d", d), "deeper")
@@ -148,6 +160,7 @@ func TestLowFdLimit(t *testing.T) {
 // no hang.
 func TestClosedPipe(t *testing.T) {
 	bin := filecacheBin(t)
+	once(t)
 	root := tmpfsDir(t)
 	for i := 0; i < 3000; i++ {
 		if err := os.WriteFile(filepath.Join(root, fmt.Sprintf("file-with-a-long-name-%05d", i)), []byte("x"), 0o644); err != nil {
