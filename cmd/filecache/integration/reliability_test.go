@@ -192,3 +192,80 @@ func TestClosedPipe(t *testing.T) {
 		t.Errorf("a closed pipe made filecache complain: %q", stderr.String())
 	}
 }
+
+// Files created, grown, truncated and deleted while they are measured, and
+// a tree renamed mid-walk: every run ends, prints valid JSON, and each path
+// gets a figure or a per-path error.
+func TestChurn(t *testing.T) {
+	bin := filecacheBin(t)
+	once(t)
+	root := tmpfsDir(t)
+	tree := filepath.Join(root, "tree")
+	for d := 0; d < 10; d++ {
+		sub := filepath.Join(tree, fmt.Sprintf("d%d", d))
+		if err := os.MkdirAll(sub, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for f := 0; f < 200; f++ {
+			os.WriteFile(filepath.Join(sub, fmt.Sprintf("f%d", f)), make([]byte, 4096), 0o644)
+		}
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			p := filepath.Join(tree, fmt.Sprintf("d%d", i%10), fmt.Sprintf("f%d", i%200))
+			switch i % 4 {
+			case 0:
+				os.Remove(p)
+			case 1:
+				os.WriteFile(p, make([]byte, 4096*(i%7)), 0o644)
+			case 2:
+				os.Truncate(p, int64(i%5)*4096)
+			case 3:
+				os.Rename(filepath.Join(tree, "d3"), filepath.Join(tree, "d3-moved"))
+				os.Rename(filepath.Join(tree, "d3-moved"), filepath.Join(tree, "d3"))
+			}
+		}
+	}()
+	for i := 0; i < 10; i++ {
+		res := runWith(t, runOpts{}, bin, "--json", "--files", tree, filepath.Join(tree, "d1", "f1"))
+		rep, err := parseReport(res.stdout)
+		if err != nil || (res.code != 0 && res.code != 1) {
+			t.Errorf("run %d under churn: exit %d, %v\n%s", i, res.code, err, clip(res.String()))
+			continue
+		}
+		for _, f := range rep.Files {
+			if f.CachedPages > f.TotalPages+16 || f.SizeBytes < 0 {
+				t.Errorf("run %d: implausible figure %+v", i, f)
+			}
+		}
+	}
+	close(stop)
+	wg.Wait()
+}
+
+// Files of /proc and /sys have no page cache to speak of: they are answered
+// (0 pages), never read, never an error.
+func TestProcAndSys(t *testing.T) {
+	bin := filecacheBin(t)
+	once(t)
+	paths := []string{"/proc/self/status", "/proc/meminfo", "/sys/kernel/btf/vmlinux"}
+	res := runWith(t, runOpts{}, bin, append([]string{"--json"}, paths...)...)
+	rep := mustReport(t, res)
+	if res.code != 0 || len(rep.Files) != len(paths) {
+		t.Fatalf("want every file answered\n%s", res)
+	}
+	for _, f := range rep.Files {
+		if f.CachedPages != 0 {
+			t.Errorf("%s: %d cached pages, want 0", f.Path, f.CachedPages)
+		}
+	}
+}
