@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -147,7 +148,7 @@ func try(engine, method string, h pagecache.Handle, load func() (pagecache.Engin
 	fail := func(err error) Check {
 		ch.Error = err.Error()
 		var ll LoadLog
-		if asLoadLog(err, &ll) {
+		if errors.As(err, &ll) {
 			ch.log = ll.LoadLog()
 		}
 		ch.Seconds = time.Since(start).Seconds()
@@ -174,21 +175,6 @@ func try(engine, method string, h pagecache.Handle, load func() (pagecache.Engin
 	ch.Detail = fmt.Sprintf("%d/%d pages of a test file, right", testCached, testPages)
 	ch.Seconds = time.Since(start).Seconds()
 	return ch
-}
-
-func asLoadLog(err error, ll *LoadLog) bool {
-	for e := err; e != nil; {
-		if l, ok := e.(LoadLog); ok {
-			*ll = l
-			return true
-		}
-		u, ok := e.(interface{ Unwrap() error })
-		if !ok {
-			return false
-		}
-		e = u.Unwrap()
-	}
-	return false
 }
 
 func (d Doctor) table(w io.Writer, verbose bool) error {
