@@ -19,7 +19,6 @@ import (
 
 	"github.com/filecache/filecache/cmd/filecache/pagecache"
 	"github.com/filecache/filecache/cmd/filecache/report"
-	"github.com/filecache/filecache/cmd/filecache/walk"
 )
 
 // Exit statuses.
@@ -68,21 +67,29 @@ type CLI struct {
 
 	Query  QueryCmd  `cmd:"" default:"withargs" help:"Measure files (the default command: filecache PATH... is filecache query PATH...)."`
 	Doctor DoctorCmd `cmd:"" help:"Tell which engines and BPF methods work on this machine, and why the others do not."`
+	Touch  TouchCmd  `cmd:"" help:"Bring files into the page cache (like vmtouch -t), showing the figures before and after."`
+	Evict  EvictCmd  `cmd:"" help:"Drop files' clean pages from the page cache (like vmtouch -e), showing the figures before and after."`
 }
 
 // QueryCmd measures paths.
 type QueryCmd struct {
-	Files    bool     `help:"List every file found in a directory, not only the directory's sums."`
+	Selection `embed:""`
+	Files     bool     `help:"List every file found in a directory, not only the directory's sums."`
+	Bytes     bool     `help:"Print exact byte counts in the table, not human sizes."`
+	Sort      string   `enum:"none,cached,size,percent,path" default:"none" help:"Order the files listed: ${enum} (numbers largest first)."`
+	Top       int      `placeholder:"N" help:"List the N files of each directory argument holding the most cached pages."`
+	Detail    bool     `help:"Add dirty, writeback, evicted and recently evicted pages (cachestat(2), Linux >= 6.5)."`
+	Map       bool     `help:"Draw which parts of each file are cached, like vmtouch -v: O all, o some, blank none."`
+	Range     string   `placeholder:"OFFSET:LENGTH" help:"Measure only these bytes of each file (sizes take K, M, G, T; no LENGTH: to the end). Uses cachestat or mincore."`
+	NoHead    bool     `name:"no-headings" help:"Print the table without its heading line."`
+	Output    []string `placeholder:"COLUMNS" help:"The table's columns, comma-separated: cached, pages, size, percent, dirty, writeback, evicted, recent, engine, device, inode, path."`
+}
+
+// Selection is which files a command works on: paths, directories walked,
+// and lists.
+type Selection struct {
 	From     string   `placeholder:"FILE" help:"Also measure the paths listed in FILE, one a line (- for standard input)."`
 	Null     bool     `short:"0" help:"The --from list is separated by NUL bytes (find -print0), not newlines."`
-	Bytes    bool     `help:"Print exact byte counts in the table, not human sizes."`
-	Sort     string   `enum:"none,cached,size,percent,path" default:"none" help:"Order the files listed: ${enum} (numbers largest first)."`
-	Top      int      `placeholder:"N" help:"List the N files of each directory argument holding the most cached pages."`
-	Detail   bool     `help:"Add dirty, writeback, evicted and recently evicted pages (cachestat(2), Linux >= 6.5)."`
-	Map      bool     `help:"Draw which parts of each file are cached, like vmtouch -v: O all, o some, blank none."`
-	Range    string   `placeholder:"OFFSET:LENGTH" help:"Measure only these bytes of each file (sizes take K, M, G, T; no LENGTH: to the end). Uses cachestat or mincore."`
-	NoHead   bool     `name:"no-headings" help:"Print the table without its heading line."`
-	Output   []string `placeholder:"COLUMNS" help:"The table's columns, comma-separated: cached, pages, size, percent, dirty, writeback, evicted, recent, engine, device, inode, path."`
 	MaxDepth int      `name:"max-depth" placeholder:"N" help:"Descend at most N levels below a directory argument (1: its own files only; 0: no limit)."`
 	XDev     bool     `name:"xdev" help:"Stay on the filesystem of each directory argument."`
 	Follow   bool     `help:"Follow symlinks inside directories (loops are detected and reported)."`
@@ -134,23 +141,38 @@ func Main(args []string, env Env) (status int) {
 		fmt.Fprintf(env.Stderr, "filecache: %v (see filecache --help)\n", err)
 		return ExitUsage
 	}
-	for i := range c.Query.Paths {
-		c.Query.Paths[i] = restore(c.Query.Paths[i])
+	for _, sel := range []*Selection{&c.Query.Selection, &c.Touch.Selection, &c.Evict.Selection} {
+		for i := range sel.Paths {
+			sel.Paths[i] = restore(sel.Paths[i])
+		}
+		sel.From = restore(sel.From)
 	}
 	c.BTF = restore(c.BTF)
-	c.Query.From = restore(c.Query.From)
 	if env.Caps == nil {
 		env.Caps = pagecache.OwnCaps
 	}
 	if env.Stat == nil {
 		env.Stat = func(p string) error { _, err := os.Stat(p); return err }
 	}
-	if strings.HasPrefix(ctx.Command(), "doctor") {
-		return c.doctor(env)
-	}
-	if len(c.Query.Paths) == 0 && c.Query.From == "" {
-		fmt.Fprintf(env.Stderr, "filecache: expected a path or --from FILE (see filecache --help)\n")
+	usage := func(err error) int {
+		fmt.Fprintf(env.Stderr, "filecache: %v (see filecache --help)\n", err)
 		return ExitUsage
+	}
+	switch cmd := ctx.Command(); {
+	case strings.HasPrefix(cmd, "doctor"):
+		return c.doctor(env)
+	case strings.HasPrefix(cmd, "touch"), strings.HasPrefix(cmd, "evict"):
+		a := &c.Touch.Action
+		if strings.HasPrefix(cmd, "evict") {
+			a = &c.Evict.Action
+		}
+		if err := a.Selection.check(); err != nil {
+			return usage(err)
+		}
+		return c.act(env, cmd[:5], a)
+	}
+	if err := c.Query.Selection.check(); err != nil {
+		return usage(err)
 	}
 	if c.Query.Range != "" {
 		rng, err := ParseRange(c.Query.Range)
@@ -166,12 +188,6 @@ func Main(args []string, env Env) (status int) {
 	if err := report.CheckColumns(c.Query.Output); err != nil {
 		fmt.Fprintf(env.Stderr, "filecache: %v (see filecache --help)\n", err)
 		return ExitUsage
-	}
-	for _, globs := range [][]string{c.Query.Include, c.Query.Exclude} {
-		if err := walk.CheckPatterns(globs); err != nil {
-			fmt.Fprintf(env.Stderr, "filecache: %v (see filecache --help)\n", err)
-			return ExitUsage
-		}
 	}
 	return c.query(env)
 }

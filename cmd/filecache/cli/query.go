@@ -48,12 +48,12 @@ func (c *CLI) query(env Env) int {
 	}
 	s := &scan.Scanner{
 		Engine: func() (pagecache.Engine, error) { return eng, nil },
-		Walk:   walk.Options{MaxDepth: q.MaxDepth, XDev: q.XDev, Follow: q.Follow, Include: q.Include, Exclude: q.Exclude},
+		Walk:   q.walkOptions(),
 		Ranged: c.rng != nil,
 	}
 	defer s.Close()
 
-	paths, listErr, closeList, err := c.paths(env)
+	paths, listErr, closeList, err := q.paths(env)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "filecache: %v\n", err)
 		return ExitFailed
@@ -125,9 +125,8 @@ func (c *CLI) query(env Env) int {
 
 // paths are the command line's, then those of the --from list, read as
 // they are needed; *listErr says why the list could not be read to its end.
-func (c *CLI) paths(env Env) (iter.Seq[string], *error, func(), error) {
+func (q Selection) paths(env Env) (iter.Seq[string], *error, func(), error) {
 	var listErr error
-	q := c.Query
 	if q.From == "" {
 		return slices.Values(q.Paths), &listErr, func() {}, nil
 	}
@@ -224,4 +223,21 @@ func (p *progress) clear() {
 		fmt.Fprint(p.w, "\r\033[K")
 		p.drawn = false
 	}
+}
+
+func (q Selection) walkOptions() walk.Options {
+	return walk.Options{MaxDepth: q.MaxDepth, XDev: q.XDev, Follow: q.Follow, Include: q.Include, Exclude: q.Exclude}
+}
+
+// check rejects a selection that names nothing or has a bad glob.
+func (q Selection) check() error {
+	if len(q.Paths) == 0 && q.From == "" {
+		return fmt.Errorf("expected a path or --from FILE")
+	}
+	for _, globs := range [][]string{q.Include, q.Exclude} {
+		if err := walk.CheckPatterns(globs); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -156,9 +156,9 @@ type jsonDoc struct {
 	Notes    []string    `json:"notes"`
 }
 
-// jsonPath returns the display form of p (invalid bytes as U+FFFD) and, when
+// JSONPath returns the display form of p (invalid bytes as U+FFFD) and, when
 // that loses bytes, the exact bytes in standard base64.
-func jsonPath(p string) (string, string) {
+func JSONPath(p string) (string, string) {
 	if utf8.ValidString(p) {
 		return p, ""
 	}
@@ -382,7 +382,7 @@ func (r Report) hasTree() bool {
 // entry is f as the JSON document and the NDJSON stream show it: a
 // jsonFile, a jsonTree or a jsonError.
 func (r Report) entry(f scan.File) any {
-	path, b64 := jsonPath(f.Path)
+	path, b64 := JSONPath(f.Path)
 	if f.Err != nil {
 		return jsonError{Path: path, PathB64: b64, Error: f.Err.Error()}
 	}

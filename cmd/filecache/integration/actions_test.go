@@ -1,0 +1,97 @@
+package integration
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+type actedFile struct {
+	Path       string `json:"path"`
+	TotalPages int64  `json:"total_pages"`
+	Before     int64  `json:"before_pages"`
+	After      int64  `json:"after_pages"`
+	Skipped    int    `json:"skipped"`
+}
+
+type actReport struct {
+	Action string      `json:"action"`
+	DryRun bool        `json:"dry_run"`
+	Files  []actedFile `json:"files"`
+	Notes  []string    `json:"notes"`
+}
+
+func act(t *testing.T, bin string, args ...string) (actReport, result) {
+	t.Helper()
+	res := run(t, bin, append([]string{"--json"}, args...)...)
+	var r actReport
+	if err := json.Unmarshal([]byte(res.stdout), &r); err != nil {
+		t.Fatalf("%v\n%s", err, res)
+	}
+	return r, res
+}
+
+// touch and evict change the page cache as they say, and their "after"
+// figures are the kernel's (cachestat or mincore right after).
+func TestTouchAndEvict(t *testing.T) {
+	bin := filecacheBin(t)
+	dir := ext4Dir(t)
+	f := filepath.Join(dir, "data")
+	writeAt(t, f, 0, 8*mib)
+	evict(t, f)
+	want := 8 * mib / pageSize
+
+	t.Run("touch", func(t *testing.T) {
+		for try := 0; ; try++ {
+			r, res := act(t, bin, "touch", f)
+			ref := takeRefs(t, []string{f})[0]
+			if res.code != 0 || len(r.Files) != 1 || r.Files[0].TotalPages != want {
+				t.Fatalf("touch: %s", res)
+			}
+			if r.Files[0].After == want && int64(ref.Cache) == want {
+				break
+			}
+			if try == retries {
+				t.Fatalf("touch left %d of %d pages cached (kernel says %d)\n%s", r.Files[0].After, want, ref.Cache, res)
+			}
+		}
+	})
+	t.Run("dry-run", func(t *testing.T) {
+		before := takeRefs(t, []string{f})[0]
+		r, res := act(t, bin, "evict", "--dry-run", f)
+		after := takeRefs(t, []string{f})[0]
+		if res.code != 0 || !r.DryRun || r.Files[0].After != r.Files[0].Before || after.Cache < before.Cache {
+			t.Errorf("--dry-run changed something: kernel %d -> %d\n%s", before.Cache, after.Cache, res)
+		}
+	})
+	t.Run("evict-clean", func(t *testing.T) {
+		r, res := act(t, bin, "evict", f)
+		ref := takeRefs(t, []string{f})[0]
+		if res.code != 0 || r.Files[0].After != 0 || ref.Cache != 0 {
+			t.Errorf("evict of a clean file: after %d, kernel %d\n%s", r.Files[0].After, ref.Cache, res)
+		}
+	})
+	t.Run("evict-dirty", func(t *testing.T) {
+		d := filepath.Join(dir, "dirty")
+		writeAt(t, d, 0, 4*mib) // not synced
+		r, res := act(t, bin, "evict", d)
+		if res.code != 0 || r.Files[0].After == 0 || !strings.Contains(res.stderr, "--sync") {
+			t.Errorf("evict of a dirty file: want pages left and a note about --sync\n%s", res)
+		}
+		r, res = act(t, bin, "evict", "--sync", d)
+		if ref := takeRefs(t, []string{d})[0]; res.code != 0 || r.Files[0].After != 0 || ref.Cache != 0 {
+			t.Errorf("evict --sync: after %d, kernel %d\n%s", r.Files[0].After, ref.Cache, res)
+		}
+	})
+	t.Run("max-size", func(t *testing.T) {
+		small := filepath.Join(dir, "small")
+		writeAt(t, small, 0, 64*1024)
+		evict(t, small)
+		evict(t, f)
+		r, res := act(t, bin, "touch", "--max-size", "1M", f, small)
+		if res.code != 0 || len(r.Files) != 2 || r.Files[0].Skipped != 1 || r.Files[0].After != 0 || r.Files[1].After != 16 {
+			t.Errorf("--max-size 1M: want the 8 MiB file skipped, the 64 KiB one touched\n%s", res)
+		}
+	})
+}
