@@ -44,7 +44,7 @@ type acted struct {
 	After         uint64 `json:"after_pages"`
 	Skipped       int    `json:"skipped,omitempty"` // larger than --max-size
 	errorsInside  int
-	dirtyRemained uint64
+	dirtyRemained uint64 // dirty or under writeback when evict was asked (cachestat)
 	tree          bool
 }
 
@@ -149,8 +149,12 @@ func (c *CLI) act(env Env, verb string, a *Action) int {
 	}
 	if verb == "evict" && total.After > 0 && !a.DryRun {
 		why := "pages in use (mapped, locked) stay"
-		if total.dirtyRemained > 0 && !c.Evict.Sync {
-			why = fmt.Sprintf("%d of them are dirty or under writeback, which cannot be evicted: --sync writes them back first", total.dirtyRemained)
+		switch {
+		case c.Evict.Sync:
+		case total.dirtyRemained > 0:
+			why = fmt.Sprintf("%d pages were dirty or under writeback, which cannot be evicted: --sync writes them back first", total.dirtyRemained)
+		case !haveCachestat():
+			why = "dirty pages cannot be evicted (--sync writes them back first), nor pages in use"
 		}
 		note := fmt.Sprintf("%d pages stayed cached: %s", total.After, why)
 		fmt.Fprintf(env.Stderr, "filecache: %s\n", note)
@@ -187,6 +191,12 @@ func (c *CLI) apply(verb string, f scan.File, eng pagecache.Engine) (after, dirt
 	if err := unix.Fstat(fd, &st); err != nil || st.Dev != f.Dev || st.Ino != f.Ino {
 		return 0, 0, errors.New("replaced since it was measured")
 	}
+	// Dirty pages are counted before the eviction: fadvise starts their
+	// writeback, and by the time it is measured again they may be clean
+	// but still cached.
+	if cs, err := pagecache.CachestatFd(fd); err == nil {
+		dirty = cs.Dirty + cs.Writeback
+	}
 	if verb == "touch" {
 		err = touchFd(fd, f.Size)
 	} else {
@@ -201,9 +211,6 @@ func (c *CLI) apply(verb string, f scan.File, eng pagecache.Engine) (after, dirt
 	}
 	if ans[0].Err != nil {
 		return 0, 0, fmt.Errorf("measure after %s: %w", verb, ans[0].Err)
-	}
-	if cs, err := pagecache.CachestatFd(fd); err == nil {
-		dirty = cs.Dirty + cs.Writeback
 	}
 	return ans[0].Pages, dirty, nil
 }
@@ -304,4 +311,10 @@ func tableActed(w io.Writer, rows []acted, total acted) error {
 		return fmt.Errorf("write table: %w", err)
 	}
 	return nil
+}
+
+// haveCachestat says whether this kernel has cachestat(2) (Linux >= 6.5).
+func haveCachestat() bool {
+	_, err := pagecache.CachestatFd(-1)
+	return !errors.Is(err, unix.ENOSYS)
 }

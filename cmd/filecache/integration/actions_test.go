@@ -76,8 +76,10 @@ func TestTouchAndEvict(t *testing.T) {
 		d := filepath.Join(dir, "dirty")
 		writeAt(t, d, 0, 4*mib) // not synced
 		r, res := act(t, bin, "evict", d)
-		if res.code != 0 || r.Files[0].After == 0 || !strings.Contains(res.stderr, "--sync") {
-			t.Errorf("evict of a dirty file: want pages left and a note about --sync\n%s", res)
+		// Dirty pages stay, unless the kernel wrote them back and dropped
+		// them at once (seen on 5.10): either way a page left is explained.
+		if res.code != 0 || r.Files[0].After > 0 && !strings.Contains(res.stderr, "--sync") {
+			t.Errorf("evict of a dirty file: want no page left, or a note about --sync\n%s", res)
 		}
 		r, res = act(t, bin, "evict", "--sync", d)
 		if ref := takeRefs(t, []string{d})[0]; res.code != 0 || r.Files[0].After != 0 || ref.Cache != 0 {
@@ -90,7 +92,8 @@ func TestTouchAndEvict(t *testing.T) {
 		evict(t, small)
 		evict(t, f)
 		r, res := act(t, bin, "touch", "--max-size", "1M", f, small)
-		if res.code != 0 || len(r.Files) != 2 || r.Files[0].Skipped != 1 || r.Files[0].After != 0 || r.Files[1].After != 16 {
+		// 16 pages hold the small file; nrpages may count one past EOF.
+		if res.code != 0 || len(r.Files) != 2 || r.Files[0].Skipped != 1 || r.Files[0].After != 0 || r.Files[1].After < 16 || r.Files[1].After > 17 {
 			t.Errorf("--max-size 1M: want the 8 MiB file skipped, the 64 KiB one touched\n%s", res)
 		}
 	})
