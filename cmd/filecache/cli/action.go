@@ -43,7 +43,6 @@ type acted struct {
 	Before        uint64 `json:"before_pages"`
 	After         uint64 `json:"after_pages"`
 	Skipped       int    `json:"skipped,omitempty"` // larger than --max-size
-	errorsInside  int
 	dirtyRemained uint64 // dirty or under writeback when evict was asked (cachestat)
 	tree          bool
 }
@@ -60,13 +59,7 @@ func (c *CLI) act(env Env, verb string, a *Action) int {
 		maxSize = n
 	}
 	var notes []string
-	chain := &pagecache.Chain{Stages: c.stages(env), Note: func(engine string, err error) {
-		if c.Engine == "auto" {
-			note := fmt.Sprintf("not using the %s engine: %v", engine, err)
-			fmt.Fprintf(env.Stderr, "filecache: %s\n", note)
-			notes = append(notes, note)
-		}
-	}}
+	chain := c.chain(env, &notes)
 	s := &scan.Scanner{Engine: func() (pagecache.Engine, error) { return chain, nil }, Walk: a.walkOptions()}
 	defer s.Close()
 	paths, listErr, closeList, err := a.paths(env)
@@ -83,9 +76,6 @@ func (c *CLI) act(env Env, verb string, a *Action) int {
 		if f.Err != nil {
 			fmt.Fprintln(env.Stderr, report.ErrorLine(f))
 			errs = append(errs, f)
-			if t := trees[f.Root]; t != nil {
-				t.errorsInside++
-			}
 			return
 		}
 		if f.Kind == scan.KindDir {
@@ -122,13 +112,7 @@ func (c *CLI) act(env Env, verb string, a *Action) int {
 			t = &acted{Path: f.Root}
 			trees[f.Root] = t
 		}
-		t.Files++
-		t.SizeBytes += row.SizeBytes
-		t.TotalPages += row.TotalPages
-		t.Before += row.Before
-		t.After += row.After
-		t.Skipped += row.Skipped
-		t.dirtyRemained += row.dirtyRemained
+		t.add(row)
 	})
 	if err == nil {
 		err = *listErr
@@ -139,13 +123,7 @@ func (c *CLI) act(env Env, verb string, a *Action) int {
 	}
 	var total acted
 	for _, r := range rows {
-		total.Files += r.Files
-		total.SizeBytes += r.SizeBytes
-		total.TotalPages += r.TotalPages
-		total.Before += r.Before
-		total.After += r.After
-		total.Skipped += r.Skipped
-		total.dirtyRemained += r.dirtyRemained
+		total.add(r)
 	}
 	if verb == "evict" && total.After > 0 && !a.DryRun {
 		why := "pages in use (mapped, locked) stay"
@@ -317,4 +295,15 @@ func tableActed(w io.Writer, rows []acted, total acted) error {
 func haveCachestat() bool {
 	_, err := pagecache.CachestatFd(-1)
 	return !errors.Is(err, unix.ENOSYS)
+}
+
+// add sums r into a.
+func (a *acted) add(r acted) {
+	a.Files += r.Files
+	a.SizeBytes += r.SizeBytes
+	a.TotalPages += r.TotalPages
+	a.Before += r.Before
+	a.After += r.After
+	a.Skipped += r.Skipped
+	a.dirtyRemained += r.dirtyRemained
 }

@@ -22,19 +22,7 @@ import (
 // query measures the paths and prints the report.
 func (c *CLI) query(env Env) int {
 	r := report.Report{PageSize: unix.Getpagesize(), Range: c.rng}
-	chain := &pagecache.Chain{
-		Stages: c.stages(env),
-		Note: func(engine string, err error) {
-			// Only an automatic choice moves on; a forced engine's
-			// failure ends the run with its own message.
-			if c.Engine == "auto" {
-				note := fmt.Sprintf("not using the %s engine: %v", engine, err)
-				fmt.Fprintf(env.Stderr, "filecache: %s\n", note)
-				c.printLoadLog(env.Stderr, err)
-				r.Notes = append(r.Notes, note)
-			}
-		},
-	}
+	chain := c.chain(env, &r.Notes)
 	q := c.Query
 	var eng pagecache.Engine = chain
 	if q.Detail {
@@ -240,4 +228,21 @@ func (q Selection) check() error {
 		}
 	}
 	return nil
+}
+
+// chain is the engines --engine names, in order. When the automatic choice
+// passes one over, it says why on stderr (with libbpf's log under -v) and in
+// notes; a forced engine's failure ends the run with its own message.
+func (c *CLI) chain(env Env, notes *[]string) *pagecache.Chain {
+	return &pagecache.Chain{
+		Stages: c.stages(env),
+		Note: func(engine string, err error) {
+			if c.Engine == "auto" {
+				note := fmt.Sprintf("not using the %s engine: %v", engine, err)
+				fmt.Fprintf(env.Stderr, "filecache: %s\n", note)
+				c.printLoadLog(env.Stderr, err)
+				*notes = append(*notes, note)
+			}
+		},
+	}
 }
