@@ -801,8 +801,10 @@ func TestDeleteDuringWalk(t *testing.T) {
 				inD++
 			}
 		}
-		if inD+len(errs) != 50 || len(errs) == 0 {
-			t.Errorf("%d yielded and %d errors in d, want 50 in all, some errors", inD, len(errs))
+		// The first getdents64 may list fewer than 50 names (ext4): what
+		// it listed after the deletion must all be errors, none a file.
+		if inD != 1 || inD+len(errs) > 50 {
+			t.Errorf("%d yielded and %d errors in d, want 1 yielded and the rest of what was listed reported", inD, len(errs))
 		}
 		if !slices.Contains(paths(es), r+"/e/last") {
 			t.Errorf("the walk did not go on after the vanished entries")
@@ -842,8 +844,11 @@ func TestDeleteDuringWalk(t *testing.T) {
 				t.Errorf("onErr(%q, %v), want a plain ENOENT", e.Path, e.Err)
 			}
 		}
-		if n+len(errs) != 50 || len(errs) == 0 {
-			t.Errorf("%d yielded and %d errors, want 50 in all, some errors", n, len(errs))
+		// How many names the first getdents64 returned is the
+		// filesystem's business (ext4 may return few, seen in CI): every
+		// name listed after the deletion must be an error, none a file.
+		if n != 1 || n+len(errs) > 50 {
+			t.Errorf("%d yielded and %d errors, want 1 yielded and the rest of what was listed reported", n, len(errs))
 		}
 	})
 }
