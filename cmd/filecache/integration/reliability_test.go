@@ -2,11 +2,13 @@ package integration
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 	"unsafe"
@@ -62,25 +64,97 @@ func progName(id uint32) string {
 	return unix.ByteSliceToString(info[64:80]) // bpf_prog_info.name
 }
 
-// Nothing filecache loads or attaches outlives it, whatever program it used.
-// Other processes may load programs meanwhile (a parallel test run), so only
-// filecache's own (query_*) count, and the kernel is given a moment: freeing
-// a program waits for an RCU grace period.
+// Nothing filecache loads, attaches or pins outlives it, whatever program
+// it used and however it ended: normally, with an error exit, or killed
+// (SIGKILL) while its programs are loaded. Other processes may load
+// programs meanwhile (a parallel test run), so only filecache's own
+// (query_*) count, and the kernel is given a moment: freeing a program
+// waits for an RCU grace period.
 func TestNothingLeftInKernel(t *testing.T) {
 	bin := filecacheBin(t)
 	once(t)
 	f := filepath.Join(tmpfsDir(t), "f")
 	writeAt(t, f, 0, 8192)
-	progs, links := bpfIDs(t, 11), bpfIDs(t, 31)
+	var methods []string
 	for _, m := range []string{"bpf_loop", "bounded-loop", "attached"} {
-		if m == "bpf_loop" && kernelMethod(t) != "bpf_loop" {
-			continue
+		if m != "bpf_loop" || kernelMethod(t) == "bpf_loop" {
+			methods = append(methods, m)
 		}
+	}
+	progs, links, pins := bpfIDs(t, 11), bpfIDs(t, 31), bpffsPins()
+	for _, m := range methods {
 		if res := runWith(t, runOpts{ownEngine: true}, bin, "--bpf-method="+m, "--engine=bpf", f); res.code != 0 {
 			t.Fatalf("%s: %s", m, res)
 		}
 	}
 	runWith(t, runOpts{ownEngine: true}, bin, "doctor")
+	nothingLeft(t, "exited normally", progs, links, pins)
+
+	for _, m := range methods {
+		res := runWith(t, runOpts{ownEngine: true}, bin, "--bpf-method="+m, "--engine=bpf", "--json", f, f+".missing")
+		if res.code != 1 || !strings.Contains(res.stdout, `"cached_pages"`) {
+			t.Fatalf("%s: want exit 1 after measuring a file\n%s", m, res)
+		}
+	}
+	nothingLeft(t, "exited with an error", progs, links, pins)
+
+	for _, m := range methods {
+		killLoaded(t, bin, m, f, progs)
+	}
+	nothingLeft(t, "was killed", progs, links, pins)
+}
+
+// killLoaded starts filecache reading paths from a pipe it keeps open,
+// waits until its program is in the kernel (the first batch of 40 paths
+// loads it), and kills it with SIGKILL.
+func killLoaded(t *testing.T, bin, method, f string, before map[uint32]bool) {
+	t.Helper()
+	cmd := exec.Command(bin, "--bpf-method="+method, "--engine=bpf", "--ndjson", "--from", "-")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	defer in.Close()
+	if _, err := io.WriteString(in, strings.Repeat(f+"\n", 100)); err != nil {
+		t.Fatal(err)
+	}
+	for try := 0; try < 200; try++ {
+		for id := range bpfIDs(t, 11) {
+			if !before[id] && strings.HasPrefix(progName(id), "query_") {
+				if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+					t.Fatal(err)
+				}
+				if err := cmd.Wait(); err == nil || cmd.ProcessState.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+					t.Fatalf("%s: filecache ended before it was killed (%v)", method, err)
+				}
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s: no query_* program of filecache appeared within 10 s", method)
+}
+
+// bpffsPins lists what is pinned at the top of the BPF filesystem.
+func bpffsPins() map[string]bool {
+	pins := map[string]bool{}
+	ents, _ := os.ReadDir("/sys/fs/bpf")
+	for _, e := range ents {
+		pins[e.Name()] = true
+	}
+	return pins
+}
+
+// nothingLeft fails if a query_* program, a link or a pin appeared since
+// the sets given were taken.
+func nothingLeft(t *testing.T, how string, progs, links map[uint32]bool, pins map[string]bool) {
+	t.Helper()
 	var left []string
 	for try := 0; try < 50; try++ {
 		left = nil
@@ -94,12 +168,17 @@ func TestNothingLeftInKernel(t *testing.T) {
 				left = append(left, fmt.Sprintf("link %d", id))
 			}
 		}
+		for p := range bpffsPins() {
+			if !pins[p] {
+				left = append(left, "pin /sys/fs/bpf/"+p)
+			}
+		}
 		if len(left) == 0 {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Errorf("left in the kernel after filecache exited: %v", left)
+	t.Errorf("left in the kernel after filecache %s: %v", how, left)
 }
 
 // Sixteen filecache processes at once on overlapping files all answer
@@ -210,31 +289,20 @@ func TestChurn(t *testing.T) {
 			os.WriteFile(filepath.Join(sub, fmt.Sprintf("f%d", f)), make([]byte, 4096), 0o644)
 		}
 	}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			p := filepath.Join(tree, fmt.Sprintf("d%d", i%10), fmt.Sprintf("f%d", i%200))
-			switch i % 4 {
-			case 0:
-				os.Remove(p)
-			case 1:
-				os.WriteFile(p, make([]byte, 4096*(i%7)), 0o644)
-			case 2:
-				os.Truncate(p, int64(i%5)*4096)
-			case 3:
-				os.Rename(filepath.Join(tree, "d3"), filepath.Join(tree, "d3-moved"))
-				os.Rename(filepath.Join(tree, "d3-moved"), filepath.Join(tree, "d3"))
-			}
+	stop := churning(func(i int) {
+		p := filepath.Join(tree, fmt.Sprintf("d%d", i%10), fmt.Sprintf("f%d", i%200))
+		switch i % 4 {
+		case 0:
+			os.Remove(p)
+		case 1:
+			os.WriteFile(p, make([]byte, 4096*(i%7)), 0o644)
+		case 2:
+			os.Truncate(p, int64(i%5)*4096)
+		case 3:
+			os.Rename(filepath.Join(tree, "d3"), filepath.Join(tree, "d3-moved"))
+			os.Rename(filepath.Join(tree, "d3-moved"), filepath.Join(tree, "d3"))
 		}
-	}()
+	})
 	for i := 0; i < 10; i++ {
 		res := runWith(t, runOpts{}, bin, "--json", "--files", tree, filepath.Join(tree, "d1", "f1"))
 		rep, err := parseReport(res.stdout)
@@ -242,14 +310,20 @@ func TestChurn(t *testing.T) {
 			t.Errorf("run %d under churn: exit %d, %v\n%s", i, res.code, err, clip(res.String()))
 			continue
 		}
+		// Every size the churn makes is 0 to 6 pages, all cached (tmpfs).
 		for _, f := range rep.Files {
-			if f.CachedPages > f.TotalPages+16 || f.SizeBytes < 0 {
-				t.Errorf("run %d: implausible figure %+v", i, f)
+			if f.CachedPages > 6 || f.SizeBytes > 6*4096 || f.SizeBytes < 0 || !strings.HasPrefix(f.Path, tree+"/") {
+				t.Errorf("run %d: a figure no file of the tree ever had: %+v", i, f)
 			}
 		}
 	}
-	close(stop)
-	wg.Wait()
+	stop()
+	// Settled, the walk equals the kernel.
+	files, _, _, cached, _ := treeRef(t, tree, nil)
+	res := runWith(t, runOpts{}, bin, "--json", tree)
+	if r := parseTrees(t, res); res.code != 0 || len(r.Trees) != 1 || r.Trees[0].Files != files || r.Trees[0].CachedPages != int64(cached) {
+		t.Errorf("after the churn: want %d files, %d cached pages\n%s", files, cached, clip(res.String()))
+	}
 }
 
 // Files of /proc and /sys have no page cache to speak of: they are answered

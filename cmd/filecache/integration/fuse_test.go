@@ -1,0 +1,333 @@
+package integration
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// fuseFS is a tiny read-only FUSE filesystem served by this test process
+// through /dev/fuse, speaking the kernel's protocol directly (no library,
+// no fusermount, so it runs wherever the kernel has FUSE): one directory
+// holding files of the given sizes, whose bytes are a pattern. It records
+// the requests that other processes make, so a test can tell what
+// filecache asked of the filesystem.
+type fuseFS struct {
+	dir   string
+	fd    int
+	files []fuseFile // node ids 2, 3, ...; the root is 1
+	mu    sync.Mutex
+	ops   []fuseOp
+	done  chan struct{}
+}
+
+type fuseFile struct {
+	name string
+	size int64
+}
+
+// fuseOp is a request of another process: its opcode, its command name
+// and, for an open, its flags.
+type fuseOp struct {
+	op    uint32
+	comm  string
+	flags uint32
+}
+
+// FUSE opcodes and flags (include/uapi/linux/fuse.h).
+const (
+	fuseLookup      = 1
+	fuseForget      = 2
+	fuseGetattr     = 3
+	fuseOpen        = 14
+	fuseRead        = 15
+	fuseStatfs      = 17
+	fuseRelease     = 18
+	fuseFlush       = 25
+	fuseInit        = 26
+	fuseOpendir     = 27
+	fuseReaddir     = 28
+	fuseReleasedir  = 29
+	fuseInterrupt   = 36
+	fuseBatchForget = 42
+	fopenKeepCache  = 1 << 1 // keep the page cache across opens
+	fuseInHeader    = 40
+	fuseOutHeader   = 16
+)
+
+// mountFUSE mounts a fuseFS on a new directory, unmounted at the end; it
+// skips where the kernel has no FUSE (the vmtest guests load no module).
+func mountFUSE(t *testing.T, files []fuseFile) *fuseFS {
+	t.Helper()
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skipf("FUSE is not available: %v", err)
+	}
+	if fsTypes, err := os.ReadFile("/proc/filesystems"); err != nil || !bytes.Contains(fsTypes, []byte("\tfuse\n")) {
+		t.Skip("FUSE is not available: the kernel lists no fuse filesystem type (module not loaded?)")
+	}
+	fd, err := unix.Open("/dev/fuse", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Skipf("FUSE is not available: open /dev/fuse: %v", err)
+	}
+	f := &fuseFS{dir: tempDir(t), fd: fd, files: files, done: make(chan struct{})}
+	opts := fmt.Sprintf("fd=%d,rootmode=40000,user_id=0,group_id=0", fd)
+	if err := unix.Mount("filecache-test", f.dir, "fuse", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+		unix.Close(fd)
+		t.Fatalf("mount fuse on %s: %v", f.dir, err)
+	}
+	go f.serve()
+	t.Cleanup(func() {
+		if err := unix.Unmount(f.dir, 0); err != nil {
+			t.Logf("unmount %s: %v; detaching lazily", f.dir, err)
+			unix.Unmount(f.dir, unix.MNT_DETACH)
+		}
+		<-f.done // the kernel ends the connection: the read fails with ENODEV
+		unix.Close(fd)
+	})
+	return f
+}
+
+// byFilecache returns the requests processes named filecache made.
+func (f *fuseFS) byFilecache() []fuseOp {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var ops []fuseOp
+	for _, o := range f.ops {
+		if o.comm == "filecache" {
+			ops = append(ops, o)
+		}
+	}
+	return ops
+}
+
+func (f *fuseFS) reset() {
+	f.mu.Lock()
+	f.ops = nil
+	f.mu.Unlock()
+}
+
+func (f *fuseFS) serve() {
+	defer close(f.done)
+	buf := make([]byte, 1<<20+4096) // the kernel wants room for max_write
+	for {
+		n, err := unix.Read(f.fd, buf)
+		switch {
+		case err == unix.EINTR || err == unix.EAGAIN || err == unix.ENOENT: // ENOENT: a request interrupted
+			continue
+		case err != nil:
+			return
+		case n < fuseInHeader:
+			continue
+		}
+		f.handle(buf[:n])
+	}
+}
+
+var le = binary.LittleEndian
+
+func (f *fuseFS) handle(req []byte) {
+	op, unique, node, pid := le.Uint32(req[4:]), le.Uint64(req[8:]), le.Uint64(req[16:]), le.Uint32(req[32:])
+	in := req[fuseInHeader:]
+	if comm, ok := otherProcess(pid); ok && op != fuseForget && op != fuseBatchForget && op != fuseInterrupt {
+		o := fuseOp{op: op, comm: comm}
+		if op == fuseOpen {
+			o.flags = le.Uint32(in)
+		}
+		f.mu.Lock()
+		f.ops = append(f.ops, o)
+		f.mu.Unlock()
+	}
+	switch op {
+	case fuseForget, fuseBatchForget, fuseInterrupt: // no reply
+	case fuseInit:
+		out := make([]byte, 64)                  // fuse_init_out
+		le.PutUint32(out[0:], 7)                 // major
+		le.PutUint32(out[4:], 31)                // minor
+		le.PutUint32(out[8:], le.Uint32(in[8:])) // max_readahead
+		le.PutUint16(out[16:], 16)               // max_background
+		le.PutUint16(out[18:], 12)               // congestion_threshold
+		le.PutUint32(out[20:], 1<<20)            // max_write
+		le.PutUint32(out[24:], 1)                // time_gran
+		f.reply(unique, 0, out)
+	case fuseLookup:
+		name := string(bytes.TrimRight(in, "\x00"))
+		for i, file := range f.files {
+			if node == 1 && file.name == name {
+				out := make([]byte, 40+88) // fuse_entry_out
+				le.PutUint64(out[0:], uint64(i+2))
+				// entry_valid 0: every lookup comes here, so each run of
+				// filecache shows in the log.
+				le.PutUint64(out[24:], 3600) // attr_valid
+				f.attr(out[40:], uint64(i+2))
+				f.reply(unique, 0, out)
+				return
+			}
+		}
+		f.reply(unique, unix.ENOENT, nil)
+	case fuseGetattr:
+		out := make([]byte, 16+88) // fuse_attr_out
+		le.PutUint64(out[0:], 3600)
+		f.attr(out[16:], node)
+		f.reply(unique, 0, out)
+	case fuseOpen:
+		if flags := le.Uint32(in); flags&unix.O_ACCMODE != unix.O_RDONLY || flags&unix.O_TRUNC != 0 {
+			f.reply(unique, unix.EROFS, nil)
+			return
+		}
+		out := make([]byte, 16) // fuse_open_out
+		le.PutUint64(out[0:], node)
+		le.PutUint32(out[8:], fopenKeepCache)
+		f.reply(unique, 0, out)
+	case fuseOpendir:
+		f.reply(unique, 0, make([]byte, 16))
+	case fuseRead:
+		off, size := int64(le.Uint64(in[8:])), int64(le.Uint32(in[16:]))
+		fsize := f.files[node-2].size
+		if off >= fsize {
+			f.reply(unique, 0, nil)
+			return
+		}
+		out := make([]byte, min(size, fsize-off))
+		for i := range out {
+			out[i] = byte((off + int64(i)) * 7)
+		}
+		f.reply(unique, 0, out)
+	case fuseReaddir:
+		off, size := int(le.Uint64(in[8:])), int(le.Uint32(in[16:]))
+		var out []byte
+		for i := off; i < len(f.files); i++ {
+			name := f.files[i].name
+			rec := make([]byte, (24+len(name)+7)&^7) // fuse_dirent, 8-byte aligned
+			le.PutUint64(rec[0:], uint64(i+2))
+			le.PutUint64(rec[8:], uint64(i+1)) // the offset of the next entry
+			le.PutUint32(rec[16:], uint32(len(name)))
+			le.PutUint32(rec[20:], unix.DT_REG)
+			copy(rec[24:], name)
+			if len(out)+len(rec) > size {
+				break
+			}
+			out = append(out, rec...)
+		}
+		f.reply(unique, 0, out)
+	case fuseStatfs:
+		out := make([]byte, 80)      // fuse_statfs_out
+		le.PutUint32(out[40:], 4096) // bsize
+		le.PutUint32(out[44:], 255)  // namelen
+		le.PutUint32(out[48:], 4096) // frsize
+		f.reply(unique, 0, out)
+	case fuseRelease, fuseReleasedir, fuseFlush:
+		f.reply(unique, 0, nil)
+	default:
+		f.reply(unique, unix.ENOSYS, nil) // the kernel remembers and asks no more
+	}
+}
+
+// attr fills a fuse_attr for node.
+func (f *fuseFS) attr(b []byte, node uint64) {
+	le.PutUint64(b[0:], node)
+	mode, nlink, size := uint32(unix.S_IFDIR|0o755), uint32(2), int64(0)
+	if node >= 2 {
+		mode, nlink, size = unix.S_IFREG|0o444, 1, f.files[node-2].size
+	}
+	le.PutUint64(b[8:], uint64(size))
+	le.PutUint64(b[16:], uint64(size+511)/512)
+	le.PutUint32(b[60:], mode)
+	le.PutUint32(b[64:], nlink)
+	le.PutUint32(b[80:], 4096) // blksize
+}
+
+func (f *fuseFS) reply(unique uint64, errno unix.Errno, data []byte) {
+	out := make([]byte, fuseOutHeader+len(data))
+	le.PutUint32(out[0:], uint32(len(out)))
+	le.PutUint32(out[4:], uint32(-int32(errno)))
+	le.PutUint64(out[8:], unique)
+	copy(out[fuseOutHeader:], data)
+	unix.Write(f.fd, out) // fails only for a request the kernel gave up
+}
+
+// otherProcess says whether thread pid belongs to another process than
+// this test, and returns its command name.
+func otherProcess(pid uint32) (string, bool) {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return "", false
+	}
+	for _, l := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(l, "Tgid:"); ok {
+			if tgid, _ := strconv.Atoi(strings.TrimSpace(v)); tgid == os.Getpid() {
+				return "", false
+			}
+		}
+	}
+	comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	return strings.TrimSpace(string(comm)), true
+}
+
+// A file on FUSE gets the figures cachestat and mincore give, named or
+// walked, and filecache never reads it nor opens it for writing: the bpf
+// engine does not open it at all (O_PATH sends no FUSE open).
+func TestFUSE(t *testing.T) {
+	bin := filecacheBin(t)
+	fsys := mountFUSE(t, []fuseFile{{"data", 4 * mib}, {"small", 10000}})
+	data, small := fsys.dir+"/data", fsys.dir+"/small"
+	readAt(t, small, 0, 10000)
+	checkOps := func(t *testing.T) {
+		t.Helper()
+		ops := fsys.byFilecache()
+		engine, _ := wantEngine(t)
+		for _, o := range ops {
+			switch {
+			case o.op == fuseRead:
+				t.Errorf("filecache read file data through FUSE")
+			case o.op == fuseOpen && engine == "bpf":
+				t.Errorf("the bpf engine opened a file (flags %#o): O_PATH sends no FUSE open", o.flags)
+			case o.op == fuseOpen && (o.flags&unix.O_ACCMODE != unix.O_RDONLY || o.flags&unix.O_TRUNC != 0):
+				t.Errorf("filecache opened a file with flags %#o, not read-only", o.flags)
+			}
+		}
+		if len(ops) == 0 {
+			t.Errorf("the FUSE server saw no request of filecache: cannot tell what it did")
+		}
+	}
+
+	t.Run("named", func(t *testing.T) {
+		fsys.reset()
+		rep, refs, _ := measure(t, bin, sandwich{
+			args: []string{"--json", data, small},
+			refs: []string{data, small},
+			prepare: func() {
+				dropAndRead(t, data, [2]int64{0, 256 * 1024}, [2]int64{2 * mib, 128 * 1024})
+			},
+			accept: wantCached(uint64(384*1024/pageSize), uint64(2*mib/pageSize)),
+		})
+		checkFiles(t, rep, []string{data, small}, refs)
+		checkOps(t)
+	})
+
+	t.Run("walked", func(t *testing.T) {
+		fsys.reset()
+		files, _, _, cached, byPath := treeRef(t, fsys.dir, nil)
+		res := run(t, bin, "--json", "--files", fsys.dir)
+		r := parseTrees(t, res)
+		if res.code != 0 || len(r.Trees) != 1 || r.Trees[0].Files != files || len(r.Files) != files {
+			t.Fatalf("want the %d files answered\n%s", files, res)
+		}
+		again, _, _, cachedAgain, _ := treeRef(t, fsys.dir, nil)
+		if again != files || cachedAgain != cached {
+			t.Skipf("the page cache changed during the run (%d -> %d pages): nothing to compare", cached, cachedAgain)
+		}
+		for _, e := range r.Files {
+			if msg := entryProblems(e, e.Path, byPath[e.Path]); msg != "" {
+				t.Errorf("%s: %s", e.Path, msg)
+			}
+		}
+		checkOps(t)
+	})
+}
