@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -94,13 +95,15 @@ func mountFUSE(t *testing.T, files []fuseFile) *fuseFS {
 	return f
 }
 
-// byFilecache returns the requests processes named filecache made.
-func (f *fuseFS) byFilecache() []fuseOp {
+// by returns the requests that processes running the program bin made.
+func (f *fuseFS) by(bin string) []fuseOp {
+	comm := filepath.Base(bin)
+	comm = comm[:min(len(comm), 15)] // TASK_COMM_LEN less the NUL
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var ops []fuseOp
 	for _, o := range f.ops {
-		if o.comm == "filecache" {
+		if o.comm == comm {
 			ops = append(ops, o)
 		}
 	}
@@ -280,7 +283,7 @@ func TestFUSE(t *testing.T) {
 	readAt(t, small, 0, 10000)
 	checkOps := func(t *testing.T) {
 		t.Helper()
-		ops := fsys.byFilecache()
+		ops := fsys.by(bin)
 		engine, _ := wantEngine(t)
 		for _, o := range ops {
 			switch {
