@@ -172,3 +172,284 @@ int query_attached(struct bpf_raw_tracepoint_args *ctx)
 	bounded();
 	return 0;
 }
+
+/*
+ * walk_sb: what a whole filesystem holds in the page cache, without a list of
+ * files. It follows the superblock's inode list (sb->s_inodes, linked through
+ * inode->i_sb_list) without its lock: the test run holds the RCU read lock,
+ * which keeps every inode it can reach from being freed, but not from leaving
+ * the list. An inode removed under the walk points at itself
+ * (list_del_init), and one moved elsewhere no longer names this superblock:
+ * both end the walk as FC_WALK_LOST, and user space walks again or says the
+ * figures are partial. max_steps bounds the walk whatever the list holds.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fc_walk_params);
+} walk_params SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fc_walk);
+} walk SEC(".maps");
+
+/* User space maps the records instead of copying them; a query run shrinks this map to one entry. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, FC_WALK_CAP);
+	__type(key, __u32);
+	__type(value, struct fc_inode);
+} walk_records SEC(".maps");
+
+struct walker {
+	struct fc_walk *w;
+	struct super_block *sb;
+	struct list_head *head; /* &sb->s_inodes */
+	struct list_head *cur;  /* the node last visited */
+	__u32 done;
+};
+
+/*
+ * The two functions below are global, so the verifier checks each once
+ * rather than once for every path into it; they take kernel pointers as
+ * plain numbers, which is all they are to a BPF program.
+ */
+
+/*
+ * match counts an inode of b's bucket that passed min_pages and says whether
+ * it is still among those asked for. With want, the threshold bucket rises
+ * once want matched inodes sit above it: nothing below can be among the want
+ * largest any more.
+ */
+__noinline int match(__u32 b)
+{
+	struct fc_walk_params *p;
+	struct fc_walk *w;
+	__u32 zero = 0, t, want, i, idx;
+	__u64 above;
+
+	p = bpf_map_lookup_elem(&walk_params, &zero);
+	w = bpf_map_lookup_elem(&walk, &zero);
+	if (!p || !w)
+		return 0;
+	t = w->threshold;
+	if (b < t)
+		return 0;
+	asm volatile("" : "+r"(b));
+	if (b >= FC_HIST)
+		return 0;
+	w->chist[b]++;
+	want = p->want;
+	if (!want)
+		return 1;
+	above = w->above;
+	if (b > t)
+		above++;
+	for (i = 0; i < 64; i++) {
+		if (above < want || t >= FC_HIST - 1)
+			break;
+		t++;
+		/* Keep clang from turning the index into a pointer the verifier cannot bound. */
+		idx = t;
+		asm volatile("" : "+r"(idx));
+		if (idx >= FC_HIST)
+			break;
+		above -= w->chist[idx];
+	}
+	w->threshold = t;
+	w->above = above;
+	/*
+	 * In a bucket of one page count, the first want inodes are as good as
+	 * any later one: ties need not all be returned.
+	 */
+	if (b == t && b < FC_EXACT && w->chist[b] > want)
+		return 0;
+	return b >= t;
+}
+
+/* emit writes the record of a matched inode (a struct inode *) of sb, past skip and within cap. */
+__noinline int emit(__u64 sbp, __u64 inodep, __u64 n)
+{
+	struct super_block *sb = (void *)sbp;
+	struct inode *inode = (void *)inodep;
+	struct hlist_node *first;
+	struct dentry *d, *parent;
+	const unsigned char *name;
+	struct fc_walk_params *p;
+	struct fc_inode *rec;
+	struct fc_walk *w;
+	__u32 zero = 0, idx, off = 0, len, j;
+
+	p = bpf_map_lookup_elem(&walk_params, &zero);
+	w = bpf_map_lookup_elem(&walk, &zero);
+	if (!p || !w)
+		return 0;
+	if (w->matched++ < p->skip)
+		return 0;
+	idx = w->emitted;
+	if (idx >= p->cap || idx >= FC_WALK_CAP) {
+		w->dropped++;
+		return 0;
+	}
+	rec = bpf_map_lookup_elem(&walk_records, &idx);
+	if (!rec)
+		return 0;
+	__builtin_memset(rec, 0, sizeof(*rec) - FC_PATH);
+	w->emitted++;
+	rec->nrpages = n;
+	rec->size = BPF_CORE_READ(inode, i_size);
+	rec->ino = BPF_CORE_READ(inode, i_ino);
+	rec->mode = BPF_CORE_READ(inode, i_mode);
+	rec->nlink = BPF_CORE_READ(inode, i_nlink);
+	rec->rdev = BPF_CORE_READ(inode, i_rdev);
+
+	/* The path: the inode's first name, then its parents' up to the root. */
+	first = BPF_CORE_READ(inode, i_dentry.first);
+	if (!first) {
+		rec->flags |= FC_IN_NO_DENTRY;
+		return 1;
+	}
+	d = (void *)first - bpf_core_field_offset(struct dentry, d_u.d_alias);
+	if (!BPF_CORE_READ(d, d_hash.pprev))
+		rec->flags |= FC_IN_UNHASHED;
+	for (j = 0; j < FC_DEPTH; j++) {
+		parent = BPF_CORE_READ(d, d_parent);
+		if (!parent) {
+			rec->flags |= FC_IN_FAULT;
+			break;
+		}
+		/* The root of the filesystem has no name of its own. */
+		if (parent == d && d == BPF_CORE_READ(sb, s_root))
+			break;
+		len = BPF_CORE_READ(d, d_name.len);
+		name = BPF_CORE_READ(d, d_name.name);
+		if (len > 255 || !name) {
+			rec->flags |= FC_IN_FAULT;
+			break;
+		}
+		if (off > FC_PATH - 256) {
+			rec->flags |= FC_IN_TRUNCATED;
+			break;
+		}
+		if (bpf_probe_read_kernel(&rec->path[off], len, name)) {
+			rec->flags |= FC_IN_FAULT;
+			break;
+		}
+		rec->lens[j] = len;
+		off += len;
+		rec->depth = j + 1;
+		rec->pathlen = off;
+		if (parent == d) {
+			/* A dentry of no tree (memfd, a disconnected export). */
+			rec->flags |= FC_IN_DISCONNECTED;
+			break;
+		}
+		d = parent;
+	}
+	if (j == FC_DEPTH)
+		rec->flags |= FC_IN_TRUNCATED;
+	return 1;
+}
+
+/* visit counts one inode and returns a record of it if asked for. */
+static __always_inline void visit(struct walker *k, struct inode *inode)
+{
+	struct fc_walk *w = k->w;
+	struct fc_walk_params *p;
+	__u32 zero = 0, b;
+	__u64 n;
+
+	w->inodes++;
+	n = BPF_CORE_READ(inode, i_mapping, nrpages);
+	if (!n)
+		return;
+	w->pages += n;
+	w->cached++;
+	b = fc_bucket(n);
+	/* clang knows b < FC_HIST and would drop the check the verifier needs. */
+	asm volatile("" : "+r"(b));
+	if (b >= FC_HIST)
+		return;
+	w->hist[b]++;
+	p = bpf_map_lookup_elem(&walk_params, &zero);
+	if (!p || n < p->min_pages)
+		return;
+	if (match(b))
+		emit((__u64)k->sb, (__u64)inode, n);
+}
+
+static long walk_step(__u32 i, void *ctx)
+{
+	struct walker *k = ctx;
+	/* Locals, not k->...: inside BPF_CORE_READ they would be relocated too. */
+	struct list_head *cur = k->cur, *next = BPF_CORE_READ(cur, next);
+	struct super_block *sb = k->sb;
+	struct inode *inode;
+
+	if (next == k->head) {
+		k->w->status = FC_WALK_DONE;
+		k->done = 1;
+		return 1;
+	}
+	if (!next || next == cur) {
+		k->w->status = FC_WALK_LOST;
+		k->done = 1;
+		return 1;
+	}
+	inode = (void *)next - bpf_core_field_offset(struct inode, i_sb_list);
+	if (BPF_CORE_READ(inode, i_sb) != sb) {
+		k->w->status = FC_WALK_LOST;
+		k->done = 1;
+		return 1;
+	}
+	k->cur = next;
+	visit(k, inode);
+	return 0;
+}
+
+SEC("raw_tp")
+int walk_sb(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct walker k = {};
+	struct fc_walk_params *p;
+	struct super_block *sb;
+	struct file **fds, *file = 0;
+	struct fdtable *fdt;
+	__u32 zero = 0;
+	__s32 fd;
+
+	p = bpf_map_lookup_elem(&walk_params, &zero);
+	k.w = bpf_map_lookup_elem(&walk, &zero);
+	if (!p || !k.w)
+		return 1;
+	k.w->status = FC_WALK_NO_FILE;
+	fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt)
+		return 1;
+	fds = BPF_CORE_READ(fdt, fd);
+	fd = p->fd;
+	if (fd < 0 || (__u32)fd >= BPF_CORE_READ(fdt, max_fds) ||
+	    bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return 0;
+	if (p->flags & FC_WALK_MAPPING)
+		sb = BPF_CORE_READ(file, f_mapping, host, i_sb);
+	else
+		sb = BPF_CORE_READ(file, f_inode, i_sb);
+	if (!sb)
+		return 0;
+	k.sb = sb;
+	k.w->dev = BPF_CORE_READ(sb, s_dev);
+	k.w->magic = BPF_CORE_READ(sb, s_magic);
+	k.head = (void *)sb + bpf_core_field_offset(struct super_block, s_inodes);
+	k.cur = k.head;
+	bpf_loop(p->max_steps, walk_step, &k, 0);
+	if (!k.done)
+		k.w->status = FC_WALK_STEPS;
+	return 0;
+}

@@ -49,4 +49,106 @@ struct fc_results {
 	struct fc_result results[FC_BATCH];
 };
 
+/*
+ * The superblock walk (walk_sb): one test run follows a filesystem's inode
+ * list (sb->s_inodes) with bpf_loop, sums every inode's page count, and
+ * returns a record, path included, for the inodes user space asks about.
+ */
+#define FC_WALK_CAP 4096 /* records one run can return (the records map) */
+#define FC_DEPTH 32      /* path components a record holds, leaf first */
+#define FC_PATH 944      /* bytes of path components a record holds */
+#define FC_EXACT 64      /* page counts below this have a bucket each */
+#define FC_HIST (FC_EXACT + 58 * 8) /* then 8 buckets an octave, up to 2^64 */
+
+/* fc_walk_params.flags */
+#define FC_WALK_MAPPING 1 /* walk the superblock of fd's f_mapping->host (a block device's) */
+
+/* fc_walk.status */
+#define FC_WALK_DONE 0    /* back at the list head: every inode visited */
+#define FC_WALK_LOST 1    /* an inode left the list under the walk: partial */
+#define FC_WALK_STEPS 2   /* max_steps reached first: partial */
+#define FC_WALK_NO_FILE 3 /* params.fd is not open in the caller */
+#define FC_WALK_UNSET 0xffffffffu
+
+/* fc_inode.flags */
+#define FC_IN_NO_DENTRY 1    /* no name in the dentry cache */
+#define FC_IN_UNHASHED 2     /* its name was unlinked: deleted, still open or mapped */
+#define FC_IN_TRUNCATED 4    /* deeper than FC_DEPTH or longer than FC_PATH: the leaf end only */
+#define FC_IN_DISCONNECTED 8 /* the names end at a dentry that is not the root */
+#define FC_IN_FAULT 16       /* a kernel read of its names failed */
+
+struct fc_walk_params {
+	__u64 min_pages; /* inodes with fewer pages are not returned */
+	__u64 skip;      /* returnable inodes to pass over first (paging) */
+	__u64 max_steps; /* list steps at most */
+	__u32 want;      /* > 0: return only inodes that can be among the want largest */
+	__u32 cap;       /* records to return at most (<= FC_WALK_CAP) */
+	__s32 fd;        /* an fd of the caller on the filesystem */
+	__u32 flags;     /* FC_WALK_* */
+};
+
+/* The walk's summary: the single value of the walk map. */
+struct fc_walk {
+	__u64 inodes;   /* inodes visited */
+	__u64 pages;    /* their page counts summed */
+	__u64 cached;   /* inodes with at least one page */
+	__u64 matched;  /* inodes that passed min_pages and the threshold */
+	__u64 emitted;  /* records written */
+	__u64 magic;    /* sb->s_magic */
+	__u64 above;    /* matched inodes in buckets above threshold */
+	__u64 dropped;  /* matched inodes not returned: cap reached */
+	__u64 hist[FC_HIST];  /* inodes by fc_bucket(nrpages) */
+	__u64 chist[FC_HIST]; /* the same, of matched inodes */
+	__u32 dev;       /* sb->s_dev, kernel encoding */
+	__u32 status;    /* FC_WALK_* */
+	__u32 threshold; /* bucket below which want returned nothing */
+	__u32 pad;
+};
+
+/* One inode of the walk: a value of the records map. */
+struct fc_inode {
+	__u64 nrpages;
+	__u64 size;  /* i_size */
+	__u64 ino;
+	__u32 mode;
+	__u32 nlink;
+	__u32 rdev;  /* i_rdev: which block device, for the bdev filesystem */
+	__u32 flags; /* FC_IN_* */
+	__u16 depth; /* components in lens[] */
+	__u16 pathlen;    /* bytes of path[] in use */
+	__u32 pad;
+	__u8 lens[FC_DEPTH]; /* component lengths, leaf first */
+	char path[FC_PATH];  /* the components' bytes, leaf first, no separators */
+};
+
+/* fc_log2 is floor(log2(n)) for n > 0, without branches (each would multiply the verifier's paths). */
+static inline __u32 fc_log2(__u64 n)
+{
+	n |= n >> 1;
+	n |= n >> 2;
+	n |= n >> 4;
+	n |= n >> 8;
+	n |= n >> 16;
+	n |= n >> 32;
+	n = n - ((n >> 1) & 0x5555555555555555ULL);
+	n = (n & 0x3333333333333333ULL) + ((n >> 2) & 0x3333333333333333ULL);
+	n = (n + (n >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
+	return (__u32)((n * 0x0101010101010101ULL) >> 56) - 1;
+}
+
+/*
+ * fc_bucket sorts a page count into the walk's histogram: small counts
+ * exactly (many files tie there, and a bucket of one value needs no second
+ * look), larger ones by octave and its top three bits below the leading one.
+ */
+static inline __u32 fc_bucket(__u64 n)
+{
+	__u32 o;
+
+	if (n < FC_EXACT)
+		return n;
+	o = fc_log2(n);
+	return FC_EXACT + (o - 6) * 8 + ((n >> (o - 3)) & 7);
+}
+
 #endif /* FILECACHE_H */

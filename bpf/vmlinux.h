@@ -2,7 +2,9 @@
 /*
  * The kernel types filecache.bpf.c reads, trimmed by hand from
  *   bpftool btf dump file /sys/kernel/btf/vmlinux format c
- * of Linux 6.18 (x86_64). Only names and types matter: every struct carries
+ * of Linux 6.18 (x86_64). Members that newer kernels moved into anonymous
+ * unions or structs (dentry.d_name, qstr.len, inode.i_dentry) are declared
+ * flat: libbpf finds them by name. Only names and types matter: every struct carries
  * preserve_access_index, so libbpf relocates each field access against the
  * running kernel's BTF (nrpages sits at offset 128 on 6.1 and 88 on 6.18).
  * Regenerate the full header with `make vmlinux-full` to compare.
@@ -36,15 +38,56 @@ enum {
 	BPF_ANY = 0,
 };
 
+enum {
+	BPF_F_MMAPABLE = 1024,
+};
+
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
 
 struct bpf_raw_tracepoint_args {
 	__u64 args[0];
 };
 
+struct list_head {
+	struct list_head *next;
+	struct list_head *prev;
+};
+
+struct hlist_node {
+	struct hlist_node *next;
+	struct hlist_node **pprev;
+};
+
+struct hlist_head {
+	struct hlist_node *first;
+};
+
+struct hlist_bl_node {
+	struct hlist_bl_node *next;
+	struct hlist_bl_node **pprev;
+};
+
+struct dentry;
+
 struct super_block {
 	dev_t s_dev;
 	unsigned long s_magic;
+	struct dentry *s_root;
+	struct list_head s_inodes;
+};
+
+struct qstr {
+	__u32 len;
+	const unsigned char *name;
+};
+
+struct dentry {
+	struct hlist_bl_node d_hash;
+	struct dentry *d_parent;
+	struct qstr d_name;
+	union {
+		struct hlist_node d_alias;
+	} d_u;
 };
 
 struct inode;
@@ -60,7 +103,10 @@ struct inode {
 	struct super_block *i_sb;
 	struct address_space *i_mapping;
 	unsigned long i_ino;
+	dev_t i_rdev;
 	loff_t i_size;
+	struct list_head i_sb_list;
+	struct hlist_head i_dentry;
 };
 
 struct file {

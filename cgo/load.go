@@ -130,12 +130,6 @@ func Load(opts Options) (*Module, error) {
 // loadMethod opens the embedded object from anonymous memory files (nothing
 // is written to disk) and loads the one program of method.
 func loadMethod(opts Options, method string) (_ *Module, err error) {
-	takeLog()
-	defer func() {
-		if err != nil {
-			err = &LoadError{Err: err, Log: takeLog()}
-		}
-	}()
 	use, ok := programs[method]
 	if !ok {
 		return nil, fmt.Errorf("unknown BPF method %q", method)
@@ -146,9 +140,44 @@ func loadMethod(opts Options, method string) (_ *Module, err error) {
 			m.Close()
 		}
 	}()
+	if err := m.open(opts, use, 1); err != nil {
+		return nil, err
+	}
+	if m.prog, err = m.mod.GetProgram(use); err != nil {
+		return nil, &LoadError{Err: fmt.Errorf("find program %s: %w", use, err)}
+	}
+	if m.params, err = m.mod.GetMap("params"); err != nil {
+		return nil, &LoadError{Err: fmt.Errorf("find map params: %w", err)}
+	}
+	if m.results, err = m.mod.GetMap("results"); err != nil {
+		return nil, &LoadError{Err: fmt.Errorf("find map results: %w", err)}
+	}
+	return m, nil
+}
+
+// allPrograms are the object's programs: the query methods' and the walk's.
+func allPrograms() []string {
+	all := []string{walkProgram}
+	for _, name := range programs {
+		all = append(all, name)
+	}
+	return all
+}
+
+// open opens the embedded object and loads only the program use, with the
+// walk's records map sized to records entries (one when use is a query
+// program: its 4 MiB would only slow every query down). Errors are
+// *LoadError, with what libbpf printed.
+func (m *Module) open(opts Options, use string, records uint32) (err error) {
+	takeLog()
+	defer func() {
+		if err != nil {
+			err = &LoadError{Err: err, Log: takeLog()}
+		}
+	}()
 	objPath, err := m.memfile("filecache.bpf.o", bpf.Object)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// NewModuleFromBufferArgs (v0.8.0) always raises RLIMIT_MEMLOCK and fails
 	// where that is not allowed; the file variant honours SkipMemlockBump,
@@ -159,34 +188,32 @@ func loadMethod(opts Options, method string) (_ *Module, err error) {
 		SkipMemlockBump: true,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open BPF object: %w", err)
+		return fmt.Errorf("open BPF object: %w", err)
 	}
-	for _, name := range programs {
+	for _, name := range allPrograms() {
 		if name == use {
 			continue
 		}
 		p, err := m.mod.GetProgram(name)
 		if err != nil {
-			return nil, fmt.Errorf("find program %s: %w", name, err)
+			return fmt.Errorf("find program %s: %w", name, err)
 		}
 		if err := p.SetAutoload(false); err != nil {
-			return nil, fmt.Errorf("disable program %s: %w", name, err)
+			return fmt.Errorf("disable program %s: %w", name, err)
 		}
 	}
+	recs, err := m.mod.GetMap("walk_records")
+	if err != nil {
+		return fmt.Errorf("find map walk_records: %w", err)
+	}
+	if err := recs.SetMaxEntries(records); err != nil {
+		return fmt.Errorf("size map walk_records: %w", err)
+	}
 	if err := m.mod.BPFLoadObject(); err != nil {
-		return nil, fmt.Errorf("load BPF program %s: %w", use, err)
-	}
-	if m.prog, err = m.mod.GetProgram(use); err != nil {
-		return nil, fmt.Errorf("find program %s: %w", use, err)
-	}
-	if m.params, err = m.mod.GetMap("params"); err != nil {
-		return nil, fmt.Errorf("find map params: %w", err)
-	}
-	if m.results, err = m.mod.GetMap("results"); err != nil {
-		return nil, fmt.Errorf("find map results: %w", err)
+		return fmt.Errorf("load BPF program %s: %w", use, err)
 	}
 	takeLog()
-	return m, nil
+	return nil
 }
 
 // kernelBTF is the running kernel's BTF, which libbpf reads by default.

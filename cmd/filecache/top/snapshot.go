@@ -1,0 +1,207 @@
+package top
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ShmemLabel names the kernel's internal shmem mount: memfd_create(2) files,
+// SysV shared memory and shared anonymous mappings. No mount point shows it;
+// a memfd of filecache's own is the way in.
+const ShmemLabel = "shmem"
+
+// Meminfo holds the /proc/meminfo counters a snapshot is held against, in bytes.
+type Meminfo struct {
+	Cached, Shmem, Buffers uint64
+	Read                   bool // /proc/meminfo was read
+}
+
+// ParseMeminfo reads Cached, Shmem and Buffers (kB) from /proc/meminfo.
+func ParseMeminfo(r io.Reader) (Meminfo, error) {
+	var m Meminfo
+	sc := bufio.NewScanner(r)
+	found := 0
+	for sc.Scan() {
+		name, rest, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		var dst *uint64
+		switch name {
+		case "Cached":
+			dst = &m.Cached
+		case "Shmem":
+			dst = &m.Shmem
+		case "Buffers":
+			dst = &m.Buffers
+		default:
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) != 2 || f[1] != "kB" {
+			return m, fmt.Errorf("meminfo %s: %q", name, rest)
+		}
+		kb, err := strconv.ParseUint(f[0], 10, 64)
+		if err != nil {
+			return m, fmt.Errorf("meminfo %s: %w", name, err)
+		}
+		*dst = kb * 1024
+		found++
+	}
+	if err := sc.Err(); err != nil {
+		return m, fmt.Errorf("meminfo: %w", err)
+	}
+	if found != 3 {
+		return m, fmt.Errorf("meminfo: %d of Cached, Shmem, Buffers found", found)
+	}
+	m.Read = true
+	return m, nil
+}
+
+// Snapshot is one scan of the machine.
+type Snapshot struct {
+	Time     time.Time
+	PageSize int
+	FS       []FSTotal
+	Rows     []Row
+	Mem      Meminfo
+	MemErr   error
+	// Restricted: --mount chose the filesystems, so totals are not the machine's.
+	Restricted bool
+	// Prev holds the previous snapshot's pages by filesystem and inode
+	// (--watch): rows then show growth and shrinkage.
+	Prev map[[2]uint64]uint64
+	// PrevFS holds the previous pages of each filesystem by device.
+	PrevFS map[uint64]uint64
+}
+
+// Accounted sums the pages of every filesystem walked, and of those whose
+// pages count as Shmem.
+func (s Snapshot) Accounted() (pages, shmem uint64) {
+	for _, t := range s.FS {
+		pages += t.Pages
+		if t.Shmem {
+			shmem += t.Pages
+		}
+	}
+	return pages, shmem
+}
+
+// Partial says whether any figure misses part of a filesystem.
+func (s Snapshot) Partial() bool {
+	for _, t := range s.FS {
+		if t.Partial != "" || t.Err != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// Change is a row's pages now minus in the previous snapshot, and whether
+// there was one to compare with.
+func (s Snapshot) Change(r Row) (int64, bool) {
+	if s.Prev == nil {
+		return 0, false
+	}
+	before := s.Prev[[2]uint64{s.FS[r.FS].FS.Dev, r.Ino}]
+	return int64(r.Pages) - int64(before), true
+}
+
+// Keys records a snapshot's pages for the next one to compare with. Only
+// the rows are kept: memory stays bounded by the rows asked for.
+func (s Snapshot) Keys() (map[[2]uint64]uint64, map[uint64]uint64) {
+	rows := make(map[[2]uint64]uint64, len(s.Rows))
+	for _, r := range s.Rows {
+		rows[[2]uint64{s.FS[r.FS].FS.Dev, r.Ino}] = r.Pages
+	}
+	fs := make(map[uint64]uint64, len(s.FS))
+	for _, t := range s.FS {
+		fs[t.FS.Dev] = t.Pages
+	}
+	return rows, fs
+}
+
+// Discover lists the filesystems to walk: each superblock of this mount
+// namespace once, and the kernel's shmem mount. Filesystems that cannot
+// hold page cache or whose mount point a lookup would trigger are left out.
+func Discover(mountinfo io.Reader) ([]Filesystem, error) {
+	ms, err := ParseMountinfo(mountinfo)
+	if err != nil {
+		return nil, err
+	}
+	var out []Filesystem
+	for _, fs := range Group(ms) {
+		if skipType[fs.FSType] {
+			continue
+		}
+		out = append(out, fs)
+	}
+	return append(out, Filesystem{Label: ShmemLabel, FSType: "shmem"}), nil
+}
+
+// skipType: autofs mounts on lookup; the others never hold page cache and
+// some (proc) have huge inode lists.
+var skipType = map[string]bool{"autofs": true, "proc": true, "sysfs": true, "cgroup": true, "cgroup2": true,
+	"devpts": true, "mqueue": true, "debugfs": true, "tracefs": true, "securityfs": true, "pstore": true,
+	"bpf": true, "configfs": true, "fusectl": true, "binfmt_misc": true, "nsfs": true, "efivarfs": true}
+
+// ErrCovered: every mount of a filesystem is hidden under a later mount, so
+// no path leads to it. Its pages are missed, which is not a failure of the run.
+var ErrCovered = errors.New("covered by a later mount: not walked")
+
+// OpenAnchor opens an fd on fs for the walk: O_PATH on a mount point that
+// still shows fs (not covered by a later mount), or a memfd for the shmem
+// mount. Nothing is read and nothing is written.
+func OpenAnchor(fs Filesystem) (int, uint32, func(), error) {
+	if fs.Label == ShmemLabel {
+		fd, err := unix.MemfdCreate("filecache-walk", unix.MFD_CLOEXEC)
+		if err != nil {
+			return -1, 0, nil, fmt.Errorf("memfd_create: %w", err)
+		}
+		return fd, 0, func() { unix.Close(fd) }, nil
+	}
+	var firstErr error
+	for _, m := range fs.Mounts {
+		fd, err := unix.Open(m.Point, unix.O_PATH|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+		if err != nil {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("open %s: %w", m.Point, err)
+			}
+			continue
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil || st.Dev != fs.Dev {
+			unix.Close(fd)
+			if firstErr == nil {
+				firstErr = ErrCovered
+			}
+			continue
+		}
+		return fd, 0, func() { unix.Close(fd) }, nil
+	}
+	if firstErr == nil {
+		firstErr = fmt.Errorf("no mount point")
+	}
+	return -1, 0, nil, firstErr
+}
+
+// Take scans the machine once.
+func Take(w Walker, fss []Filesystem, o Options) Snapshot {
+	s := Snapshot{Time: time.Now(), PageSize: os.Getpagesize()}
+	s.FS, s.Rows = Scan(w, fss, OpenAnchor, o)
+	if f, err := os.Open("/proc/meminfo"); err != nil {
+		s.MemErr = err
+	} else {
+		s.Mem, s.MemErr = ParseMeminfo(f)
+		f.Close()
+	}
+	return s
+}

@@ -1,0 +1,348 @@
+package top
+
+import (
+	"container/heap"
+	"fmt"
+	"slices"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/filecache/filecache/bpf"
+)
+
+// Walker runs one walk of the superblock behind an fd of this process.
+type Walker interface {
+	Walk(p bpf.WalkParams, each func(bpf.Inode) error) (bpf.Walk, error)
+}
+
+// Options shape a scan.
+type Options struct {
+	N        int    // rows kept: the N inodes with the most pages (0: every inode with pages)
+	MinPages uint64 // inodes with fewer pages are not listed (their pages still count in totals)
+	Retries  int    // walks of a filesystem that lost a race, before its figures are called partial
+}
+
+// Row is one inode in the page cache.
+type Row struct {
+	FS      int    // index into Snapshot.FS
+	Path    string // see Filesystem.Path; "" when the inode has no name
+	Shown   bool   // a mount shows Path
+	Pages   uint64
+	Size    uint64
+	Ino     uint64
+	Mode    uint32
+	Nlink   uint32
+	Deleted bool // unlinked, still held open or mapped
+	NoName  bool // no dentry: nothing to show but device and inode number
+	// Truncated: the path was deeper or longer than the walk keeps; Path
+	// then starts with ".../".
+	Truncated bool
+}
+
+// FSTotal is what one filesystem holds.
+type FSTotal struct {
+	FS       Filesystem
+	Pages    uint64 // every inode's pages, summed
+	Inodes   uint64 // inodes visited
+	Cached   uint64 // inodes with pages
+	Magic    uint64
+	Walks    int    // walk runs it took
+	Partial  string // why the figures miss part of the filesystem ("": complete)
+	Err      error  // the filesystem could not be walked at all
+	Shmem    bool   // tmpfs-like: its pages are Shmem in /proc/meminfo
+	Lost     int    // walks that lost a race and were done again
+	Rows     int    // rows of this filesystem among the top
+	Complete bool
+}
+
+// Anchor opens an fd on a filesystem for the walk: O_PATH on a mount
+// point, or a memfd for the kernel's own shmem mount.
+type Anchor func(fs Filesystem) (fd int, flags uint32, closeFn func(), err error)
+
+// Scan walks every filesystem and keeps the top rows across all of them.
+func Scan(w Walker, fss []Filesystem, open Anchor, o Options) ([]FSTotal, []Row) {
+	if o.Retries <= 0 {
+		o.Retries = 3
+	}
+	h := &rowHeap{}
+	totals := make([]FSTotal, len(fss))
+	for i, fs := range fss {
+		t := &totals[i]
+		t.FS = fs
+		fd, flags, closeFn, err := open(fs)
+		if err != nil {
+			t.Err = err
+			continue
+		}
+		scanFS(w, i, fs, fd, flags, o, t, h)
+		closeFn()
+	}
+	rows := h.sorted()
+	for _, r := range rows {
+		totals[r.FS].Rows++
+	}
+	return totals, rows
+}
+
+// scanFS walks one filesystem: once with the want threshold, which is
+// enough unless more inodes qualify than one run returns; then by pages
+// bands found by counting walks.
+func scanFS(w Walker, idx int, fs Filesystem, fd int, flags uint32, o Options, t *FSTotal, h *rowHeap) {
+	min := max(o.MinPages, 1)
+	base := bpf.WalkParams{MaxSteps: bpf.MaxWalkSteps, FD: int32(fd), Flags: flags}
+	for try := 0; ; try++ {
+		sum, err := walkInto(w, idx, fs, base, min, uint32(o.N), h, o.N, t)
+		if err == nil && sum.Status == bpf.WalkDone && sum.Dropped > 0 {
+			err = refine(w, idx, fs, base, min, sum, o, h, t)
+		}
+		if err != nil {
+			h.drop(idx)
+			t.Err = err
+			return
+		}
+		// The anchor must have led to the filesystem asked for.
+		dev := unix.Mkdev(sum.Dev>>20, sum.Dev&(1<<20-1))
+		if fs.Dev != 0 && sum.Status != bpf.WalkNoFile && dev != fs.Dev {
+			h.drop(idx)
+			t.Err = fmt.Errorf("walk: reached device %d:%d, not %d:%d", unix.Major(dev), unix.Minor(dev), unix.Major(fs.Dev), unix.Minor(fs.Dev))
+			return
+		}
+		if t.FS.Dev == 0 {
+			t.FS.Dev = dev
+		}
+		t.Pages, t.Inodes, t.Cached, t.Magic = sum.Pages, sum.Inodes, sum.Cached, sum.Magic
+		t.Shmem = sum.Magic == tmpfsMagic
+		switch sum.Status {
+		case bpf.WalkDone:
+			t.Complete = true
+			return
+		case bpf.WalkLost:
+			t.Lost++
+			if try+1 < o.Retries {
+				h.drop(idx)
+				continue
+			}
+			t.Partial = fmt.Sprintf("%d walks in a row lost a race with inodes leaving the list; figures cover the part walked", t.Lost)
+		case bpf.WalkSteps:
+			t.Partial = fmt.Sprintf("more than %d inodes: the walk stopped at its step limit", bpf.MaxWalkSteps)
+		default:
+			h.drop(idx)
+			t.Err = fmt.Errorf("walk: %v", sum.Status)
+		}
+		return
+	}
+}
+
+// tmpfsMagic is TMPFS_MAGIC (also the kernel's internal shmem mount).
+const tmpfsMagic = 0x01021994
+
+// walkInto runs one walk returning inodes of at least min pages and pushes
+// what it returns onto h.
+func walkInto(w Walker, idx int, fs Filesystem, base bpf.WalkParams, min uint64, want uint32, h *rowHeap, n int, t *FSTotal) (bpf.Walk, error) {
+	p := base
+	p.MinPages, p.Want, p.Cap = min, want, bpf.WalkCap
+	return run(w, p, t, func(in bpf.Inode) { h.push(rowOf(idx, fs, in), n) })
+}
+
+func run(w Walker, p bpf.WalkParams, t *FSTotal, each func(bpf.Inode)) (bpf.Walk, error) {
+	t.Walks++
+	sum, err := w.Walk(p, func(in bpf.Inode) error { each(in); return nil })
+	if err != nil {
+		return sum, fmt.Errorf("walk: %w", err)
+	}
+	return sum, nil
+}
+
+// refine finds the top rows when more inodes qualified than a run returns:
+// the histogram names the bucket the N-th largest falls in; counting walks
+// (no records) narrow it to a page count that few enough inodes reach; one
+// more walk returns them, and ties at the bound below fill what is left.
+func refine(w Walker, idx int, fs Filesystem, base bpf.WalkParams, min uint64, first bpf.Walk, o Options, h *rowHeap, t *FSTotal) error {
+	if o.N == 0 || o.N > bpf.WalkCap/2 {
+		// Every inode (or more than half a run) asked for: page through them
+		// all. The first walk's records are reused only if it had no want,
+		// which changes what counts as matched.
+		start := first.Emitted
+		if o.N != 0 {
+			start = 0
+		}
+		for skip := start; ; skip += bpf.WalkCap {
+			p := base
+			p.MinPages, p.Skip, p.Cap = min, skip, bpf.WalkCap
+			sum, err := run(w, p, t, func(in bpf.Inode) { h.push(rowOf(idx, fs, in), 0) })
+			if err != nil {
+				return err
+			}
+			if sum.Status != bpf.WalkDone || sum.Dropped == 0 {
+				return nil
+			}
+		}
+	}
+	// lo..hi holds the smallest page count whose inodes fit one run.
+	lo, hi := bucketFloor(first.Hist, uint64(o.N))
+	lo = max(lo, min)
+	count := func(m uint64) (uint64, error) {
+		p := base
+		p.MinPages = m
+		sum, err := run(w, p, t, func(bpf.Inode) {})
+		return sum.Matched, err
+	}
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		c, err := count(mid)
+		if err != nil {
+			return err
+		}
+		if c <= bpf.WalkCap {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	if _, err := walkInto(w, idx, fs, base, lo, 0, h, o.N, t); err != nil {
+		return err
+	}
+	if lo > min && h.countFS(idx) < o.N {
+		// Ties one page below: all equal, so any of them complete the top.
+		if _, err := walkInto(w, idx, fs, base, lo-1, 0, h, o.N, t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// bucketFloor returns the page counts bounding the bucket of the n-th
+// largest inode: lo <= pages < hi.
+func bucketFloor(hist [bpf.HistSize]uint64, n uint64) (lo, hi uint64) {
+	if lo, hi = bpf.BucketRange(uint32(lowest(hist, n))); hi == 0 {
+		hi = ^uint64(0)
+	}
+	return lo, hi
+}
+
+// lowest is the bucket holding the n-th largest inode (1 if fewer).
+func lowest(hist [bpf.HistSize]uint64, n uint64) int {
+	var seen uint64
+	for b := bpf.HistSize - 1; b > 0; b-- {
+		if seen += hist[b]; seen >= n {
+			return b
+		}
+	}
+	return 1
+}
+
+// rowOf turns a record into a row.
+func rowOf(idx int, fs Filesystem, in bpf.Inode) Row {
+	r := Row{FS: idx, Pages: in.NrPages, Size: in.Size, Ino: in.Ino, Mode: in.Mode, Nlink: in.Nlink}
+	r.NoName = in.Flags&bpf.InNoDentry != 0
+	r.Truncated = in.Flags&(bpf.InTruncated|bpf.InFault) != 0
+	disconnected := in.Flags&bpf.InDisconnected != 0
+	r.Deleted = in.Nlink == 0 || (in.Flags&bpf.InUnhashed != 0 && !disconnected)
+	switch {
+	case r.NoName:
+	case disconnected:
+		// memfd:NAME, SYSV0000..: names of no directory tree.
+		parts := make([]string, len(in.Names))
+		for i, n := range in.Names {
+			parts[i] = string(n)
+		}
+		r.Path = strings.Join(parts, "/")
+	case r.Truncated:
+		p, _ := fs.Path(in.Names)
+		if i := strings.Index(p, "]"); strings.HasPrefix(p, "[") && i > 0 {
+			p = p[i+1:]
+		}
+		r.Path = ".../" + strings.TrimPrefix(p, "/")
+	default:
+		r.Path, r.Shown = fs.Path(in.Names)
+	}
+	return r
+}
+
+// Less orders rows: most pages first, then by path, so output is stable.
+func less(a, b Row) bool {
+	if a.Pages != b.Pages {
+		return a.Pages > b.Pages
+	}
+	if a.Path != b.Path {
+		return a.Path < b.Path
+	}
+	return a.Ino < b.Ino
+}
+
+// rowHeap keeps the n best rows (all when n is 0); its root is the worst
+// kept, so a better row replaces it in O(log n). One row an inode.
+type rowHeap struct {
+	rows []Row
+	seen map[[2]uint64]bool // fs index, inode
+}
+
+func (h *rowHeap) Len() int           { return len(h.rows) }
+func (h *rowHeap) Less(i, j int) bool { return less(h.rows[j], h.rows[i]) }
+func (h *rowHeap) Swap(i, j int)      { h.rows[i], h.rows[j] = h.rows[j], h.rows[i] }
+func (h *rowHeap) Push(x any)         { h.rows = append(h.rows, x.(Row)) }
+func (h *rowHeap) Pop() any {
+	r := h.rows[len(h.rows)-1]
+	h.rows = h.rows[:len(h.rows)-1]
+	return r
+}
+
+func (h *rowHeap) push(r Row, n int) {
+	if h.seen == nil {
+		h.seen = map[[2]uint64]bool{}
+	}
+	key := [2]uint64{uint64(r.FS), r.Ino}
+	if h.seen[key] {
+		return
+	}
+	if n > 0 && len(h.rows) >= n {
+		if !less(r, h.rows[0]) {
+			return
+		}
+		old := heap.Pop(h).(Row)
+		delete(h.seen, [2]uint64{uint64(old.FS), old.Ino})
+	}
+	h.seen[key] = true
+	heap.Push(h, r)
+}
+
+// drop forgets the rows of a filesystem whose walk failed or is done
+// again. Rows of others it pushed out are not brought back: they were
+// beaten by rows that were real when seen.
+func (h *rowHeap) drop(fs int) {
+	kept := h.rows[:0]
+	for _, r := range h.rows {
+		if r.FS == fs {
+			delete(h.seen, [2]uint64{uint64(r.FS), r.Ino})
+			continue
+		}
+		kept = append(kept, r)
+	}
+	h.rows = kept
+	heap.Init(h)
+}
+
+func (h *rowHeap) countFS(fs int) int {
+	n := 0
+	for _, r := range h.rows {
+		if r.FS == fs {
+			n++
+		}
+	}
+	return n
+}
+
+func (h *rowHeap) sorted() []Row {
+	out := slices.Clone(h.rows)
+	slices.SortFunc(out, func(a, b Row) int {
+		if less(a, b) {
+			return -1
+		}
+		if less(b, a) {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
