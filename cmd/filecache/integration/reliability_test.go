@@ -222,7 +222,12 @@ func TestConcurrentRuns(t *testing.T) {
 	if os.Getenv(envMethod) == "attached" {
 		// Another process making the attached program's trigger syscall
 		// all along: the program must answer none but filecache's thread.
-		stop := churning(func(int) { unix.Getppid() })
+		stop := churning(func(int) {
+			for range 100 {
+				unix.Getppid()
+			}
+			time.Sleep(50 * time.Microsecond) // leaves the CPU to filecache under emulation
+		})
 		defer stop()
 	}
 	var wg sync.WaitGroup
