@@ -111,7 +111,7 @@ func roImage(t *testing.T, fsType string, fill func(*testing.T, string)) string 
 	t.Helper()
 	tool := map[string]string{"ext4": "mkfs.ext4", "squashfs": "mksquashfs"}[fsType]
 	if _, err := exec.LookPath(tool); err != nil {
-		t.Skipf("%s is not installed (scripts/deps.sh installs it), so no %s image", tool, fsType)
+		t.Skipf("%s is not on PATH (scripts/deps.sh installs it; the vmtest guests have none), so no %s image", tool, fsType)
 	}
 	if _, err := os.Stat("/dev/loop-control"); errors.Is(err, fs.ErrNotExist) {
 		t.Skip("/dev/loop-control is absent: no loop driver here")
