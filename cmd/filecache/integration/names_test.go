@@ -142,8 +142,12 @@ func TestLongNames(t *testing.T) {
 		pTooLong = makeAt(t, root, chain[:15], sizedName(pathMax), 8*page, 0, 8*page)
 		name255  = makeAt(t, root, chain[:15], component("long-"), 3*page, page, page)
 		deepest  = makeAt(t, root, chain, component("deepest\xff"), 100*page, 50*page, 11*page)
+		// A directory whose own path is PATH_MAX-1 bytes long, named as a
+		// tree: everything in it lies beyond PATH_MAX.
+		dirMax = append(append([]string{}, chain[:15]...), "g"+sizedName(pathMax - 1)[1:])
+		inMax  = makeAt(t, root, dirMax, "inside", 6*page, page, 2*page)
 	)
-	all := []nameFile{shallow, badUTF8, p3999, pMax, pTooLong, name255, deepest}
+	all := []nameFile{shallow, badUTF8, p3999, pMax, pTooLong, name255, deepest, inMax}
 	for _, c := range []struct {
 		f    nameFile
 		want int
@@ -205,6 +209,24 @@ func TestLongNames(t *testing.T) {
 			t.Errorf("tree %+v, want %s with %d files, %d cached pages, none failed", tree, root, len(all), cached)
 		}
 	}
+
+	t.Run("named_tree", func(t *testing.T) {
+		dir := root + "/" + strings.Join(dirMax, "/")
+		if len(dir) != pathMax-1 {
+			t.Fatalf("layout: a directory path of %d bytes, want %d", len(dir), pathMax-1)
+		}
+		res := run(t, bin, "--json", "--files", dir)
+		r := parseTrees(t, res)
+		if res.code != 0 || len(r.Trees) != 1 || len(r.Files) != 1 || len(r.Errors) != 0 {
+			t.Fatalf("want the tree and its one file answered\n%s", clip(res.String()))
+		}
+		if msg := entryProblems(r.Files[0], inMax.path, refs[inMax.path]); msg != "" {
+			t.Errorf("%d-byte path in a tree named at PATH_MAX-1: %s", len(inMax.path), msg)
+		}
+		if tr := r.Trees[0]; tr.Path != dir || tr.Files != 1 || tr.CachedPages != int64(refs[inMax.path].Cache) {
+			t.Errorf("tree %+v, want its one file's %d cached pages", tr, refs[inMax.path].Cache)
+		}
+	})
 
 	t.Run("walked_json", func(t *testing.T) {
 		res := run(t, bin, "--json", "--files", root)
