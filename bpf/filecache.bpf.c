@@ -208,6 +208,7 @@ struct {
 
 struct walker {
 	struct fc_walk *w;
+	struct fc_walk_params *p;
 	struct super_block *sb;
 	struct list_head *head; /* &sb->s_inodes */
 	struct list_head *cur;  /* the node last visited */
@@ -221,55 +222,77 @@ struct walker {
  */
 
 /*
- * match counts an inode of b's bucket that passed min_pages and says whether
- * it is still among those asked for. With want, the threshold bucket rises
- * once want matched inodes sit above it: nothing below can be among the want
- * largest any more.
+ * slot bounds a heap index for the verifier (FC_TOPK is a power of two and
+ * every index the heap uses is below it anyway); the empty asm keeps clang
+ * from folding the mask into checks the verifier cannot follow.
  */
-__noinline int match(__u32 b)
+static __always_inline __u32 slot(__u32 i)
+{
+	asm volatile("" : "+r"(i));
+	return i & (FC_TOPK - 1);
+}
+
+/* Levels of a heap of FC_TOPK entries. */
+#define HEAP_DEPTH 9
+
+/*
+ * keep says whether an inode of n pages can be among the want largest: it
+ * keeps a min-heap of the want largest counts seen so far and admits n if
+ * the heap is not full or n beats its smallest (a tie does not: any of
+ * equal inodes will do). Everything in the final top was admitted when
+ * seen, since the smallest kept only grows.
+ */
+__noinline int keep(__u64 n)
 {
 	struct fc_walk_params *p;
 	struct fc_walk *w;
-	__u32 zero = 0, t, want, i, idx;
-	__u64 above;
+	__u32 zero = 0, want, k, i, j, c;
+	__u64 *heap;
 
 	p = bpf_map_lookup_elem(&walk_params, &zero);
 	w = bpf_map_lookup_elem(&walk, &zero);
 	if (!p || !w)
 		return 0;
-	t = w->threshold;
-	if (b < t)
-		return 0;
-	asm volatile("" : "+r"(b));
-	if (b >= FC_HIST)
-		return 0;
-	w->chist[b]++;
 	want = p->want;
 	if (!want)
 		return 1;
-	above = w->above;
-	if (b > t)
-		above++;
-	for (i = 0; i < 64; i++) {
-		if (above < want || t >= FC_HIST - 1)
-			break;
-		t++;
-		/* Keep clang from turning the index into a pointer the verifier cannot bound. */
-		idx = t;
-		asm volatile("" : "+r"(idx));
-		if (idx >= FC_HIST)
-			break;
-		above -= w->chist[idx];
-	}
-	w->threshold = t;
-	w->above = above;
-	/*
-	 * In a bucket of one page count, the first want inodes are as good as
-	 * any later one: ties need not all be returned.
-	 */
-	if (b == t && b < FC_EXACT && w->chist[b] > want)
+	if (want > FC_TOPK)
+		want = FC_TOPK;
+	heap = w->heap;
+	k = w->heapn;
+	if (k > want)
 		return 0;
-	return b >= t;
+	if (k < want) {
+		/* Sift up from the new last slot. */
+		w->heapn = k + 1;
+		i = k;
+		for (j = 0; j < HEAP_DEPTH && i > 0; j++) {
+			c = (i - 1) / 2;
+			if (heap[slot(c)] <= n)
+				break;
+			heap[slot(i)] = heap[slot(c)];
+			i = c;
+		}
+		heap[slot(i)] = n;
+		return 1;
+	}
+	if (n <= heap[0])
+		return 0;
+	/* Replace the smallest and sift down. */
+	i = 0;
+	for (j = 0; j < HEAP_DEPTH; j++) {
+		c = 2 * i + 1;
+		if (c >= k)
+			break;
+		if (c + 1 < k && heap[slot(c + 1)] < heap[slot(c)])
+			c++;
+		if (heap[slot(c)] >= n)
+			break;
+		heap[slot(i)] = heap[slot(c)];
+		i = c;
+	}
+	heap[slot(i)] = n;
+	return 1;
 }
 
 /* emit writes the record of a matched inode (a struct inode *) of sb, past skip and within cap. */
@@ -360,8 +383,7 @@ __noinline int emit(__u64 sbp, __u64 inodep, __u64 n)
 static __always_inline void visit(struct walker *k, struct inode *inode)
 {
 	struct fc_walk *w = k->w;
-	struct fc_walk_params *p;
-	__u32 zero = 0, b;
+	struct fc_walk_params *p = k->p;
 	__u64 n;
 
 	w->inodes++;
@@ -370,16 +392,12 @@ static __always_inline void visit(struct walker *k, struct inode *inode)
 		return;
 	w->pages += n;
 	w->cached++;
-	b = fc_bucket(n);
-	/* clang knows b < FC_HIST and would drop the check the verifier needs. */
-	asm volatile("" : "+r"(b));
-	if (b >= FC_HIST)
+	if (n < p->min_pages)
 		return;
-	w->hist[b]++;
-	p = bpf_map_lookup_elem(&walk_params, &zero);
-	if (!p || n < p->min_pages)
+	/* Most inodes lose to a full heap: say so without a call. */
+	if (p->want && w->heapn >= p->want && n <= w->heap[0])
 		return;
-	if (match(b))
+	if (keep(n))
 		emit((__u64)k->sb, (__u64)inode, n);
 }
 
@@ -428,6 +446,7 @@ int walk_sb(struct bpf_raw_tracepoint_args *ctx)
 	k.w = bpf_map_lookup_elem(&walk, &zero);
 	if (!p || !k.w)
 		return 1;
+	k.p = p;
 	k.w->status = FC_WALK_NO_FILE;
 	fdt = BPF_CORE_READ(task, files, fdt);
 	if (!fdt)

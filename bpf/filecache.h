@@ -57,8 +57,7 @@ struct fc_results {
 #define FC_WALK_CAP 4096 /* records one run can return (the records map) */
 #define FC_DEPTH 32      /* path components a record holds, leaf first */
 #define FC_PATH 944      /* bytes of path components a record holds */
-#define FC_EXACT 64      /* page counts below this have a bucket each */
-#define FC_HIST (FC_EXACT + 58 * 8) /* then 8 buckets an octave, up to 2^64 */
+#define FC_TOPK 512      /* the largest want: page counts the walk's heap keeps */
 
 /* fc_walk_params.flags */
 #define FC_WALK_MAPPING 1 /* walk the superblock of fd's f_mapping->host (a block device's) */
@@ -81,7 +80,7 @@ struct fc_walk_params {
 	__u64 min_pages; /* inodes with fewer pages are not returned */
 	__u64 skip;      /* returnable inodes to pass over first (paging) */
 	__u64 max_steps; /* list steps at most */
-	__u32 want;      /* > 0: return only inodes that can be among the want largest */
+	__u32 want;      /* 1..FC_TOPK: return only inodes that can be among the want largest */
 	__u32 cap;       /* records to return at most (<= FC_WALK_CAP) */
 	__s32 fd;        /* an fd of the caller on the filesystem */
 	__u32 flags;     /* FC_WALK_* */
@@ -92,16 +91,15 @@ struct fc_walk {
 	__u64 inodes;   /* inodes visited */
 	__u64 pages;    /* their page counts summed */
 	__u64 cached;   /* inodes with at least one page */
-	__u64 matched;  /* inodes that passed min_pages and the threshold */
+	__u64 matched;  /* inodes that passed min_pages and, with want, the heap */
 	__u64 emitted;  /* records written */
 	__u64 magic;    /* sb->s_magic */
-	__u64 above;    /* matched inodes in buckets above threshold */
 	__u64 dropped;  /* matched inodes not returned: cap reached */
-	__u64 hist[FC_HIST];  /* inodes by fc_bucket(nrpages) */
-	__u64 chist[FC_HIST]; /* the same, of matched inodes */
-	__u32 dev;       /* sb->s_dev, kernel encoding */
-	__u32 status;    /* FC_WALK_* */
-	__u32 threshold; /* bucket below which want returned nothing */
+	/* With want: a min-heap of the want largest page counts seen so far. */
+	__u64 heap[FC_TOPK];
+	__u32 dev;      /* sb->s_dev, kernel encoding */
+	__u32 status;   /* FC_WALK_* */
+	__u32 heapn;    /* entries of heap[] in use */
 	__u32 pad;
 };
 
@@ -120,35 +118,5 @@ struct fc_inode {
 	__u8 lens[FC_DEPTH]; /* component lengths, leaf first */
 	char path[FC_PATH];  /* the components' bytes, leaf first, no separators */
 };
-
-/* fc_log2 is floor(log2(n)) for n > 0, without branches (each would multiply the verifier's paths). */
-static inline __u32 fc_log2(__u64 n)
-{
-	n |= n >> 1;
-	n |= n >> 2;
-	n |= n >> 4;
-	n |= n >> 8;
-	n |= n >> 16;
-	n |= n >> 32;
-	n = n - ((n >> 1) & 0x5555555555555555ULL);
-	n = (n & 0x3333333333333333ULL) + ((n >> 2) & 0x3333333333333333ULL);
-	n = (n + (n >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
-	return (__u32)((n * 0x0101010101010101ULL) >> 56) - 1;
-}
-
-/*
- * fc_bucket sorts a page count into the walk's histogram: small counts
- * exactly (many files tie there, and a bucket of one value needs no second
- * look), larger ones by octave and its top three bits below the leading one.
- */
-static inline __u32 fc_bucket(__u64 n)
-{
-	__u32 o;
-
-	if (n < FC_EXACT)
-		return n;
-	o = fc_log2(n);
-	return FC_EXACT + (o - 6) * 8 + ((n >> (o - 3)) & 7);
-}
 
 #endif /* FILECACHE_H */

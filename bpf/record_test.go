@@ -115,34 +115,3 @@ func FuzzDecodeResults(f *testing.F) {
 		}
 	})
 }
-
-// TestBucketRange: every page count lies in the range of its bucket, and
-// the ranges tile the numbers without gaps.
-func TestBucketRange(t *testing.T) {
-	check := func(n uint64) {
-		b := Bucket(n)
-		lo, hi := BucketRange(b)
-		if b >= HistSize || n < lo || (hi != 0 && n >= hi) {
-			t.Fatalf("Bucket(%d) = %d, range [%d, %d)", n, b, lo, hi)
-		}
-	}
-	for n := uint64(1); n < 100000; n++ {
-		check(n)
-	}
-	for s := 0; s < 64; s++ {
-		for _, d := range []uint64{0, 1, 3} {
-			if n := uint64(1)<<s + d; n > 0 {
-				check(n)
-			}
-			check(uint64(1)<<s - 1 + d + 1)
-		}
-	}
-	check(^uint64(0))
-	for b := uint32(1); b+1 < HistSize; b++ {
-		_, hi := BucketRange(b)
-		lo2, _ := BucketRange(b + 1)
-		if hi != lo2 {
-			t.Fatalf("bucket %d ends at %d, bucket %d starts at %d", b, hi, b+1, lo2)
-		}
-	}
-}

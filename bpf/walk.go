@@ -1,24 +1,20 @@
 package bpf
 
-import (
-	"fmt"
-	"math/bits"
-)
+import "fmt"
 
 // The superblock walk's layout (filecache.h); cgo/layout_test.go checks it.
 const (
-	WalkCap  = 4096         // FC_WALK_CAP: records one walk run returns at most
-	Depth    = 32           // FC_DEPTH: path components a record holds
-	PathMax  = 944          // FC_PATH: bytes of components a record holds
-	Exact    = 64           // FC_EXACT: page counts below it have a bucket each
-	HistSize = Exact + 58*8 // FC_HIST: buckets of page counts
+	WalkCap = 4096 // FC_WALK_CAP: records one walk run returns at most
+	Depth   = 32   // FC_DEPTH: path components a record holds
+	PathMax = 944  // FC_PATH: bytes of components a record holds
+	TopK    = 512  // FC_TOPK: the largest Want
 
-	WalkParamsSize = 40                            // sizeof(struct fc_walk_params)
-	WalkSize       = 8*8 + 2*HistSize*8 + 4*4      // sizeof(struct fc_walk)
-	InodeSize      = 48 + Depth + PathMax          // sizeof(struct fc_inode)
-	MaxWalkSteps   = 1 << 23                       // bpf_loop's limit on iterations
-	walkHistOffset = 64                            // offsetof(struct fc_walk, hist)
-	walkDevOffset  = walkHistOffset + 2*HistSize*8 // offsetof(struct fc_walk, dev)
+	WalkParamsSize = 40                      // sizeof(struct fc_walk_params)
+	WalkSize       = 7*8 + TopK*8 + 4*4      // sizeof(struct fc_walk)
+	InodeSize      = 48 + Depth + PathMax    // sizeof(struct fc_inode)
+	MaxWalkSteps   = 1 << 23                 // bpf_loop's limit on iterations
+	walkHeapOffset = 56                      // offsetof(struct fc_walk, heap)
+	walkDevOffset  = walkHeapOffset + TopK*8 // offsetof(struct fc_walk, dev)
 )
 
 // WalkFlag is fc_walk_params.flags.
@@ -67,7 +63,7 @@ type WalkParams struct {
 	MinPages uint64 // inodes with fewer pages are not returned
 	Skip     uint64 // returnable inodes passed over first
 	MaxSteps uint64 // list steps at most (<= MaxWalkSteps)
-	Want     uint32 // > 0: only inodes that can be among the Want largest
+	Want     uint32 // 1..TopK: only inodes that can be among the Want largest
 	Cap      uint32 // records returned at most (<= WalkCap)
 	FD       int32  // an fd of the caller on the filesystem
 	Flags    uint32
@@ -96,12 +92,13 @@ func (p WalkParams) Encode() ([]byte, error) {
 type Walk struct {
 	Inodes, Pages, Cached, Matched, Emitted uint64
 	Magic                                   uint64
-	Above                                   uint64
 	Dropped                                 uint64 // matched but not returned: the cap was reached
-	Hist, MatchedHist                       [HistSize]uint64
 	Dev                                     uint32 // kernel encoding
 	Status                                  WalkStatus
-	Threshold                               uint32
+	HeapN                                   uint32 // page counts the want heap holds
+	// HeapMin is the smallest page count the heap holds: with HeapN equal
+	// to want, the want-th largest of the filesystem.
+	HeapMin uint64
 }
 
 // UnsetWalk is a struct fc_walk that says FC_WALK_UNSET, written before a
@@ -120,34 +117,12 @@ func DecodeWalk(b []byte) (Walk, error) {
 	}
 	w.Inodes, w.Pages, w.Cached = le.Uint64(b[0:]), le.Uint64(b[8:]), le.Uint64(b[16:])
 	w.Matched, w.Emitted, w.Magic = le.Uint64(b[24:]), le.Uint64(b[32:]), le.Uint64(b[40:])
-	w.Above, w.Dropped = le.Uint64(b[48:]), le.Uint64(b[56:])
-	for i := range w.Hist {
-		w.Hist[i] = le.Uint64(b[walkHistOffset+8*i:])
-		w.MatchedHist[i] = le.Uint64(b[walkHistOffset+8*HistSize+8*i:])
-	}
+	w.Dropped = le.Uint64(b[48:])
+	w.HeapMin = le.Uint64(b[walkHeapOffset:])
 	w.Dev = le.Uint32(b[walkDevOffset:])
 	w.Status = WalkStatus(le.Uint32(b[walkDevOffset+4:]))
-	w.Threshold = le.Uint32(b[walkDevOffset+8:])
+	w.HeapN = le.Uint32(b[walkDevOffset+8:])
 	return w, nil
-}
-
-// Bucket is fc_bucket: the histogram bucket of a page count (n > 0).
-func Bucket(n uint64) uint32 {
-	if n < Exact {
-		return uint32(n)
-	}
-	o := uint32(bits.Len64(n) - 1)
-	return Exact + (o-6)*8 + uint32(n>>(o-3)&7)
-}
-
-// BucketRange is the page counts of bucket b: lo <= n < hi (hi 0: no bound).
-func BucketRange(b uint32) (lo, hi uint64) {
-	if b < Exact {
-		return uint64(b), uint64(b) + 1
-	}
-	o := (b-Exact)/8 + 6
-	lo = (8 + uint64((b-Exact)%8)) << (o - 3)
-	return lo, lo + 1<<(o-3)
 }
 
 // Inode is struct fc_inode with its path put together.

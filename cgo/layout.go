@@ -6,15 +6,10 @@ package cgo
 /*
 #include <linux/types.h>
 #include "../bpf/filecache.h"
-
-static __u32 bucket(__u64 n) { return fc_bucket(n); }
 */
 import "C"
 
 import "unsafe"
-
-// cBucket is the header's fc_bucket, which the BPF program sorts page counts with.
-func cBucket(n uint64) uint32 { return uint32(C.bucket(C.__u64(n))) }
 
 func cLayout() map[string]uintptr {
 	var r C.struct_fc_result
@@ -26,8 +21,7 @@ func cLayout() map[string]uintptr {
 		"FC_WALK_CAP":              C.FC_WALK_CAP,
 		"FC_DEPTH":                 C.FC_DEPTH,
 		"FC_PATH":                  C.FC_PATH,
-		"FC_EXACT":                 C.FC_EXACT,
-		"FC_HIST":                  C.FC_HIST,
+		"FC_TOPK":                  C.FC_TOPK,
 		"FC_WALK_MAPPING":          C.FC_WALK_MAPPING,
 		"FC_WALK_DONE":             C.FC_WALK_DONE,
 		"FC_WALK_LOST":             C.FC_WALK_LOST,
@@ -55,13 +49,11 @@ func cLayout() map[string]uintptr {
 		"fc_walk.matched":          unsafe.Offsetof(w.matched),
 		"fc_walk.emitted":          unsafe.Offsetof(w.emitted),
 		"fc_walk.magic":            unsafe.Offsetof(w.magic),
-		"fc_walk.above":            unsafe.Offsetof(w.above),
 		"fc_walk.dropped":          unsafe.Offsetof(w.dropped),
-		"fc_walk.hist":             unsafe.Offsetof(w.hist),
-		"fc_walk.chist":            unsafe.Offsetof(w.chist),
+		"fc_walk.heap":             unsafe.Offsetof(w.heap),
 		"fc_walk.dev":              unsafe.Offsetof(w.dev),
 		"fc_walk.status":           unsafe.Offsetof(w.status),
-		"fc_walk.threshold":        unsafe.Offsetof(w.threshold),
+		"fc_walk.heapn":            unsafe.Offsetof(w.heapn),
 		"fc_inode.nrpages":         unsafe.Offsetof(in.nrpages),
 		"fc_inode.size":            unsafe.Offsetof(in.size),
 		"fc_inode.ino":             unsafe.Offsetof(in.ino),

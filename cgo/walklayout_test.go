@@ -15,7 +15,7 @@ func TestWalkLayout(t *testing.T) {
 	le := binary.LittleEndian
 	for name, goValue := range map[string]uintptr{
 		"FC_WALK_CAP": bpf.WalkCap, "FC_DEPTH": bpf.Depth, "FC_PATH": bpf.PathMax,
-		"FC_EXACT": bpf.Exact, "FC_HIST": bpf.HistSize, "FC_WALK_MAPPING": uintptr(bpf.WalkMapping),
+		"FC_TOPK": bpf.TopK, "FC_WALK_MAPPING": uintptr(bpf.WalkMapping),
 		"FC_WALK_DONE": uintptr(bpf.WalkDone), "FC_WALK_LOST": uintptr(bpf.WalkLost),
 		"FC_WALK_STEPS": uintptr(bpf.WalkSteps), "FC_WALK_NO_FILE": uintptr(bpf.WalkNoFile),
 		"FC_WALK_UNSET": uintptr(bpf.WalkUnset), "FC_IN_NO_DENTRY": uintptr(bpf.InNoDentry),
@@ -45,20 +45,19 @@ func TestWalkLayout(t *testing.T) {
 	}
 
 	b := make([]byte, bpf.WalkSize)
-	for i, f := range []string{"inodes", "pages", "cached", "matched", "emitted", "magic", "above", "dropped"} {
+	for i, f := range []string{"inodes", "pages", "cached", "matched", "emitted", "magic", "dropped"} {
 		le.PutUint64(b[c["fc_walk."+f]:], uint64(100+i))
 	}
-	le.PutUint64(b[c["fc_walk.hist"]+8*7:], 7)
-	le.PutUint64(b[c["fc_walk.chist"]+8*9:], 9)
+	le.PutUint64(b[c["fc_walk.heap"]:], 7)
 	le.PutUint32(b[c["fc_walk.dev"]:], 5)
 	le.PutUint32(b[c["fc_walk.status"]:], 2)
-	le.PutUint32(b[c["fc_walk.threshold"]:], 3)
+	le.PutUint32(b[c["fc_walk.heapn"]:], 3)
 	w, err := bpf.DecodeWalk(b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := []uint64{w.Inodes, w.Pages, w.Cached, w.Matched, w.Emitted, w.Magic, w.Above, w.Dropped, w.Hist[7], w.MatchedHist[9], uint64(w.Dev), uint64(w.Status), uint64(w.Threshold)}
-	if want := []uint64{100, 101, 102, 103, 104, 105, 106, 107, 7, 9, 5, 2, 3}; !slices.Equal(got, want) {
+	got := []uint64{w.Inodes, w.Pages, w.Cached, w.Matched, w.Emitted, w.Magic, w.Dropped, w.HeapMin, uint64(w.Dev), uint64(w.Status), uint64(w.HeapN)}
+	if want := []uint64{100, 101, 102, 103, 104, 105, 106, 7, 5, 2, 3}; !slices.Equal(got, want) {
 		t.Errorf("decoded walk %v, want %v", got, want)
 	}
 	if s := bpf.UnsetWalk(); le.Uint32(s[c["fc_walk.status"]:]) != uint32(bpf.WalkUnset) {
@@ -84,21 +83,5 @@ func TestWalkLayout(t *testing.T) {
 	if in.NrPages != 1 || in.Size != 2 || in.Ino != 3 || in.Mode != 4 || in.Nlink != 5 || in.Rdev != 6 || in.Flags != 2 ||
 		len(in.Names) != 2 || string(in.Names[0]) != "home" || string(in.Names[1]) != "b" {
 		t.Errorf("decoded inode %+v (names %q)", in, in.Names)
-	}
-}
-
-// TestBucketMatchesC: the Go histogram buckets are the BPF program's.
-func TestBucketMatchesC(t *testing.T) {
-	for n := uint64(1); n < 1<<16; n++ {
-		if g, c := bpf.Bucket(n), cBucket(n); g != c {
-			t.Fatalf("bucket of %d: Go %d, C %d", n, g, c)
-		}
-	}
-	for s := 16; s < 64; s++ {
-		for _, n := range []uint64{1<<s - 1, 1 << s, 1<<s + 1, 3 << (s - 1), 1<<s | 1<<(s-3)} {
-			if g, c := bpf.Bucket(n), cBucket(n); g != c {
-				t.Fatalf("bucket of %d: Go %d, C %d", n, g, c)
-			}
-		}
 	}
 }

@@ -85,14 +85,15 @@ func Scan(w Walker, fss []Filesystem, open Anchor, o Options) ([]FSTotal, []Row)
 	return totals, rows
 }
 
-// scanFS walks one filesystem: once with the want threshold, which is
-// enough unless more inodes qualify than one run returns; then by pages
-// bands found by counting walks.
+// scanFS walks one filesystem: once, with the heap of the walk admitting
+// only inodes that can be among the N largest, which is enough unless more
+// were admitted than one run returns (a list in growing order); then by the
+// histogram and counting walks, or page by page when N is large.
 func scanFS(w Walker, idx int, fs Filesystem, fd int, flags uint32, o Options, t *FSTotal, h *rowHeap) {
 	min := max(o.MinPages, 1)
 	base := bpf.WalkParams{MaxSteps: bpf.MaxWalkSteps, FD: int32(fd), Flags: flags}
 	for try := 0; ; try++ {
-		sum, err := walkInto(w, idx, fs, base, min, uint32(o.N), h, o.N, t)
+		sum, err := walkInto(w, idx, fs, base, min, want(o.N), h, o.N, t)
 		if err == nil && sum.Status == bpf.WalkDone && sum.Dropped > 0 {
 			err = refine(w, idx, fs, base, min, sum, o, h, t)
 		}
@@ -134,6 +135,15 @@ func scanFS(w Walker, idx int, fs Filesystem, fd int, flags uint32, o Options, t
 	}
 }
 
+// want is the heap size the walk gets for n rows: none (return every
+// inode) past what its heap holds.
+func want(n int) uint32 {
+	if n <= 0 || n > bpf.TopK {
+		return 0
+	}
+	return uint32(n)
+}
+
 // tmpfsMagic is TMPFS_MAGIC (also the kernel's internal shmem mount).
 const tmpfsMagic = 0x01021994
 
@@ -154,23 +164,17 @@ func run(w Walker, p bpf.WalkParams, t *FSTotal, each func(bpf.Inode)) (bpf.Walk
 	return sum, nil
 }
 
-// refine finds the top rows when more inodes qualified than a run returns:
-// the histogram names the bucket the N-th largest falls in; counting walks
-// (no records) narrow it to a page count that few enough inodes reach; one
-// more walk returns them, and ties at the bound below fill what is left.
+// refine finds the top rows when the walk admitted more inodes than a run
+// returns. The heap's smallest is then the N-th largest page count: one
+// walk returns every inode above it (fewer than N), another the ties at it
+// that complete the top. With every inode asked for, or more than the heap
+// holds, it pages through them instead.
 func refine(w Walker, idx int, fs Filesystem, base bpf.WalkParams, min uint64, first bpf.Walk, o Options, h *rowHeap, t *FSTotal) error {
-	if o.N == 0 || o.N > bpf.WalkCap/2 {
-		// Every inode (or more than half a run) asked for: page through them
-		// all. The first walk's records are reused only if it had no want,
-		// which changes what counts as matched.
-		start := first.Emitted
-		if o.N != 0 {
-			start = 0
-		}
-		for skip := start; ; skip += bpf.WalkCap {
+	if want(o.N) == 0 {
+		for skip := first.Emitted; ; skip += bpf.WalkCap {
 			p := base
 			p.MinPages, p.Skip, p.Cap = min, skip, bpf.WalkCap
-			sum, err := run(w, p, t, func(in bpf.Inode) { h.push(rowOf(idx, fs, in), 0) })
+			sum, err := run(w, p, t, func(in bpf.Inode) { h.push(rowOf(idx, fs, in), o.N) })
 			if err != nil {
 				return err
 			}
@@ -179,57 +183,13 @@ func refine(w Walker, idx int, fs Filesystem, base bpf.WalkParams, min uint64, f
 			}
 		}
 	}
-	// lo..hi holds the smallest page count whose inodes fit one run.
-	lo, hi := bucketFloor(first.Hist, uint64(o.N))
-	lo = max(lo, min)
-	count := func(m uint64) (uint64, error) {
-		p := base
-		p.MinPages = m
-		sum, err := run(w, p, t, func(bpf.Inode) {})
-		return sum.Matched, err
-	}
-	for lo < hi {
-		mid := lo + (hi-lo)/2
-		c, err := count(mid)
-		if err != nil {
-			return err
-		}
-		if c <= bpf.WalkCap {
-			hi = mid
-		} else {
-			lo = mid + 1
-		}
-	}
-	if _, err := walkInto(w, idx, fs, base, lo, 0, h, o.N, t); err != nil {
-		return err
-	}
-	if lo > min && h.countFS(idx) < o.N {
-		// Ties one page below: all equal, so any of them complete the top.
-		if _, err := walkInto(w, idx, fs, base, lo-1, 0, h, o.N, t); err != nil {
+	nth := max(first.HeapMin, min)
+	for _, m := range []uint64{nth + 1, nth} {
+		if _, err := walkInto(w, idx, fs, base, m, 0, h, o.N, t); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// bucketFloor returns the page counts bounding the bucket of the n-th
-// largest inode: lo <= pages < hi.
-func bucketFloor(hist [bpf.HistSize]uint64, n uint64) (lo, hi uint64) {
-	if lo, hi = bpf.BucketRange(uint32(lowest(hist, n))); hi == 0 {
-		hi = ^uint64(0)
-	}
-	return lo, hi
-}
-
-// lowest is the bucket holding the n-th largest inode (1 if fewer).
-func lowest(hist [bpf.HistSize]uint64, n uint64) int {
-	var seen uint64
-	for b := bpf.HistSize - 1; b > 0; b-- {
-		if seen += hist[b]; seen >= n {
-			return b
-		}
-	}
-	return 1
 }
 
 // rowOf turns a record into a row.
@@ -238,7 +198,9 @@ func rowOf(idx int, fs Filesystem, in bpf.Inode) Row {
 	r.NoName = in.Flags&bpf.InNoDentry != 0
 	r.Truncated = in.Flags&(bpf.InTruncated|bpf.InFault) != 0
 	disconnected := in.Flags&bpf.InDisconnected != 0
-	r.Deleted = in.Nlink == 0 || (in.Flags&bpf.InUnhashed != 0 && !disconnected)
+	// A memfd has no links and no hashed name, but was never in a tree to
+	// be deleted from.
+	r.Deleted = !disconnected && (in.Nlink == 0 || in.Flags&bpf.InUnhashed != 0)
 	switch {
 	case r.NoName:
 	case disconnected:

@@ -1,0 +1,342 @@
+package integration
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// The JSON of filecache top (README.md, "filecache top").
+type topDoc struct {
+	PageSize    int64      `json:"page_size"`
+	Partial     bool       `json:"partial"`
+	Restricted  bool       `json:"restricted"`
+	Rows        []topRow   `json:"rows"`
+	Filesystems []topFS    `json:"filesystems"`
+	Total       topTotal   `json:"total"`
+	Errors      []struct{} `json:"errors"`
+}
+
+type topRow struct {
+	Path        string `json:"path"`
+	Deleted     bool   `json:"deleted"`
+	NoName      bool   `json:"no_name"`
+	Filesystem  string `json:"filesystem"`
+	Device      string `json:"device"`
+	Inode       uint64 `json:"inode"`
+	CachedPages uint64 `json:"cached_pages"`
+	SizeBytes   uint64 `json:"size_bytes"`
+	ChangePages *int64 `json:"change_pages"`
+}
+
+type topFS struct {
+	Filesystem  string `json:"filesystem"`
+	FSType      string `json:"fstype"`
+	Device      string `json:"device"`
+	CachedPages uint64 `json:"cached_pages"`
+	Complete    bool   `json:"complete"`
+}
+
+type topTotal struct {
+	CachedBytes        uint64  `json:"cached_bytes"`
+	MeminfoCachedBytes uint64  `json:"meminfo_cached_bytes"`
+	AccountedPercent   float64 `json:"accounted_percent"`
+}
+
+// topKernel skips the top tests on a kernel without bpf_loop, after
+// checking that top says so clearly there.
+func topKernel(t *testing.T, bin string) {
+	t.Helper()
+	once(t)
+	if kernelMethod(t) == "bpf_loop" {
+		return
+	}
+	res := run(t, bin, "top", "-n", "1")
+	if res.code != 1 || !strings.Contains(res.stderr, "bpf_loop") || !strings.Contains(res.stderr, "5.17") || res.stdout != "" {
+		t.Fatalf("on a kernel without bpf_loop, top must fail with one line naming bpf_loop and Linux 5.17\n%s", res)
+	}
+	t.Skip("filecache top needs bpf_loop (Linux >= 5.17); checked that it says so")
+}
+
+func runTop(t *testing.T, bin string, args ...string) topDoc {
+	t.Helper()
+	res := run(t, bin, append([]string{"--json", "top"}, args...)...)
+	if res.code != 0 {
+		t.Fatalf("top failed\n%s", res)
+	}
+	var d topDoc
+	if err := json.Unmarshal([]byte(res.stdout), &d); err != nil {
+		t.Fatalf("top --json: %v\n%s", err, res)
+	}
+	return d
+}
+
+func findRow(d topDoc, ino uint64, dev uint64) (topRow, bool) {
+	want := fmt.Sprintf("%d:%d", unix.Major(dev), unix.Minor(dev))
+	for _, r := range d.Rows {
+		if r.Inode == ino && r.Device == want {
+			return r, true
+		}
+	}
+	return topRow{}, false
+}
+
+// TestTopFigures: top lists known files on two tmpfs mounts and ext4 with
+// the page counts cachestat gives right before and after, under their
+// paths; a deleted file still held open is marked; a hard-linked inode is
+// one row; a memfd is found on the kernel's shmem mount.
+func TestTopFigures(t *testing.T) {
+	bin := filecacheBin(t)
+	topKernel(t, bin)
+	a, b, e := tmpfsDir(t), tmpfsDir(t), ext4Dir(t)
+	big := filepath.Join(a, "big")
+	writeAt(t, big, 0, 64*mib)
+	linked := filepath.Join(a, "linked")
+	writeAt(t, linked, 0, 4*mib)
+	if err := os.Link(linked, filepath.Join(a, "linked2")); err != nil {
+		t.Fatal(err)
+	}
+	second := filepath.Join(b, "second")
+	// Half of it written, the rest a hole: a figure that is not the file's size.
+	sized(t, second, 16*mib)
+	writeAt(t, second, 4*mib, 8*mib)
+	gone := filepath.Join(a, "gone")
+	writeAt(t, gone, 0, 8*mib)
+	held, err := unix.Open(gone, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(held)
+	var goneSt unix.Stat_t
+	if err := unix.Fstat(held, &goneSt); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(gone); err != nil {
+		t.Fatal(err)
+	}
+	mfd, err := unix.MemfdCreate("filecache-top-test", unix.MFD_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(mfd)
+	if _, err := unix.Pwrite(mfd, make([]byte, 2*mib), 0); err != nil {
+		t.Fatal(err)
+	}
+	var mst unix.Stat_t
+	if err := unix.Fstat(mfd, &mst); err != nil {
+		t.Fatal(err)
+	}
+	ext := filepath.Join(e, "ext4file")
+	writeAt(t, ext, 0, 32*mib)
+
+	tmpfsFiles := map[string]string{big: big, linked: linked, second: second}
+	for try := 1; ; try++ {
+		// ext4 may lose pages to the host at any time: a sandwich of
+		// cachestat readings that agree pins its figure.
+		readAt(t, ext, 0, 32*mib)
+		before := takeRefs(t, []string{ext})
+		d := runTop(t, bin, "-n", "0", "--min", "1M", "--mount", a, "--mount", b, "--mount", e)
+		after := takeRefs(t, []string{ext})
+		if same, _ := sameRefs([]string{ext}, before, after); !same {
+			if try < retries {
+				continue
+			}
+			t.Fatalf("the ext4 file's cache kept changing over %d tries", try)
+		}
+		if !d.Restricted {
+			t.Error("top --mount: the document does not say it is restricted")
+		}
+		row, ok := findRow(d, after[0].Ino, after[0].Dev)
+		if !ok || row.CachedPages != after[0].Cache || row.Path != ext {
+			t.Errorf("ext4 file: row %+v (found %v), want %d pages at %s", row, ok, after[0].Cache, ext)
+		}
+		for p := range tmpfsFiles {
+			r := takeRefs(t, []string{p})[0]
+			row, ok := findRow(d, r.Ino, r.Dev)
+			if !ok || row.CachedPages != r.Cache || row.Deleted {
+				t.Errorf("%s: row %+v (found %v), want %d pages, not deleted", p, row, ok, r.Cache)
+			}
+			if p == linked {
+				if row.Path != linked && row.Path != filepath.Join(a, "linked2") {
+					t.Errorf("hard-linked file shown as %q, want one of its names", row.Path)
+				}
+			} else if row.Path != p {
+				t.Errorf("row path %q, want %q", row.Path, p)
+			}
+		}
+		n := 0
+		for _, r := range d.Rows {
+			if r.Inode == takeRefs(t, []string{linked})[0].Ino {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("the hard-linked inode has %d rows, want 1", n)
+		}
+		want, err := cachedPages(held)
+		if err != nil {
+			t.Fatal(err)
+		}
+		row, ok = findRow(d, goneSt.Ino, goneSt.Dev)
+		if !ok || !row.Deleted || row.CachedPages != want || row.Path != gone {
+			t.Errorf("deleted file held open: row %+v (found %v), want deleted, %d pages, path %s", row, ok, want, gone)
+		}
+		for _, fs := range d.Filesystems {
+			if !fs.Complete {
+				t.Errorf("filesystem %s: walk not complete", fs.Filesystem)
+			}
+		}
+		if len(d.Filesystems) != 3 {
+			t.Errorf("--mount three times: %d filesystems walked, want 3: %+v", len(d.Filesystems), d.Filesystems)
+		}
+		break
+	}
+
+	// The whole machine: the memfd on the kernel's shmem mount, and totals
+	// held against /proc/meminfo.
+	d := runTop(t, bin, "-n", "0", "--min", "2M")
+	want, err := cachedPages(mfd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	row, ok := findRow(d, mst.Ino, mst.Dev)
+	if !ok || row.CachedPages != want || row.Path != "memfd:filecache-top-test" || row.Deleted || row.Filesystem != "shmem" {
+		t.Errorf("memfd: row %+v (found %v), want %d pages as memfd:filecache-top-test on shmem", row, ok, want)
+	}
+	if row, ok := findRow(d, goneSt.Ino, goneSt.Dev); !ok || !row.Deleted {
+		t.Errorf("whole-machine run: deleted file row %+v (found %v)", row, ok)
+	}
+	tot := d.Total
+	t.Logf("accounted %d of Cached %d bytes (%.1f%%)", tot.CachedBytes, tot.MeminfoCachedBytes, tot.AccountedPercent)
+	if tot.MeminfoCachedBytes == 0 || tot.AccountedPercent < 50 ||
+		float64(tot.CachedBytes) > 1.05*float64(tot.MeminfoCachedBytes)+float64(16*mib) {
+		t.Errorf("walked %d bytes against Cached %d (%.1f%%): outside 50%%..105%%", tot.CachedBytes, tot.MeminfoCachedBytes, tot.AccountedPercent)
+	}
+}
+
+// TestTopTopN: -n keeps the largest; with many files of one size the rows
+// are still the largest (ties at the bottom may be any of them).
+func TestTopTopN(t *testing.T) {
+	bin := filecacheBin(t)
+	topKernel(t, bin)
+	a := tmpfsDir(t)
+	// 300 small files of 2 pages, and five larger ones of distinct sizes.
+	for i := 0; i < 300; i++ {
+		writeAt(t, filepath.Join(a, fmt.Sprintf("small%03d", i)), 0, 2*pageSize)
+	}
+	sizes := []int64{3, 5, 9, 40, 700}
+	for i, s := range sizes {
+		writeAt(t, filepath.Join(a, fmt.Sprintf("large%d", i)), 0, s*pageSize)
+	}
+	d := runTop(t, bin, "-n", "7", "--mount", a)
+	if len(d.Rows) != 7 {
+		t.Fatalf("-n 7: %d rows", len(d.Rows))
+	}
+	for i, want := range []uint64{700, 40, 9, 5, 3, 2, 2} {
+		if d.Rows[i].CachedPages != want {
+			t.Errorf("row %d: %d pages (%s), want %d", i, d.Rows[i].CachedPages, d.Rows[i].Path, want)
+		}
+	}
+	d = runTop(t, bin, "-n", "0", "--mount", a)
+	if len(d.Rows) != 305 {
+		t.Errorf("-n 0: %d rows, want every one of the 305 files", len(d.Rows))
+	}
+	d = runTop(t, bin, "-n", "0", "--min", fmt.Sprint(9*pageSize), "--mount", a)
+	if len(d.Rows) != 3 {
+		t.Errorf("--min 9 pages: %d rows, want 3", len(d.Rows))
+	}
+}
+
+// TestTopFormats: Prometheus text with the figures of the JSON, and --watch
+// writing one line a refresh with changes since the last.
+func TestTopFormats(t *testing.T) {
+	bin := filecacheBin(t)
+	topKernel(t, bin)
+	a := tmpfsDir(t)
+	f := filepath.Join(a, "metric \"file\"")
+	writeAt(t, f, 0, 3*mib)
+	res := run(t, bin, "top", "--format", "prometheus", "-n", "5", "--mount", a)
+	if res.code != 0 {
+		t.Fatalf("prometheus\n%s", res)
+	}
+	r := takeRefs(t, []string{f})[0]
+	line := regexp.MustCompile(`(?m)^filecache_top_cached_bytes\{path="` + regexp.QuoteMeta(strings.ReplaceAll(f, `"`, `\"`)) + `",[^}]*\} (\d+)$`)
+	m := line.FindStringSubmatch(res.stdout)
+	if m == nil {
+		t.Fatalf("no metric line for %s\n%s", f, res)
+	}
+	if v, _ := strconv.ParseUint(m[1], 10, 64); v != r.Cache*uint64(pageSize) {
+		t.Errorf("metric %d bytes, cachestat %d pages", v, r.Cache)
+	}
+	for _, want := range []string{"# TYPE filecache_top_cached_bytes gauge", "filecache_filesystem_cached_bytes{", "filecache_accounted_bytes "} {
+		if !strings.Contains(res.stdout, want) {
+			t.Errorf("prometheus output lacks %q", want)
+		}
+	}
+	for _, l := range strings.Split(strings.TrimSpace(res.stdout), "\n") {
+		if !strings.HasPrefix(l, "# ") && !regexp.MustCompile(`^[a-z_]+(\{.*\})? \d+$`).MatchString(l) {
+			t.Errorf("not a Prometheus sample line: %q", l)
+		}
+	}
+
+	res = run(t, bin, "--ndjson", "top", "--watch", "0.2", "--iterations", "3", "-n", "3", "--mount", a)
+	if res.code != 0 {
+		t.Fatalf("--watch\n%s", res)
+	}
+	sc := bufio.NewScanner(strings.NewReader(res.stdout))
+	sc.Buffer(nil, 1<<24)
+	n := 0
+	for sc.Scan() {
+		var d topDoc
+		if err := json.Unmarshal(sc.Bytes(), &d); err != nil {
+			t.Fatalf("line %d: %v\n%s", n+1, err, res)
+		}
+		row, ok := findRow(d, r.Ino, r.Dev)
+		switch {
+		case !ok:
+			t.Errorf("line %d: no row of %s", n+1, f)
+		case n == 0 && row.ChangePages != nil:
+			t.Errorf("line 1 has a change with nothing to compare to")
+		case n > 0 && (row.ChangePages == nil || *row.ChangePages != 0):
+			t.Errorf("line %d: change %v of an unchanged tmpfs file, want 0", n+1, row.ChangePages)
+		}
+		n++
+	}
+	if n != 3 {
+		t.Errorf("--watch --iterations 3: %d lines", n)
+	}
+}
+
+// TestTopRefusals: without privileges, or asked for another engine, top
+// says so in one line; a bad --mount path is named and the others walked.
+func TestTopRefusals(t *testing.T) {
+	bin := filecacheBin(t)
+	topKernel(t, bin)
+	res := runWith(t, runOpts{cred: nobody()}, binForAll(t, bin), "top", "-n", "1")
+	if res.code != 1 || res.stdout != "" || !strings.Contains(res.stderr, "top needs the bpf engine") ||
+		!strings.Contains(res.stderr, "CAP_BPF") || strings.Count(strings.TrimSpace(res.stderr), "\n") != 0 {
+		t.Errorf("unprivileged top: want one line naming CAP_BPF and exit 1\n%s", res)
+	}
+	res = runWith(t, runOpts{ownEngine: true}, bin, "--engine", "cachestat", "top")
+	if res.code != 2 || !strings.Contains(res.stderr, "bpf") {
+		t.Errorf("top --engine cachestat: want a usage error\n%s", res)
+	}
+	a := tmpfsDir(t)
+	writeAt(t, filepath.Join(a, "f"), 0, mib)
+	res = run(t, bin, "--json", "top", "--mount", "/nonexistent/x", "--mount", a)
+	if res.code != 1 || !strings.Contains(res.stderr, "/nonexistent/x") {
+		t.Errorf("a bad --mount: want exit 1 and the path named\n%s", res)
+	}
+	var d topDoc
+	if err := json.Unmarshal([]byte(res.stdout), &d); err != nil || len(d.Rows) != 1 {
+		t.Errorf("the good --mount must still be answered (%v)\n%s", err, res)
+	}
+}
