@@ -430,6 +430,22 @@ static long walk_step(__u32 i, void *ctx)
 	return 0;
 }
 
+/*
+ * bdev_sb is the superblock of every block device's own inode (their page
+ * cache is Buffers in /proc/meminfo), reached from a filesystem on one:
+ * nothing needs to open a device.
+ */
+static __always_inline struct super_block *bdev_sb(struct super_block *sb)
+{
+	struct block_device *bdev = BPF_CORE_READ(sb, s_bdev);
+
+	if (!bdev)
+		return 0;
+	if (bpf_core_field_exists(bdev->bd_mapping))
+		return BPF_CORE_READ(bdev, bd_mapping, host, i_sb);
+	return BPF_CORE_READ(bdev, bd_inode, i_sb);
+}
+
 SEC("raw_tp")
 int walk_sb(struct bpf_raw_tracepoint_args *ctx)
 {
@@ -460,6 +476,8 @@ int walk_sb(struct bpf_raw_tracepoint_args *ctx)
 		sb = BPF_CORE_READ(file, f_mapping, host, i_sb);
 	else
 		sb = BPF_CORE_READ(file, f_inode, i_sb);
+	if (sb && (p->flags & FC_WALK_BDEV))
+		sb = bdev_sb(sb);
 	if (!sb)
 		return 0;
 	k.sb = sb;

@@ -61,6 +61,7 @@ struct fc_results {
 
 /* fc_walk_params.flags */
 #define FC_WALK_MAPPING 1 /* walk the superblock of fd's f_mapping->host (a block device's) */
+#define FC_WALK_BDEV 2    /* walk the block devices' superblock, reached from fd's filesystem's device */
 
 /* fc_walk.status */
 #define FC_WALK_DONE 0    /* back at the list head: every inode visited */

@@ -68,12 +68,21 @@ struct hlist_bl_node {
 };
 
 struct dentry;
+struct inode;
+struct address_space;
+
+/* bd_inode until Linux 6.9, bd_mapping from 6.10: the program asks which. */
+struct block_device {
+	struct inode *bd_inode;
+	struct address_space *bd_mapping;
+};
 
 struct super_block {
 	dev_t s_dev;
 	unsigned long s_magic;
 	struct dentry *s_root;
 	struct list_head s_inodes;
+	struct block_device *s_bdev;
 };
 
 struct qstr {

@@ -20,6 +20,7 @@ const (
 // WalkFlag is fc_walk_params.flags.
 const (
 	WalkMapping uint32 = 1 // FC_WALK_MAPPING: the superblock of the fd's f_mapping->host
+	WalkBdev    uint32 = 2 // FC_WALK_BDEV: the block devices' superblock, through the fd's filesystem's device
 )
 
 // WalkStatus says how a walk ended (fc_walk.status).

@@ -23,6 +23,7 @@ func cLayout() map[string]uintptr {
 		"FC_PATH":                  C.FC_PATH,
 		"FC_TOPK":                  C.FC_TOPK,
 		"FC_WALK_MAPPING":          C.FC_WALK_MAPPING,
+		"FC_WALK_BDEV":             C.FC_WALK_BDEV,
 		"FC_WALK_DONE":             C.FC_WALK_DONE,
 		"FC_WALK_LOST":             C.FC_WALK_LOST,
 		"FC_WALK_STEPS":            C.FC_WALK_STEPS,

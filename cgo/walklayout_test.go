@@ -15,7 +15,7 @@ func TestWalkLayout(t *testing.T) {
 	le := binary.LittleEndian
 	for name, goValue := range map[string]uintptr{
 		"FC_WALK_CAP": bpf.WalkCap, "FC_DEPTH": bpf.Depth, "FC_PATH": bpf.PathMax,
-		"FC_TOPK": bpf.TopK, "FC_WALK_MAPPING": uintptr(bpf.WalkMapping),
+		"FC_TOPK": bpf.TopK, "FC_WALK_MAPPING": uintptr(bpf.WalkMapping), "FC_WALK_BDEV": uintptr(bpf.WalkBdev),
 		"FC_WALK_DONE": uintptr(bpf.WalkDone), "FC_WALK_LOST": uintptr(bpf.WalkLost),
 		"FC_WALK_STEPS": uintptr(bpf.WalkSteps), "FC_WALK_NO_FILE": uintptr(bpf.WalkNoFile),
 		"FC_WALK_UNSET": uintptr(bpf.WalkUnset), "FC_IN_NO_DENTRY": uintptr(bpf.InNoDentry),

@@ -46,9 +46,11 @@ type topFS struct {
 }
 
 type topTotal struct {
-	CachedBytes        uint64  `json:"cached_bytes"`
-	MeminfoCachedBytes uint64  `json:"meminfo_cached_bytes"`
-	AccountedPercent   float64 `json:"accounted_percent"`
+	CachedBytes         uint64  `json:"cached_bytes"`
+	BuffersBytes        uint64  `json:"buffers_bytes"`
+	MeminfoBuffersBytes uint64  `json:"meminfo_buffers_bytes"`
+	MeminfoCachedBytes  uint64  `json:"meminfo_cached_bytes"`
+	AccountedPercent    float64 `json:"accounted_percent"`
 }
 
 // topKernel skips the top tests on a kernel without bpf_loop, after
@@ -219,6 +221,18 @@ func TestTopFigures(t *testing.T) {
 	if tot.MeminfoCachedBytes == 0 || tot.AccountedPercent < 50 ||
 		float64(tot.CachedBytes) > 1.05*float64(tot.MeminfoCachedBytes)+float64(16*mib) {
 		t.Errorf("walked %d bytes against Cached %d (%.1f%%): outside 50%%..105%%", tot.CachedBytes, tot.MeminfoCachedBytes, tot.AccountedPercent)
+	}
+	// Block devices' own pages are Buffers; the walk of their filesystem,
+	// reached through /var/tmp's ext4, must find them all.
+	bdev := false
+	for _, fs := range d.Filesystems {
+		bdev = bdev || fs.FSType == "bdev"
+	}
+	t.Logf("block devices %d of Buffers %d bytes", tot.BuffersBytes, tot.MeminfoBuffersBytes)
+	if !bdev {
+		t.Errorf("no bdev filesystem walked, though %s is ext4 on a block device", e)
+	} else if diff := int64(tot.BuffersBytes) - int64(tot.MeminfoBuffersBytes); diff > 4*mib+int64(tot.MeminfoBuffersBytes)/10 || -diff > 4*mib+int64(tot.MeminfoBuffersBytes)/10 {
+		t.Errorf("block devices hold %d bytes, Buffers says %d", tot.BuffersBytes, tot.MeminfoBuffersBytes)
 	}
 }
 

@@ -64,6 +64,7 @@ type DocTotal struct {
 	CachedPages         uint64  `json:"cached_pages"`
 	CachedBytes         uint64  `json:"cached_bytes"`
 	ShmemBytes          uint64  `json:"shmem_bytes"`
+	BuffersBytes        uint64  `json:"buffers_bytes"`
 	MeminfoCachedBytes  uint64  `json:"meminfo_cached_bytes"`
 	MeminfoShmemBytes   uint64  `json:"meminfo_shmem_bytes"`
 	MeminfoBuffersBytes uint64  `json:"meminfo_buffers_bytes"`
@@ -74,6 +75,7 @@ type DocTotal struct {
 type DocErr struct {
 	Filesystem string `json:"filesystem"`
 	Error      string `json:"error"`
+	Skipped    bool   `json:"skipped"` // unreachable (covered, no block device), not a failure
 }
 
 func dev(d uint64) string { return fmt.Sprintf("%d:%d", unix.Major(d), unix.Minor(d)) }
@@ -105,7 +107,7 @@ func Document(s Snapshot) Doc {
 	}
 	for _, t := range s.FS {
 		if t.Err != nil {
-			d.Errors = append(d.Errors, DocErr{Filesystem: t.FS.Name(), Error: t.Err.Error()})
+			d.Errors = append(d.Errors, DocErr{Filesystem: t.FS.Name(), Error: t.Err.Error(), Skipped: Skipped(t.Err)})
 			continue
 		}
 		f := DocFS{Filesystem: t.FS.Name(), FSType: t.FS.FSType, Source: t.FS.Source, Device: dev(t.FS.Dev),
@@ -117,8 +119,8 @@ func Document(s Snapshot) Doc {
 		}
 		d.Filesystems = append(d.Filesystems, f)
 	}
-	pages, shmem := s.Accounted()
-	d.Total = DocTotal{CachedPages: pages, CachedBytes: pages * ps, ShmemBytes: shmem * ps,
+	pages, shmem, buffers := s.Accounted()
+	d.Total = DocTotal{CachedPages: pages, CachedBytes: pages * ps, ShmemBytes: shmem * ps, BuffersBytes: buffers * ps,
 		MeminfoCachedBytes: s.Mem.Cached, MeminfoShmemBytes: s.Mem.Shmem, MeminfoBuffersBytes: s.Mem.Buffers,
 		AccountedPercent: pct(pages*ps, s.Mem.Cached)}
 	return d
@@ -183,13 +185,13 @@ func Table(w io.Writer, s Snapshot) error {
 
 func writeSummary(w io.Writer, s Snapshot) error {
 	ps := uint64(s.PageSize)
-	pages, shmem := s.Accounted()
+	pages, shmem, buffers := s.Accounted()
 	var b strings.Builder
 	fmt.Fprintf(&b, "total %s in %d filesystem(s)", report.Human(pages*ps), countWalked(s))
 	if s.Mem.Read {
-		fmt.Fprintf(&b, ": %.1f%% of Cached %s; shmem %s of Shmem %s; Buffers %s (block devices, not walked)",
+		fmt.Fprintf(&b, ": %.1f%% of Cached %s; shmem %s of Shmem %s; block devices %s of Buffers %s",
 			pct(pages*ps, s.Mem.Cached), report.Human(s.Mem.Cached), report.Human(shmem*ps),
-			report.Human(s.Mem.Shmem), report.Human(s.Mem.Buffers))
+			report.Human(s.Mem.Shmem), report.Human(buffers*ps), report.Human(s.Mem.Buffers))
 	}
 	if s.Restricted {
 		b.WriteString(" (--mount: only some filesystems walked)")
@@ -284,7 +286,7 @@ func Prometheus(w io.Writer, s Snapshot) error {
 				label(t.FS.FSType), label(dev(t.FS.Dev)), m.value(t))
 		}
 	}
-	pages, _ := s.Accounted()
+	pages, _, _ := s.Accounted()
 	metric("filecache_accounted_bytes", "Page cache found by walking every filesystem.")
 	fmt.Fprintf(&b, "filecache_accounted_bytes %d\n", pages*ps)
 	if s.Mem.Read {

@@ -89,17 +89,18 @@ type Filesystem struct {
 	FSType string
 	Source string
 	Mounts []Mount // in mountinfo order; empty for one no mount shows
-	// Label names a filesystem no mount shows (the kernel's shmem mount of
-	// memfds, SysV and shared anonymous memory).
+	// Label names a filesystem no mount shows: the kernel's shmem mount of
+	// memfds, SysV and shared anonymous memory, or the block devices' (whose
+	// Mounts are then those of filesystems on a block device, the way in).
 	Label string
 }
 
-// Name is how reports name the filesystem: its first mount point, or label.
+// Name is how reports name the filesystem: its label, or its first mount point.
 func (fs Filesystem) Name() string {
-	if len(fs.Mounts) > 0 {
-		return fs.Mounts[0].Point
+	if fs.Label != "" || len(fs.Mounts) == 0 {
+		return fs.Label
 	}
-	return fs.Label
+	return fs.Mounts[0].Point
 }
 
 // Group gathers mounts by superblock, in the order first mounted; a

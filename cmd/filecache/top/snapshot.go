@@ -11,12 +11,24 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/filecache/filecache/bpf"
 )
 
 // ShmemLabel names the kernel's internal shmem mount: memfd_create(2) files,
 // SysV shared memory and shared anonymous mappings. No mount point shows it;
 // a memfd of filecache's own is the way in.
 const ShmemLabel = "shmem"
+
+// BdevLabel names the kernel's block device filesystem: every block
+// device's own page cache (Buffers in /proc/meminfo) hangs off one inode
+// each there. A filesystem on a block device is the way in (FC_WALK_BDEV):
+// no device is opened.
+const BdevLabel = "bdev"
+
+// ErrNoBlockDevice: no block device could be opened to reach the bdev
+// filesystem; Buffers are then not walked, which is not a failure.
+var ErrNoBlockDevice = errors.New("no filesystem on a block device to reach it through: Buffers not walked")
 
 // Meminfo holds the /proc/meminfo counters a snapshot is held against, in bytes.
 type Meminfo struct {
@@ -83,22 +95,28 @@ type Snapshot struct {
 	PrevFS map[uint64]uint64
 }
 
-// Accounted sums the pages of every filesystem walked, and of those whose
-// pages count as Shmem.
-func (s Snapshot) Accounted() (pages, shmem uint64) {
+// Accounted sums the pages of every filesystem walked (what Cached in
+// /proc/meminfo counts), of those whose pages count as Shmem, and of the
+// block devices (Buffers).
+func (s Snapshot) Accounted() (pages, shmem, buffers uint64) {
 	for _, t := range s.FS {
-		pages += t.Pages
-		if t.Shmem {
+		switch {
+		case t.FS.Label == BdevLabel:
+			buffers += t.Pages
+		case t.Shmem:
 			shmem += t.Pages
+			pages += t.Pages
+		default:
+			pages += t.Pages
 		}
 	}
-	return pages, shmem
+	return pages, shmem, buffers
 }
 
 // Partial says whether any figure misses part of a filesystem.
 func (s Snapshot) Partial() bool {
 	for _, t := range s.FS {
-		if t.Partial != "" || t.Err != nil {
+		if t.Partial != "" || (t.Err != nil && !Skipped(t.Err)) {
 			return true
 		}
 	}
@@ -130,7 +148,8 @@ func (s Snapshot) Keys() (map[[2]uint64]uint64, map[uint64]uint64) {
 }
 
 // Discover lists the filesystems to walk: each superblock of this mount
-// namespace once, and the kernel's shmem mount. Filesystems that cannot
+// namespace once, the kernel's shmem mount, and the block devices (through
+// the mounts of filesystems on one: a major device number other than 0). Filesystems that cannot
 // hold page cache or whose mount point a lookup would trigger are left out.
 func Discover(mountinfo io.Reader) ([]Filesystem, error) {
 	ms, err := ParseMountinfo(mountinfo)
@@ -144,7 +163,13 @@ func Discover(mountinfo io.Reader) ([]Filesystem, error) {
 		}
 		out = append(out, fs)
 	}
-	return append(out, Filesystem{Label: ShmemLabel, FSType: "shmem"}), nil
+	bdev := Filesystem{Label: BdevLabel, FSType: "bdev"}
+	for _, fs := range out {
+		if unix.Major(fs.Dev) != 0 {
+			bdev.Mounts = append(bdev.Mounts, fs.Mounts...)
+		}
+	}
+	return append(out, Filesystem{Label: ShmemLabel, FSType: "shmem"}, bdev), nil
 }
 
 // skipType: autofs mounts on lookup; the others never hold page cache and
@@ -156,6 +181,12 @@ var skipType = map[string]bool{"autofs": true, "proc": true, "sysfs": true, "cgr
 // ErrCovered: every mount of a filesystem is hidden under a later mount, so
 // no path leads to it. Its pages are missed, which is not a failure of the run.
 var ErrCovered = errors.New("covered by a later mount: not walked")
+
+// Skipped says whether err only means a filesystem could not be reached
+// (covered, or no block device), not that something failed.
+func Skipped(err error) bool {
+	return errors.Is(err, ErrCovered) || errors.Is(err, ErrNoBlockDevice)
+}
 
 // OpenAnchor opens an fd on fs for the walk: O_PATH on a mount point that
 // still shows fs (not covered by a later mount), or a memfd for the shmem
@@ -169,7 +200,15 @@ func OpenAnchor(fs Filesystem) (int, uint32, func(), error) {
 		return fd, 0, func() { unix.Close(fd) }, nil
 	}
 	var firstErr error
+	want, flags := fs.Dev, uint32(0)
+	if fs.Label == BdevLabel {
+		firstErr = ErrNoBlockDevice
+		flags = bpf.WalkBdev
+	}
 	for _, m := range fs.Mounts {
+		if fs.Label == BdevLabel {
+			want = m.Dev
+		}
 		fd, err := unix.Open(m.Point, unix.O_PATH|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 		if err != nil {
 			if firstErr == nil {
@@ -178,19 +217,42 @@ func OpenAnchor(fs Filesystem) (int, uint32, func(), error) {
 			continue
 		}
 		var st unix.Stat_t
-		if err := unix.Fstat(fd, &st); err != nil || st.Dev != fs.Dev {
+		if err := unix.Fstat(fd, &st); err != nil || st.Dev != want {
 			unix.Close(fd)
 			if firstErr == nil {
 				firstErr = ErrCovered
 			}
 			continue
 		}
-		return fd, 0, func() { unix.Close(fd) }, nil
+		return fd, flags, func() { unix.Close(fd) }, nil
 	}
 	if firstErr == nil {
 		firstErr = fmt.Errorf("no mount point")
 	}
 	return -1, 0, nil, firstErr
+}
+
+// devName is /dev/DEVNAME from a sysfs device directory's uevent, or "".
+func devName(sys string) string {
+	b, err := os.ReadFile(sys + "/uevent")
+	if err != nil {
+		return ""
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "DEVNAME="); ok && v != "" && !strings.Contains(v, "..") {
+			return "/dev/" + v
+		}
+	}
+	return ""
+}
+
+// BlockDevice names the block device of a kernel-encoded dev_t.
+func BlockDevice(kdev uint32) string {
+	maj, min := kdev>>20, kdev&(1<<20-1)
+	if n := devName(fmt.Sprintf("/sys/dev/block/%d:%d", maj, min)); n != "" {
+		return n
+	}
+	return fmt.Sprintf("block device %d:%d", maj, min)
 }
 
 // Take scans the machine once.

@@ -127,6 +127,13 @@ func scanFS(w Walker, idx int, fs Filesystem, fd int, flags uint32, o Options, t
 			t.Partial = fmt.Sprintf("%d walks in a row lost a race with inodes leaving the list; figures cover the part walked", t.Lost)
 		case bpf.WalkSteps:
 			t.Partial = fmt.Sprintf("more than %d inodes: the walk stopped at its step limit", bpf.MaxWalkSteps)
+		case bpf.WalkNoFile:
+			h.drop(idx)
+			t.Err = fmt.Errorf("walk: %v", sum.Status)
+			if fs.Label == BdevLabel {
+				// The filesystem reached had no block device after all.
+				t.Err = ErrNoBlockDevice
+			}
 		default:
 			h.drop(idx)
 			t.Err = fmt.Errorf("walk: %v", sum.Status)
@@ -202,6 +209,9 @@ func rowOf(idx int, fs Filesystem, in bpf.Inode) Row {
 	// be deleted from.
 	r.Deleted = !disconnected && (in.Nlink == 0 || in.Flags&bpf.InUnhashed != 0)
 	switch {
+	case fs.Label == BdevLabel:
+		// A block device's own cache: its inode has no name, its device does.
+		r.NoName, r.Path = false, BlockDevice(in.Rdev)
 	case r.NoName:
 	case disconnected:
 		// memfd:NAME, SYSV0000..: names of no directory tree.

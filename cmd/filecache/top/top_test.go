@@ -253,8 +253,8 @@ func TestParseMountinfo(t *testing.T) {
 		t.Error("bad device accepted")
 	}
 	fss, err = Discover(strings.NewReader(in))
-	if err != nil || len(fss) != 3 || fss[2].Label != ShmemLabel {
-		t.Errorf("Discover: %+v, %v (proc left out, shmem added)", fss, err)
+	if err != nil || len(fss) != 4 || fss[2].Label != ShmemLabel || fss[3].Label != BdevLabel || len(fss[3].Mounts) != 2 {
+		t.Errorf("Discover: %+v, %v (proc left out, shmem added, bdev reached through the ext4 mounts)", fss, err)
 	}
 }
 
