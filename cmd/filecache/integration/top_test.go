@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -352,5 +353,109 @@ func TestTopRefusals(t *testing.T) {
 	var d topDoc
 	if err := json.Unmarshal([]byte(res.stdout), &d); err != nil || len(d.Rows) != 1 {
 		t.Errorf("the good --mount must still be answered (%v)\n%s", err, res)
+	}
+}
+
+// TestTopOtherNamespace: a tmpfs mounted only in another mount namespace (a
+// container's) is walked through /proc/PID/root, and its file is shown
+// under that path with the figures the kernel gives through it.
+func TestTopOtherNamespace(t *testing.T) {
+	bin := filecacheBin(t)
+	topKernel(t, bin)
+	unshare, err := exec.LookPath("unshare")
+	if err != nil {
+		t.Skip("no unshare(1)")
+	}
+	d := tempDir(t)
+	cmd := exec.Command(unshare, "--mount", "--propagation", "private", "sh", "-c",
+		`mount -t tmpfs none "$1" && head -c 3145728 /dev/zero > "$1/inner" && echo ready && exec sleep 60`, "sh", d)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "ready\n" {
+		t.Fatalf("the namespace did not get ready: %q %v", line, err)
+	}
+	inner := fmt.Sprintf("/proc/%d/root%s/inner", cmd.Process.Pid, d)
+	if _, err := os.Stat(filepath.Join(d, "inner")); err == nil {
+		t.Fatal("the tmpfs leaked into this namespace")
+	}
+	doc := runTop(t, bin, "-n", "0", "--min", "2M")
+	r := takeRefs(t, []string{inner})[0]
+	row, ok := findRow(doc, r.Ino, r.Dev)
+	if !ok || row.Path != inner || row.CachedPages != r.Cache || r.Cache != 768 {
+		t.Errorf("file in another mount namespace: row %+v (found %v), want %s with %d pages (768)", row, ok, inner, r.Cache)
+	}
+}
+
+// TestTopWatchTerminal: on a terminal, --watch redraws the screen in place
+// and shows what grew since the last refresh.
+func TestTopWatchTerminal(t *testing.T) {
+	bin := filecacheBin(t)
+	topKernel(t, bin)
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	defer master.Close()
+	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tty, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("cannot open the terminal's other end: %v", err)
+	}
+	if err := unix.IoctlSetWinsize(int(tty.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 30, Col: 150}); err != nil {
+		t.Fatal(err)
+	}
+	a := tmpfsDir(t)
+	f := filepath.Join(a, "growing")
+	writeAt(t, f, 0, mib)
+	cmd := exec.Command(bin, "top", "--watch", "0.5", "--iterations", "4", "--mount", a)
+	cmd.Stdout, cmd.Stderr = tty, tty
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	tty.Close()
+	var screen strings.Builder
+	buf := make([]byte, 4096)
+	grown := false
+	for {
+		k, err := master.Read(buf)
+		screen.Write(buf[:k])
+		if !grown && strings.Contains(screen.String(), "total ") {
+			writeAt(t, f, mib, mib) // after the first frame: 256 more pages
+			grown = true
+		}
+		if err != nil { // EIO once the program has exited
+			break
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("top --watch: %v\n%s", err, screen.String())
+	}
+	frames := strings.Split(screen.String(), "\x1b[H\x1b[2J")
+	if len(frames) != 5 || frames[0] != "" {
+		t.Fatalf("want 4 frames each starting with a screen clear, got %d\n%q", len(frames)-1, screen.String())
+	}
+	if !strings.Contains(frames[1], "CACHED") || !strings.Contains(frames[2], "CHANGE") {
+		t.Errorf("frames lack their headings\n%s", screen.String())
+	}
+	plus := false
+	for _, fr := range frames[2:] {
+		plus = plus || regexp.MustCompile(`\+1(\.0)?M\s+`+regexp.QuoteMeta(a)).MatchString(fr)
+	}
+	if !plus {
+		t.Errorf("no frame shows the file's growth of 1M\n%s", screen.String())
 	}
 }

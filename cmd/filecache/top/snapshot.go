@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -147,15 +148,12 @@ func (s Snapshot) Keys() (map[[2]uint64]uint64, map[uint64]uint64) {
 	return rows, fs
 }
 
-// Discover lists the filesystems to walk: each superblock of this mount
-// namespace once, the kernel's shmem mount, and the block devices (through
-// the mounts of filesystems on one: a major device number other than 0). Filesystems that cannot
-// hold page cache or whose mount point a lookup would trigger are left out.
-func Discover(mountinfo io.Reader) ([]Filesystem, error) {
-	ms, err := ParseMountinfo(mountinfo)
-	if err != nil {
-		return nil, err
-	}
+// Discover lists the filesystems to walk: each superblock of ms once, the
+// kernel's shmem mount, and the block devices (through the mounts of
+// filesystems on one: a major device number other than 0). Filesystems that
+// cannot hold page cache or whose mount point a lookup would trigger are
+// left out.
+func Discover(ms []Mount) []Filesystem {
 	var out []Filesystem
 	for _, fs := range Group(ms) {
 		if skipType[fs.FSType] {
@@ -169,7 +167,61 @@ func Discover(mountinfo io.Reader) ([]Filesystem, error) {
 			bdev.Mounts = append(bdev.Mounts, fs.Mounts...)
 		}
 	}
-	return append(out, Filesystem{Label: ShmemLabel, FSType: "shmem"}, bdev), nil
+	return append(out, Filesystem{Label: ShmemLabel, FSType: "shmem"}, bdev)
+}
+
+// Mounts reads this process's mount table, then that of every other mount
+// namespace (a container's), through the lowest pid in it: those mount
+// points are given as /proc/PID/root/POINT, a path that leads there from
+// here. A process that exits meanwhile is passed over.
+func Mounts(proc string) ([]Mount, error) {
+	own, err := readMountinfo(proc + "/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	self, _ := os.Readlink(proc + "/self/ns/mnt")
+	entries, err := os.ReadDir(proc)
+	if err != nil {
+		return own, nil
+	}
+	var pids []int
+	for _, e := range entries {
+		if pid, err := strconv.Atoi(e.Name()); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	slices.Sort(pids)
+	seen := map[string]bool{self: true}
+	for _, pid := range pids {
+		dir := fmt.Sprintf("%s/%d", proc, pid)
+		ns, err := os.Readlink(dir + "/ns/mnt")
+		if err != nil || seen[ns] {
+			continue
+		}
+		seen[ns] = true
+		ms, err := readMountinfo(dir + "/mountinfo")
+		if err != nil {
+			continue
+		}
+		for _, m := range ms {
+			m.Point = strings.TrimSuffix(dir+"/root"+m.Point, "/")
+			own = append(own, m)
+		}
+	}
+	return own, nil
+}
+
+func readMountinfo(path string) ([]Mount, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	ms, err := ParseMountinfo(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return ms, nil
 }
 
 // skipType: autofs mounts on lookup; the others never hold page cache and

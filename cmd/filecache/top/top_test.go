@@ -252,9 +252,9 @@ func TestParseMountinfo(t *testing.T) {
 	if _, err := ParseMountinfo(strings.NewReader("1 2 x:y / / rw - ext4 a b\n")); err == nil {
 		t.Error("bad device accepted")
 	}
-	fss, err = Discover(strings.NewReader(in))
-	if err != nil || len(fss) != 4 || fss[2].Label != ShmemLabel || fss[3].Label != BdevLabel || len(fss[3].Mounts) != 2 {
-		t.Errorf("Discover: %+v, %v (proc left out, shmem added, bdev reached through the ext4 mounts)", fss, err)
+	fss = Discover(ms)
+	if len(fss) != 4 || fss[2].Label != ShmemLabel || fss[3].Label != BdevLabel || len(fss[3].Mounts) != 2 {
+		t.Errorf("Discover: %+v (proc left out, shmem added, bdev reached through the ext4 mounts)", fss)
 	}
 }
 
