@@ -74,6 +74,7 @@ check-static: $(BIN)
 
 bench: $(BIN)
 	./scripts/bench.sh
+	./scripts/bench-top.sh
 
 # The full vmlinux.h of the running kernel, to compare with the trimmed one.
 vmlinux-full:
