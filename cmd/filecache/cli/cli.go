@@ -51,6 +51,8 @@ type Env struct {
 	// Caps and Stat default to this process's capabilities and os.Stat.
 	Caps func() (pagecache.Caps, error)
 	Stat func(string) error
+	// Signals ends a lock run (nil: SIGTERM, SIGINT and SIGHUP).
+	Signals <-chan os.Signal
 }
 
 // CLI is the grammar.
@@ -63,12 +65,14 @@ type CLI struct {
 	BTF     string           `name:"btf" placeholder:"FILE" help:"Kernel BTF to load against, for kernels without /sys/kernel/btf/vmlinux."`
 	Method  string           `name:"bpf-method" hidden:"" enum:"auto,bpf_loop,bounded-loop,attached" default:"auto" help:"Force the BPF program (${enum}); for tests."`
 
-	rng *pagecache.Range // parsed --range
+	rng  *pagecache.Range // parsed --range
+	args []string         // the command line, for lock --daemon to run again
 
 	Query  QueryCmd  `cmd:"" default:"withargs" help:"Measure files (the default command: filecache PATH... is filecache query PATH...)."`
 	Doctor DoctorCmd `cmd:"" help:"Tell which engines and BPF methods work on this machine, and why the others do not."`
 	Touch  TouchCmd  `cmd:"" help:"Bring files into the page cache (like vmtouch -t), showing the figures before and after."`
 	Evict  EvictCmd  `cmd:"" help:"Drop files' clean pages from the page cache (like vmtouch -e), showing the figures before and after."`
+	Lock   LockCmd   `cmd:"" help:"Map and lock files in memory (like vmtouch -l) until SIGTERM, SIGINT or SIGHUP, showing the figures before and after."`
 }
 
 // QueryCmd measures paths.
@@ -141,13 +145,15 @@ func Main(args []string, env Env) (status int) {
 		fmt.Fprintf(env.Stderr, "filecache: %v (see filecache --help)\n", err)
 		return ExitUsage
 	}
-	for _, sel := range []*Selection{&c.Query.Selection, &c.Touch.Selection, &c.Evict.Selection} {
+	for _, sel := range []*Selection{&c.Query.Selection, &c.Touch.Selection, &c.Evict.Selection, &c.Lock.Selection} {
 		for i := range sel.Paths {
 			sel.Paths[i] = restore(sel.Paths[i])
 		}
 		sel.From = restore(sel.From)
 	}
 	c.BTF = restore(c.BTF)
+	c.Lock.Pidfile = restore(c.Lock.Pidfile)
+	c.args = args
 	if env.Caps == nil {
 		env.Caps = pagecache.OwnCaps
 	}
@@ -161,35 +167,44 @@ func Main(args []string, env Env) (status int) {
 	switch cmd := ctx.Command(); {
 	case strings.HasPrefix(cmd, "doctor"):
 		return c.doctor(env)
-	case strings.HasPrefix(cmd, "touch"), strings.HasPrefix(cmd, "evict"):
-		a := &c.Touch.Action
-		if strings.HasPrefix(cmd, "evict") {
-			a = &c.Evict.Action
-		}
+	case strings.HasPrefix(cmd, "touch"), strings.HasPrefix(cmd, "evict"), strings.HasPrefix(cmd, "lock"):
+		verb := strings.Fields(cmd)[0]
+		a := map[string]*Action{"touch": &c.Touch.Action, "evict": &c.Evict.Action, "lock": &c.Lock.Action}[verb]
 		if err := a.Selection.check(); err != nil {
 			return usage(err)
 		}
-		return c.act(env, cmd[:5], a)
+		if err := c.setRange(a.Range); err != nil {
+			return usage(err)
+		}
+		return c.act(env, verb, a)
 	}
 	if err := c.Query.Selection.check(); err != nil {
 		return usage(err)
 	}
-	if c.Query.Range != "" {
-		rng, err := ParseRange(c.Query.Range)
-		if err == nil && c.Engine == "bpf" {
-			err = fmt.Errorf("--range: the bpf engine counts whole files; use --engine cachestat or mincore")
-		}
-		if err != nil {
-			fmt.Fprintf(env.Stderr, "filecache: %v (see filecache --help)\n", err)
-			return ExitUsage
-		}
-		c.rng = &rng
+	if err := c.setRange(c.Query.Range); err != nil {
+		return usage(err)
 	}
 	if err := report.CheckColumns(c.Query.Output); err != nil {
 		fmt.Fprintf(env.Stderr, "filecache: %v (see filecache --help)\n", err)
 		return ExitUsage
 	}
 	return c.query(env)
+}
+
+// setRange parses a --range; the bpf engine cannot measure one.
+func (c *CLI) setRange(s string) error {
+	if s == "" {
+		return nil
+	}
+	rng, err := ParseRange(s)
+	if err != nil {
+		return err
+	}
+	if c.Engine == "bpf" {
+		return fmt.Errorf("--range: the bpf engine counts whole files; use --engine cachestat or mincore")
+	}
+	c.rng = &rng
+	return nil
 }
 
 // protectArgs hides arguments that are not valid UTF-8 from the parser,

@@ -2,9 +2,15 @@ package integration
 
 import (
 	"encoding/json"
+	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/filecache/filecache/cmd/filecache/pagecache"
 )
 
 type actedFile struct {
@@ -18,6 +24,7 @@ type actedFile struct {
 type actReport struct {
 	Action string      `json:"action"`
 	DryRun bool        `json:"dry_run"`
+	Pid    int         `json:"pid"`
 	Files  []actedFile `json:"files"`
 	Notes  []string    `json:"notes"`
 }
@@ -95,6 +102,82 @@ func TestTouchAndEvict(t *testing.T) {
 		// 16 pages hold the small file; nrpages may count one past EOF.
 		if res.code != 0 || len(r.Files) != 2 || r.Files[0].Skipped != 1 || r.Files[0].After != 0 || r.Files[1].After < 16 || r.Files[1].After > 17 {
 			t.Errorf("--max-size 1M: want the 8 MiB file skipped, the 64 KiB one touched\n%s", res)
+		}
+	})
+}
+
+// rangeTest skips a --range test in the runs that force only the BPF
+// program: --range measures with cachestat or mincore.
+func rangeTest(t *testing.T) {
+	if os.Getenv(envEngine) == "" && os.Getenv(envMethod) != "" {
+		t.Skip("--range measures with cachestat or mincore: the BPF program does not matter")
+	}
+}
+
+// rangePages is the kernel's count of cached pages holding bytes
+// [off, off+n) of fd: cachestat(2), or mincore before Linux 6.5.
+func rangePages(t *testing.T, fd int, off, n int64) int64 {
+	t.Helper()
+	cs, err := pagecache.CachestatRange(fd, off, n)
+	if errors.Is(err, unix.ENOSYS) {
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			t.Fatal(err)
+		}
+		var pages uint64
+		pages, err = pagecache.MincoreRange(fd, st.Size, off, n)
+		cs.Cache = pages
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int64(cs.Cache)
+}
+
+// touch and evict --range act on the pages holding those bytes, no others:
+// the range starts and ends inside a page, which is included.
+func TestTouchEvictRange(t *testing.T) {
+	bin := filecacheBin(t)
+	rangeTest(t)
+	f := filepath.Join(ext4Dir(t), "data")
+	writeAt(t, f, 0, 4*mib)
+	fd := openRead(t, f)
+	const rng = "1048676:1M" // 1 MiB + 100 bytes on: 257 pages
+	span := int64(257)
+	t.Run("touch", func(t *testing.T) {
+		for try := 0; ; try++ {
+			evictFd(t, fd, f)
+			r, res := act(t, bin, "touch", "--range", rng, f)
+			in, before := rangePages(t, fd, mib+100, mib), rangePages(t, fd, 0, mib)
+			if res.code != 0 || len(r.Files) != 1 || r.Files[0].TotalPages != span || r.Files[0].Before != 0 {
+				t.Fatalf("touch --range: want %d pages in the range, none cached before\n%s", span, res)
+			}
+			if before != 0 {
+				t.Fatalf("touch --range %s cached %d pages before the range", rng, before)
+			}
+			if r.Files[0].After == span && in == span {
+				break
+			}
+			if try == retries {
+				t.Fatalf("touch --range left %d of %d pages cached (kernel says %d)\n%s", r.Files[0].After, span, in, res)
+			}
+		}
+	})
+	t.Run("evict", func(t *testing.T) {
+		for try := 0; ; try++ {
+			preadFd(t, fd, 0, 4*mib)
+			r, res := act(t, bin, "evict", "--range", rng, f)
+			in, around := rangePages(t, fd, mib+100, mib), rangePages(t, fd, 0, 4*mib)
+			if res.code != 0 || len(r.Files) != 1 || r.Files[0].TotalPages != span || r.Files[0].After != 0 || in != 0 {
+				t.Fatalf("evict --range: want %d pages in the range, none cached after (kernel: %d)\n%s", span, in, res)
+			}
+			// The pages outside the range stay (unless the host took some).
+			if around == 4*mib/pageSize-span && r.Files[0].Before == span {
+				break
+			}
+			if try == retries {
+				t.Fatalf("evict --range %s: %d pages cached outside the range, want %d\n%s", rng, around, 4*mib/pageSize-span, res)
+			}
 		}
 	})
 }

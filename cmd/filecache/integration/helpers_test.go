@@ -163,6 +163,17 @@ func run(t *testing.T, bin string, args ...string) result {
 	return runWith(t, runOpts{}, bin, args...)
 }
 
+// forced puts the engine and BPF program the suite forces before args.
+func forced(o runOpts, args []string) []string {
+	if m := os.Getenv(envMethod); m != "" {
+		args = append([]string{"--bpf-method=" + m}, args...)
+	}
+	if e := os.Getenv(envEngine); e != "" && !o.ownEngine {
+		args = append([]string{"--engine=" + e}, args...)
+	}
+	return args
+}
+
 // runWith runs bin and returns its output and exit status. A run that does
 // not end within the timeout (e.g. blocked opening a FIFO) or dies by a
 // signal fails the test.
@@ -173,12 +184,7 @@ func runWith(t *testing.T, o runOpts, bin string, args ...string) result {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
-	if m := os.Getenv(envMethod); m != "" {
-		args = append([]string{"--bpf-method=" + m}, args...)
-	}
-	if e := os.Getenv(envEngine); e != "" && !o.ownEngine {
-		args = append([]string{"--engine=" + e}, args...)
-	}
+	args = forced(o, args)
 	argv := append(append(append([]string{}, o.wrap...), bin), args...)
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = o.dir
