@@ -144,6 +144,14 @@ func (c *CLI) act(env Env, verb string, a *Action) int {
 		if c.rng != nil {
 			row.TotalPages = f.Span
 		}
+		select {
+		case sig := <-sigs: // nil unless locking: never ready
+			held.release()
+			prog.clear()
+			fmt.Fprintf(env.Stderr, "filecache: %v while locking: nothing stays locked\n", sig)
+			return ExitFailed
+		default:
+		}
 		switch {
 		case a.DryRun:
 		case skip(f):

@@ -82,6 +82,20 @@ func TestLockHoldsUntilSignal(t *testing.T) {
 	}
 }
 
+// A signal before every file is locked ends the run with nothing locked.
+func TestLockSignalWhileLocking(t *testing.T) {
+	f := tempFile(t, "f", 2*4096)
+	sigs := make(chan os.Signal, 1)
+	sigs <- unix.SIGINT
+	r := runCLI(t, Env{Signals: sigs}, "--engine=mincore", "lock", f, f)
+	if r.status != ExitFailed || r.stdout != "" || r.stderr != "filecache: interrupt while locking: nothing stays locked\n" {
+		t.Errorf("status %d, stdout %q, stderr %q", r.status, r.stdout, r.stderr)
+	}
+	if n := vmLck(t); n != 0 {
+		t.Errorf("VmLck %d kB after an interrupted lock", n)
+	}
+}
+
 // Over RLIMIT_MEMLOCK without CAP_IPC_LOCK: one line naming the file and
 // the limit, before anything is locked.
 func TestLockMemlockLimit(t *testing.T) {
