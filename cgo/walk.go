@@ -15,7 +15,7 @@ const walkProgram = "walk_sb"
 
 // ErrNoLoop is returned by LoadWalker on kernels without bpf_loop: the walk
 // has no bounded-loop variant, since it cannot resume a list it let go of.
-var ErrNoLoop = errors.New("the filesystem walk needs the bpf_loop helper (Linux >= 5.17), which this kernel lacks")
+var ErrNoLoop = errors.New("no bpf_loop helper (Linux >= 5.17)")
 
 // Walker runs the superblock walk (walk_sb). Not safe for concurrent use.
 type Walker struct {

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -10,6 +11,7 @@ import (
 	"github.com/filecache/filecache/cgo"
 	"github.com/filecache/filecache/cmd/filecache/cli"
 	"github.com/filecache/filecache/cmd/filecache/pagecache"
+	"github.com/filecache/filecache/cmd/filecache/top"
 )
 
 // version is set at build time (-X main.version=...).
@@ -23,6 +25,16 @@ func main() {
 		Stderr:   os.Stderr,
 		Version:  version,
 		Load:     loadBPF,
+		LoadWalker: func(opts cli.LoadOptions) (top.Walker, func(), error) {
+			w, err := cgo.LoadWalker(cgo.Options{BTFPath: opts.BTF})
+			if errors.Is(err, cgo.ErrNoLoop) {
+				return nil, nil, top.ErrNoLoop
+			}
+			if err != nil {
+				return nil, nil, err
+			}
+			return w, w.Close, nil
+		},
 	}))
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/filecache/filecache/cmd/filecache/pagecache"
 	"github.com/filecache/filecache/cmd/filecache/report"
+	"github.com/filecache/filecache/cmd/filecache/top"
 )
 
 // Exit statuses.
@@ -48,6 +49,8 @@ type Env struct {
 	Terminal bool
 	Version  string
 	Load     LoadFunc
+	// LoadWalker loads the filesystem walk of filecache top; close unloads it.
+	LoadWalker func(LoadOptions) (w top.Walker, close func(), err error)
 	// Caps and Stat default to this process's capabilities and os.Stat.
 	Caps func() (pagecache.Caps, error)
 	Stat func(string) error
@@ -72,6 +75,7 @@ type CLI struct {
 	Doctor DoctorCmd `cmd:"" help:"Tell which engines and BPF methods work on this machine, and why the others do not."`
 	Touch  TouchCmd  `cmd:"" help:"Bring files into the page cache (like vmtouch -t), showing the figures before and after."`
 	Evict  EvictCmd  `cmd:"" help:"Drop files' clean pages from the page cache (like vmtouch -e), showing the figures before and after."`
+	Top    TopCmd    `cmd:"" help:"List what fills the page cache across every mounted filesystem, without a list of files (needs the bpf engine, Linux >= 5.17)."`
 	Lock   LockCmd   `cmd:"" help:"Map and lock files in memory (like vmtouch -l) until SIGTERM, SIGINT or SIGHUP, showing the figures before and after."`
 }
 
@@ -167,6 +171,11 @@ func Main(args []string, env Env) (status int) {
 	switch cmd := ctx.Command(); {
 	case strings.HasPrefix(cmd, "doctor"):
 		return c.doctor(env)
+	case strings.HasPrefix(cmd, "top"):
+		for i := range c.Top.Mount {
+			c.Top.Mount[i] = restore(c.Top.Mount[i])
+		}
+		return c.top(env)
 	case strings.HasPrefix(cmd, "touch"), strings.HasPrefix(cmd, "evict"), strings.HasPrefix(cmd, "lock"):
 		verb := strings.Fields(cmd)[0]
 		a := map[string]*Action{"touch": &c.Touch.Action, "evict": &c.Evict.Action, "lock": &c.Lock.Action}[verb]
@@ -238,24 +247,36 @@ func protectArgs(args []string) (safe []string, restore func(string) string) {
 // loadBPF checks what the bpf engine needs, then loads it, turning a
 // refusal into one line that says what is missing and how to get it.
 func (c *CLI) loadBPF(env Env, method string) (pagecache.Engine, error) {
+	var eng pagecache.Engine
+	err := c.checkedLoad(env, func() (err error) {
+		eng, err = env.Load(LoadOptions{BTF: c.BTF, Method: method})
+		return err
+	})
+	return eng, err
+}
+
+// checkedLoad runs load (of a BPF program) after checking privileges and
+// BTF, and explains a failure in one line.
+func (c *CLI) checkedLoad(env Env, load func() error) error {
 	caps, err := env.Caps()
 	if err != nil {
-		return nil, fmt.Errorf("read capabilities: %w", err)
+		return fmt.Errorf("read capabilities: %w", err)
 	}
 	if err := pagecache.CheckBPF(caps, c.BTF, env.Stat); err != nil {
-		return nil, err
+		return err
 	}
-	eng, err := env.Load(LoadOptions{BTF: c.BTF, Method: method})
-	if err != nil {
+	if err := load(); errors.Is(err, top.ErrNoLoop) {
+		return err // nothing to explain: the kernel is too old
+	} else if err != nil {
 		var log []string
 		var ll LoadLog
 		if errors.As(err, &ll) {
 			log = ll.LoadLog()
 		}
 		lockdown, _ := os.ReadFile("/sys/kernel/security/lockdown")
-		return nil, &loadError{msg: pagecache.ExplainLoad(err, c.BTF, log, string(lockdown)), err: err, log: log}
+		return &loadError{msg: pagecache.ExplainLoad(err, c.BTF, log, string(lockdown)), err: err, log: log}
 	}
-	return eng, nil
+	return nil
 }
 
 // bpfMethod is --bpf-method as the loader takes it.

@@ -459,3 +459,54 @@ func TestTopWatchTerminal(t *testing.T) {
 		t.Errorf("no frame shows the file's growth of 1M\n%s", screen.String())
 	}
 }
+
+// TestTopChurn: files created, grown and deleted on a tmpfs while top walks
+// it: every run ends, prints a valid document, and gives the file nobody
+// touches its exact figure; a walk that lost a race says it is partial.
+func TestTopChurn(t *testing.T) {
+	bin := filecacheBin(t)
+	topKernel(t, bin)
+	a := tmpfsDir(t)
+	still := filepath.Join(a, "still")
+	writeAt(t, still, 0, 5*mib)
+	r := takeRefs(t, []string{still})[0]
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 3*pageSize)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			p := filepath.Join(a, fmt.Sprintf("churn%d", i%200))
+			if i%3 == 2 {
+				os.Remove(p)
+				continue
+			}
+			if f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644); err == nil {
+				f.Write(buf)
+				f.Close()
+			}
+		}
+	}()
+	partial := 0
+	for i := 0; i < 15; i++ {
+		d := runTop(t, bin, "-n", "5", "--mount", a)
+		row, ok := findRow(d, r.Ino, r.Dev)
+		if !ok || row.CachedPages != r.Cache || row.Path != still {
+			t.Errorf("run %d: the untouched file: row %+v (found %v), want %d pages", i, row, ok, r.Cache)
+		}
+		if d.Partial {
+			partial++
+			if len(d.Filesystems) != 1 || d.Filesystems[0].Complete {
+				t.Errorf("run %d: partial, but no filesystem says so: %+v", i, d.Filesystems)
+			}
+		}
+	}
+	close(stop)
+	<-done
+	t.Logf("%d of 15 runs partial (a lost race three walks in a row)", partial)
+}
