@@ -315,9 +315,13 @@ type minimizer struct {
 	strs  []byte
 	names map[uint32]uint32 // kernel string offset -> output offset
 	memo  []memo
-	void  uint32 // the one PTR to void, once made
-	index uint32 // the one INT index type of arrays, once made
-	work  int    // member visits left: bounds crafted input
+	// flavors lists, for each named kernel type the object asks about, the
+	// object types that match it (struct dentry and struct dentry___old):
+	// one output type holds what all of them ask, as the kernel type would.
+	flavors map[uint32][]uint32
+	void    uint32 // the one PTR to void, once made
+	index   uint32 // the one INT index type of arrays, once made
+	work    int    // member visits left: bounds crafted input
 }
 
 type outType struct {
@@ -344,6 +348,9 @@ type member struct {
 }
 
 const arrayIndexName = "__ARRAY_SIZE_TYPE__"
+
+// allFlavors is the memo key of a kernel type made for all its flavors.
+const allFlavors = ^uint32(0)
 
 func minimalBTF(kernelBTF, localBTF, ext []byte) ([]byte, error) {
 	l, err := parseBTF("object BTF", localBTF, nil)
@@ -376,7 +383,10 @@ func minimalBTF(kernelBTF, localBTF, ext []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	mz := &minimizer{k: k, l: l, strs: []byte{0}, names: map[uint32]uint32{}, work: 1 << 20}
+	mz := &minimizer{k: k, l: l, strs: []byte{0}, names: map[uint32]uint32{}, work: 1 << 20, flavors: map[uint32][]uint32{}}
+	for _, c := range m.found {
+		mz.flavors[c.kid] = append(mz.flavors[c.kid], c.lid)
+	}
 	for _, c := range m.found {
 		if _, err := mz.composite(c.kid, c.lid, 0); err != nil {
 			return nil, err
@@ -480,7 +490,13 @@ func (mz *minimizer) lookup(kid, lid uint32) (uint32, bool) {
 // composite converts kernel struct or union kid with the members object
 // type lid declares (none for lid 0).
 func (mz *minimizer) composite(kid, lid uint32, depth int) (uint32, error) {
-	if out, ok := mz.lookup(kid, lid); ok {
+	// A named kernel type the object asks about directly is made once, for
+	// all its flavors; any other once for each object type.
+	key, lids := lid, []uint32{lid}
+	if fl, ok := mz.flavors[kid]; ok {
+		key, lids = allFlavors, fl
+	}
+	if out, ok := mz.lookup(kid, key); ok {
 		return out, nil
 	}
 	kt, err := mz.k.typ(kid)
@@ -494,13 +510,15 @@ func (mz *minimizer) composite(kid, lid uint32, depth int) (uint32, error) {
 	// The id is taken now, members filled in last: a type may refer to itself.
 	mz.types = append(mz.types, outType{mz.name(kt.name), kt.kind() << 24, kt.sizeType, 0, 0})
 	out := uint32(len(mz.types))
-	mz.memo = append(mz.memo, memo{kid, lid, out})
-	if lid == 0 {
-		return out, nil
-	}
-	wants, err := mz.localMembers(lid, nil, 0)
-	if err != nil {
-		return 0, err
+	mz.memo = append(mz.memo, memo{kid, key, out})
+	var wants []want
+	for _, l := range lids {
+		if l == 0 {
+			continue
+		}
+		if wants, err = mz.localMembers(l, wants, 0); err != nil {
+			return 0, err
+		}
 	}
 	var ms []member
 	for _, w := range wants {

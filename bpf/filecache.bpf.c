@@ -337,7 +337,10 @@ __noinline int emit(__u64 sbp, __u64 inodep, __u64 n)
 		rec->flags |= FC_IN_NO_DENTRY;
 		return 1;
 	}
-	d = (void *)first - bpf_core_field_offset(struct dentry, d_u.d_alias);
+	if (bpf_core_field_exists(struct dentry, d_alias))
+		d = (void *)first - bpf_core_field_offset(struct dentry, d_alias);
+	else
+		d = (void *)first - bpf_core_field_offset(struct dentry___old, d_u.d_alias);
 	if (!BPF_CORE_READ(d, d_hash.pprev))
 		rec->flags |= FC_IN_UNHASHED;
 	for (j = 0; j < FC_DEPTH; j++) {

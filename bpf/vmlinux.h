@@ -90,10 +90,19 @@ struct qstr {
 	const unsigned char *name;
 };
 
+/*
+ * d_alias sits in an anonymous union from Linux 7.x on, and in one named
+ * d_u before: the ___old flavour names the older layout, and the program
+ * asks which one the kernel has.
+ */
 struct dentry {
 	struct hlist_bl_node d_hash;
 	struct dentry *d_parent;
 	struct qstr d_name;
+	struct hlist_node d_alias;
+};
+
+struct dentry___old {
 	union {
 		struct hlist_node d_alias;
 	} d_u;

@@ -58,13 +58,15 @@ guest_modules=(
 	ext4:CONFIG_EXT4_FS      # /var/tmp
 	loop:CONFIG_BLK_DEV_LOOP # TestBlockDevice
 	overlay:CONFIG_OVERLAY_FS? # TestOverlayfs (it skips without)
+	fuse:CONFIG_FUSE_FS?       # TestFUSE (it skips without)
+	squashfs:CONFIG_SQUASHFS?  # TestReadOnlyMounts' squashfs image (it skips without)
 )
 
 # util-linux tools the tests run: busybox's losetup has no --find --show,
 # its setpriv no --bounding-set, and it has no prlimit (unshare comes along
-# so the guest runs what the host runs). The machine's own, with the shared
-# libraries ldd lists.
-guest_tools=(losetup setpriv unshare prlimit)
+# so the guest runs what the host runs), and the image makers of
+# TestReadOnlyMounts. The machine's own, with the shared libraries ldd lists.
+guest_tools=(losetup setpriv unshare prlimit mkfs.ext4 mksquashfs)
 
 test_timeout=300 # seconds for one run of the test binary inside a VM
 marker=@@vmtest
@@ -299,6 +301,8 @@ case " \$(cat /proc/cmdline) " in *" vmtest.probe "*)
 	poweroff -f
 esac
 mount -t tmpfs tmpfs /tmp
+# Pseudo-terminals, for the tests of what filecache does on a terminal.
+mkdir -p /dev/pts && mount -t devpts -o ptmxmode=0666 devpts /dev/pts && { [ -e /dev/ptmx ] || ln -s pts/ptmx /dev/ptmx; }
 echo "$marker kernel \$(uname -r)"
 while read -r m; do
 	insmod "/lib/modules/\$m.ko" || echo "$marker insmod \$m failed"
@@ -322,12 +326,19 @@ INIT
 }
 
 # copy_tools DIR copies guest_tools into DIR/usr/bin, which comes first in
-# the guest's PATH, and their libraries to the same paths under DIR.
+# the guest's PATH, and their libraries to the same paths under DIR, with
+# libgcc_s, which glibc loads at run time (ldd does not list it) when a
+# thread exits: mksquashfs aborts without it.
 copy_tools() {
 	local d=$1 t p lib
 	mkdir -p "$d/usr/bin"
+	lib=$(PATH=$PATH:/usr/sbin:/sbin ldconfig -p | awk '$1 == "libgcc_s.so.1" && /x86-64/ { print $NF; exit }')
+	if [ -n "$lib" ]; then
+		mkdir -p "$d$(dirname "$lib")"
+		cp -L "$lib" "$d$lib"
+	fi
 	for t in "${guest_tools[@]}"; do
-		p=$(PATH=$PATH:/usr/sbin:/sbin command -v "$t") || die "$t is missing here (package util-linux)"
+		p=$(PATH=$PATH:/usr/sbin:/sbin command -v "$t") || die "$t is missing here (scripts/deps.sh installs it)"
 		cp -L "$p" "$d/usr/bin/$t"
 		for lib in $(ldd "$p" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'); do
 			if [ ! -e "$d$lib" ]; then

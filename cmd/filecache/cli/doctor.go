@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/filecache/filecache/cmd/filecache/pagecache"
+	"github.com/filecache/filecache/cmd/filecache/top"
 )
 
 // bpfMethods are the BPF programs doctor tries, in the order auto prefers.
@@ -100,6 +101,7 @@ func (c *CLI) doctor(env Env) int {
 	d.Checks = append(d.Checks,
 		try("cachestat", "cachestat(2)", h, func() (pagecache.Engine, error) { return pagecache.CachestatEngine{}, nil }),
 		try("mincore", "mmap+mincore(2)", h, func() (pagecache.Engine, error) { return pagecache.MincoreEngine{}, nil }))
+	d.Checks = append(d.Checks, c.tryTop(env, fd))
 	auto := &pagecache.Chain{Stages: (&CLI{Engine: "auto", BTF: c.BTF, Method: "auto"}).stages(env)}
 	a := try("auto", "", h, func() (pagecache.Engine, error) { return auto, nil })
 	a.Engine, a.Method = auto.Name(), auto.Method()
@@ -174,6 +176,56 @@ func try(engine, method string, h pagecache.Handle, load func() (pagecache.Engin
 	ch.OK = true
 	ch.Detail = fmt.Sprintf("%d/%d pages of a test file, right", testCached, testPages)
 	ch.Seconds = time.Since(start).Seconds()
+	return ch
+}
+
+// tryTop checks filecache top's walk: loaded, it must find the test file
+// (a memfd, on the kernel's shmem mount) with its testCached pages.
+func (c *CLI) tryTop(env Env, fd int) Check {
+	ch := Check{Engine: "top", Method: "walk_sb (bpf_loop)"}
+	start := time.Now()
+	defer func() { ch.Seconds = time.Since(start).Seconds() }()
+	var st unix.Stat_t
+	var w top.Walker
+	var closeW func()
+	err := unix.Fstat(fd, &st)
+	if err == nil && env.LoadWalker == nil {
+		err = errors.New("no BPF loader in this build")
+	}
+	if err == nil {
+		err = c.checkedLoad(env, func() (err error) {
+			w, closeW, err = env.LoadWalker(LoadOptions{BTF: c.BTF})
+			return err
+		})
+	}
+	if err != nil {
+		ch.Error = err.Error()
+		var ll LoadLog
+		if errors.As(err, &ll) {
+			ch.log = ll.LoadLog()
+		}
+		return ch
+	}
+	defer closeW()
+	shm := top.Filesystem{Label: top.ShmemLabel}
+	anchor := func(top.Filesystem) (int, uint32, func(), error) { return fd, 0, func() {}, nil }
+	totals, rows := top.Scan(w, []top.Filesystem{shm}, anchor, top.Options{MinPages: testCached})
+	if totals[0].Err != nil {
+		ch.Error = totals[0].Err.Error()
+		return ch
+	}
+	for _, r := range rows {
+		if r.Ino == st.Ino {
+			if r.Pages != testCached {
+				ch.Error = fmt.Sprintf("wrong answer on a test file: %d pages, want %d", r.Pages, testCached)
+				return ch
+			}
+			ch.OK = true
+			ch.Detail = fmt.Sprintf("found the test file among %d inodes, %d/%d pages, right", totals[0].Inodes, testCached, testPages)
+			return ch
+		}
+	}
+	ch.Error = fmt.Sprintf("the walk of %d inodes missed the test file", totals[0].Inodes)
 	return ch
 }
 
