@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -268,6 +270,29 @@ func TestTopTopN(t *testing.T) {
 	d = runTop(t, bin, "-n", "0", "--min", fmt.Sprint(9*pageSize), "--mount", a)
 	if len(d.Rows) != 3 {
 		t.Errorf("--min 9 pages: %d rows, want 3", len(d.Rows))
+	}
+
+	// The kernel's heap against a sort: 400 files of 1 to 60 pages in a
+	// shuffled order (the list holds them newest first), top 50 and top 300.
+	b := tmpfsDir(t)
+	rng := rand.New(rand.NewSource(7))
+	var all []uint64
+	for i, s := range rng.Perm(400) {
+		pages := int64(1 + s%60)
+		writeAt(t, filepath.Join(b, fmt.Sprintf("r%03d", i)), 0, pages*pageSize)
+		all = append(all, uint64(pages))
+	}
+	slices.Sort(all)
+	slices.Reverse(all)
+	for _, n := range []int{50, 300} {
+		d = runTop(t, bin, "-n", fmt.Sprint(n), "--mount", b)
+		var got []uint64
+		for _, r := range d.Rows {
+			got = append(got, r.CachedPages)
+		}
+		if !slices.Equal(got, all[:n]) {
+			t.Errorf("-n %d: pages %v\nwant %v", n, got, all[:n])
+		}
 	}
 }
 
