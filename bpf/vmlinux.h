@@ -125,6 +125,7 @@ struct inode {
 	loff_t i_size;
 	struct list_head i_sb_list;
 	struct hlist_head i_dentry;
+	struct address_space i_data;
 };
 
 struct file {
