@@ -92,28 +92,8 @@ read -r rss20 inodes fss rows20 <<<"$out"
 ms=$(median_ms "$FILECACHE_BIN" top -n 20)
 per150k=$(awk -v ms="$ms" -v n="$inodes" 'BEGIN {printf "%.1f", ms * 150000 / n}')
 
-# More inodes, more rows asked for: what the memory follows.
-mount -t tmpfs -o size=$((EXTRA_FILES / 200 + 64))m,nr_inodes=$((EXTRA_FILES + 1000)) tmpfs "$dir"
-mounted=1
-python3 - "$dir" "$EXTRA_FILES" <<'EOF'
-import os, sys
-d, n = sys.argv[1], int(sys.argv[2])
-for i in range(0, n, 1000):
-    sub = os.path.join(d, "d%d" % (i // 1000))
-    os.mkdir(sub)
-    for j in range(i, min(i + 1000, n)):
-        with open(os.path.join(sub, "f%d" % j), "wb") as f:
-            f.write(b"x")
-EOF
-out=$(measure 20)
-read -r rss20b inodesb _ _ <<<"$out"
-out=$(measure 500)
-read -r rss500 _ _ rows500 <<<"$out"
-
 echo "filecache top: $inodes inodes in $fss filesystems walked in $ms ms (median of $RUNS): $per150k ms per 150,000 inodes (target <= $TARGET_MS_PER_150K)"
 awk -v v="$per150k" -v t="$TARGET_MS_PER_150K" 'BEGIN {if (v > t) print "MISS: time per 150,000 inodes"}'
-echo "peak RSS: $((rss20 / 1024)) MiB for $rows20 rows of $inodes inodes; $((rss20b / 1024)) MiB for 20 rows of $inodesb inodes; $((rss500 / 1024)) MiB for $rows500 rows"
-awk -v a="$rss20" -v b="$rss20b" 'BEGIN {if (b > a * 1.25 + 2048) print "MISS: RSS grew with the inodes walked"}'
 
 # vmtouch_ms: one run of vmtouch -F / under GNU time; prints "MS RSS_KIB".
 vmtouch_ms() {
@@ -140,3 +120,23 @@ if [[ $VMTOUCH == 1 ]]; then
 	echo "after it, with every inode of / cached: filecache top $ms2 ms for $inodes2 inodes ($per2 ms per 150,000), vmtouch -F / $vms2 ms: ${ratio2}x"
 	awk -v r="$ratio2" -v t="$TARGET_SPEEDUP" 'BEGIN {if (r <= t) print "MISS: speed-up over vmtouch -F / with warm caches"}'
 fi
+
+# More inodes, more rows asked for: what the memory follows.
+mount -t tmpfs -o size=$((EXTRA_FILES / 200 + 64))m,nr_inodes=$((EXTRA_FILES + 1000)) tmpfs "$dir"
+mounted=1
+python3 - "$dir" "$EXTRA_FILES" <<'EOF'
+import os, sys
+d, n = sys.argv[1], int(sys.argv[2])
+for i in range(0, n, 1000):
+    sub = os.path.join(d, "d%d" % (i // 1000))
+    os.mkdir(sub)
+    for j in range(i, min(i + 1000, n)):
+        with open(os.path.join(sub, "f%d" % j), "wb") as f:
+            f.write(b"x")
+EOF
+out=$(measure 20)
+read -r rss20b inodesb _ _ <<<"$out"
+out=$(measure 500)
+read -r rss500 _ _ rows500 <<<"$out"
+echo "peak RSS: $((rss20 / 1024)) MiB for $rows20 rows of $inodes inodes; $((rss20b / 1024)) MiB for 20 rows of $inodesb inodes; $((rss500 / 1024)) MiB for $rows500 rows"
+awk -v a="$rss20" -v b="$rss20b" 'BEGIN {if (b > a * 1.25 + 2048) print "MISS: RSS grew with the inodes walked"}'
