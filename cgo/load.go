@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/aquasecurity/libbpfgo"
@@ -345,6 +346,11 @@ func (m *Module) Query(fds []int32) ([]bpf.Result, error) {
 		if err := m.run(); err != nil {
 			return nil, err
 		}
+		if m.method == MethodAttached && start < len(fds) {
+			if err := m.retryTrigger(key, start); err != nil {
+				return nil, err
+			}
+		}
 		if start+step >= len(fds) {
 			break
 		}
@@ -354,6 +360,28 @@ func (m *Module) Query(fds []int32) ([]bpf.Result, error) {
 		return nil, fmt.Errorf("read results map: %w", err)
 	}
 	return bpf.DecodeResults(raw, len(fds))
+}
+
+// retryTrigger makes the attached program's trigger syscall again while
+// it has not answered slot start: a program attached a moment ago may not
+// see the first one yet (seen once under emulation, 16 processes attaching
+// and detaching at once). Never answered, the slots stay FC_UNSET and are
+// reported as such.
+func (m *Module) retryTrigger(key unsafe.Pointer, start int) error {
+	for try := 0; try < 5; try++ {
+		raw, err := m.results.GetValue(key)
+		if err != nil {
+			return fmt.Errorf("read results map: %w", err)
+		}
+		if rs, err := bpf.DecodeResults(raw, start+1); err != nil || rs[start].Status != bpf.StatusUnset {
+			return err
+		}
+		time.Sleep(time.Millisecond << try)
+		if err := m.run(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // run asks the program once: a test run in this task, or one trigger

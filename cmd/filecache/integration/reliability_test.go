@@ -242,7 +242,11 @@ func TestConcurrentRuns(t *testing.T) {
 	wg.Wait()
 	for i, res := range results {
 		rep := mustReport(t, res)
+		failed := t.Failed()
 		checkFiles(t, rep, repeat(paths[i%8:i%8+16]), slices.Repeat(refs[i%8:i%8+16], 6))
+		if !failed && t.Failed() {
+			t.Logf("run %d: notes %q, stderr %q", i, rep.Notes, res.stderr)
+		}
 	}
 }
 
