@@ -87,15 +87,21 @@ func Scan(w Walker, fss []Filesystem, open Anchor, o Options) ([]FSTotal, []Row)
 
 // scanFS walks one filesystem: once, with the heap of the walk admitting
 // only inodes that can be among the N largest, which is enough unless more
-// were admitted than one run returns (a list in growing order); then by the
-// histogram and counting walks, or page by page when N is large.
+// were admitted than one run returns (a list in growing order, or N past
+// the heap); refine then walks again. A walk that lost a race is done
+// again, up to o.Retries times, before the figures are called partial.
 func scanFS(w Walker, idx int, fs Filesystem, fd int, flags uint32, o Options, t *FSTotal, h *rowHeap) {
 	min := max(o.MinPages, 1)
 	base := bpf.WalkParams{MaxSteps: bpf.MaxWalkSteps, FD: int32(fd), Flags: flags}
 	for try := 0; ; try++ {
 		sum, err := walkInto(w, idx, fs, base, min, want(o.N), h, o.N, t)
 		if err == nil && sum.Status == bpf.WalkDone && sum.Dropped > 0 {
-			err = refine(w, idx, fs, base, min, sum, o, h, t)
+			// A refining walk that lost a race leaves rows missing: the
+			// whole filesystem counts as lost.
+			var lost bool
+			if lost, err = refine(w, idx, fs, base, min, sum, o, h, t); lost {
+				sum.Status = bpf.WalkLost
+			}
 		}
 		if err != nil {
 			h.drop(idx)
@@ -176,27 +182,28 @@ func run(w Walker, p bpf.WalkParams, t *FSTotal, each func(bpf.Inode)) (bpf.Walk
 // walk returns every inode above it (fewer than N), another the ties at it
 // that complete the top. With every inode asked for, or more than the heap
 // holds, it pages through them instead.
-func refine(w Walker, idx int, fs Filesystem, base bpf.WalkParams, min uint64, first bpf.Walk, o Options, h *rowHeap, t *FSTotal) error {
+func refine(w Walker, idx int, fs Filesystem, base bpf.WalkParams, min uint64, first bpf.Walk, o Options, h *rowHeap, t *FSTotal) (lost bool, err error) {
 	if want(o.N) == 0 {
 		for skip := first.Emitted; ; skip += bpf.WalkCap {
 			p := base
 			p.MinPages, p.Skip, p.Cap = min, skip, bpf.WalkCap
 			sum, err := run(w, p, t, func(in bpf.Inode) { h.push(rowOf(idx, fs, in), o.N) })
-			if err != nil {
-				return err
+			if err != nil || sum.Status != bpf.WalkDone {
+				return err == nil, err
 			}
-			if sum.Status != bpf.WalkDone || sum.Dropped == 0 {
-				return nil
+			if sum.Dropped == 0 {
+				return false, nil
 			}
 		}
 	}
 	nth := max(first.HeapMin, min)
 	for _, m := range []uint64{nth + 1, nth} {
-		if _, err := walkInto(w, idx, fs, base, m, 0, h, o.N, t); err != nil {
-			return err
+		sum, err := walkInto(w, idx, fs, base, m, 0, h, o.N, t)
+		if err != nil || sum.Status != bpf.WalkDone {
+			return err == nil, err
 		}
 	}
-	return nil
+	return false, nil
 }
 
 // rowOf turns a record into a row.

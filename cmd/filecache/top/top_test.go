@@ -20,6 +20,7 @@ type fakeWalker struct {
 	pages  map[int32][]uint64 // by anchor fd: each inode's page count, in list order
 	dev    map[int32]uint32   // kernel-encoded device the walk reports
 	lose   int                // walks to end as FC_WALK_LOST first
+	loseAt map[int]bool       // and these (by run number, from 1)
 	runs   int
 	failOn int32 // an fd whose walk fails
 }
@@ -32,8 +33,8 @@ func (f *fakeWalker) Walk(p bpf.WalkParams, each func(bpf.Inode) error) (bpf.Wal
 	}
 	w.Dev = f.dev[p.FD]
 	w.Magic = tmpfsMagic
-	if f.lose > 0 {
-		f.lose--
+	if f.lose > 0 || f.loseAt[f.runs] {
+		f.lose = max(f.lose-1, 0)
 		w.Status = bpf.WalkLost
 		return w, nil
 	}
@@ -208,6 +209,26 @@ func TestScanLostAndErrors(t *testing.T) {
 	totals, _ = Scan(w, fss[:1], anchorByIndex(fss), Options{N: 5, Retries: 3})
 	if totals[0].Complete || totals[0].Partial == "" || w.runs != 3 {
 		t.Errorf("lost every time: %+v after %d walks, want partial after 3", totals[0], w.runs)
+	}
+}
+
+// A refining walk that loses a race makes the whole filesystem walk again.
+func TestScanRefineLost(t *testing.T) {
+	d := unix.Mkdev(0, 60)
+	fss := []Filesystem{{Dev: d, Mounts: []Mount{{Dev: d, Root: "/", Point: "/g"}}}}
+	var pages, all []uint64
+	for i := uint64(1); i <= 6000; i++ {
+		pages = append(pages, i) // growing: every inode enters the heap, more than a run returns
+	}
+	all = append(all, pages...)
+	w := &fakeWalker{pages: map[int32][]uint64{0: pages}, dev: map[int32]uint32{0: kdev(d)}, failOn: -1, loseAt: map[int]bool{2: true}}
+	totals, rows := Scan(w, fss, anchorByIndex(fss), Options{N: 10})
+	var got []uint64
+	for _, r := range rows {
+		got = append(got, r.Pages)
+	}
+	if want := bruteTop([][]uint64{all}, 10, 0); !slices.Equal(got, want) || !totals[0].Complete || totals[0].Lost != 1 {
+		t.Errorf("rows %v (want %v), total %+v after %d walks", got, want, totals[0], w.runs)
 	}
 }
 
