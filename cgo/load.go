@@ -144,16 +144,22 @@ func loadMethod(opts Options, method string) (_ *Module, err error) {
 	if err := m.open(opts, use, 1); err != nil {
 		return nil, err
 	}
-	if m.prog, err = m.mod.GetProgram(use); err != nil {
-		return nil, &LoadError{Err: fmt.Errorf("find program %s: %w", use, err)}
+	if m.params, err = m.bpfMap("params"); err != nil {
+		return nil, err
 	}
-	if m.params, err = m.mod.GetMap("params"); err != nil {
-		return nil, &LoadError{Err: fmt.Errorf("find map params: %w", err)}
-	}
-	if m.results, err = m.mod.GetMap("results"); err != nil {
-		return nil, &LoadError{Err: fmt.Errorf("find map results: %w", err)}
+	if m.results, err = m.bpfMap("results"); err != nil {
+		return nil, err
 	}
 	return m, nil
+}
+
+// bpfMap finds a map of the loaded object.
+func (m *Module) bpfMap(name string) (*libbpfgo.BPFMap, error) {
+	bm, err := m.mod.GetMap(name)
+	if err != nil {
+		return nil, &LoadError{Err: fmt.Errorf("find map %s: %w", name, err)}
+	}
+	return bm, nil
 }
 
 // allPrograms are the object's programs: the query methods' and the walk's.
@@ -165,9 +171,9 @@ func allPrograms() []string {
 	return all
 }
 
-// open opens the embedded object and loads only the program use, with the
-// walk's records map sized to records entries (one when use is a query
-// program: its 4 MiB would only slow every query down). Errors are
+// open opens the embedded object and loads only the program use (m.prog),
+// with the walk's records map sized to records entries (one when use is a
+// query program: its 4 MiB would only slow every query down). Errors are
 // *LoadError, with what libbpf printed.
 func (m *Module) open(opts Options, use string, records uint32) (err error) {
 	takeLog()
@@ -212,6 +218,9 @@ func (m *Module) open(opts Options, use string, records uint32) (err error) {
 	}
 	if err := m.mod.BPFLoadObject(); err != nil {
 		return fmt.Errorf("load BPF program %s: %w", use, err)
+	}
+	if m.prog, err = m.mod.GetProgram(use); err != nil {
+		return fmt.Errorf("find program %s: %w", use, err)
 	}
 	takeLog()
 	return nil

@@ -39,18 +39,15 @@ func LoadWalker(opts Options) (_ *Walker, err error) {
 	if err := w.open(opts, walkProgram, bpf.WalkCap); err != nil {
 		return nil, err
 	}
-	if w.prog, err = w.mod.GetProgram(walkProgram); err != nil {
-		return nil, &LoadError{Err: fmt.Errorf("find program %s: %w", walkProgram, err)}
+	if w.walkParams, err = w.bpfMap("walk_params"); err != nil {
+		return nil, err
 	}
-	if w.walkParams, err = w.mod.GetMap("walk_params"); err != nil {
-		return nil, &LoadError{Err: fmt.Errorf("find map walk_params: %w", err)}
+	if w.walk, err = w.bpfMap("walk"); err != nil {
+		return nil, err
 	}
-	if w.walk, err = w.mod.GetMap("walk"); err != nil {
-		return nil, &LoadError{Err: fmt.Errorf("find map walk: %w", err)}
-	}
-	recs, err := w.mod.GetMap("walk_records")
+	recs, err := w.bpfMap("walk_records")
 	if err != nil {
-		return nil, &LoadError{Err: fmt.Errorf("find map walk_records: %w", err)}
+		return nil, err
 	}
 	// Mapped, so a run's records are read in place rather than copied.
 	size := bpf.WalkCap * bpf.InodeSize

@@ -142,17 +142,22 @@ func testFile() (int, error) {
 	return fd, nil
 }
 
+// fail records why a check failed, with libbpf's log for -v.
+func (ch *Check) fail(err error) {
+	ch.Error = err.Error()
+	var ll LoadLog
+	if errors.As(err, &ll) {
+		ch.log = ll.LoadLog()
+	}
+}
+
 // try loads an engine and measures the test file with it.
 func try(engine, method string, h pagecache.Handle, load func() (pagecache.Engine, error)) Check {
 	ch := Check{Engine: engine, Method: method}
 	start := time.Now()
 	defer func() { ch.Seconds = time.Since(start).Seconds() }()
 	fail := func(err error) Check {
-		ch.Error = err.Error()
-		var ll LoadLog
-		if errors.As(err, &ll) {
-			ch.log = ll.LoadLog()
-		}
+		ch.fail(err)
 		ch.Seconds = time.Since(start).Seconds()
 		return ch
 	}
@@ -199,11 +204,7 @@ func (c *CLI) tryTop(env Env, fd int) Check {
 		})
 	}
 	if err != nil {
-		ch.Error = err.Error()
-		var ll LoadLog
-		if errors.As(err, &ll) {
-			ch.log = ll.LoadLog()
-		}
+		ch.fail(err)
 		return ch
 	}
 	defer closeW()

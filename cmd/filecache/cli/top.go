@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -155,7 +156,7 @@ func filesystems(mounts []string, stderr io.Writer) (_ []top.Filesystem, bad int
 		for _, fs := range all {
 			if fs.Dev == st.Dev && fs.Label == "" {
 				found = true
-				if !hasFS(out, fs.Dev) {
+				if !slices.ContainsFunc(out, func(o top.Filesystem) bool { return o.Dev == fs.Dev }) {
 					out = append(out, fs)
 				}
 			}
@@ -167,15 +168,6 @@ func filesystems(mounts []string, stderr io.Writer) (_ []top.Filesystem, bad int
 		}
 	}
 	return out, bad, nil
-}
-
-func hasFS(fss []top.Filesystem, dev uint64) bool {
-	for _, fs := range fss {
-		if fs.Dev == dev {
-			return true
-		}
-	}
-	return false
 }
 
 // screenRows is the default -n: the rows a terminal on stdout has left

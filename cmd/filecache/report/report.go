@@ -78,23 +78,24 @@ func (r *Report) Count(f scan.File) {
 func (r Report) Totals() Totals {
 	t := r.total
 	t.CachedB = t.Cached * uint64(r.PageSize)
-	t.Percent = percent(t.Cached, t.TotalPages)
+	t.Percent = Percent(t.Cached, t.TotalPages)
 	return t
 }
 
 // Failed says whether any path has no figures.
 func (r Report) Failed() bool { return r.failed }
 
-func pagesOf(size int64, page int) uint64 {
+// PagesOf is the pages a file of size bytes spans.
+func PagesOf(size int64, page int) uint64 {
 	if size <= 0 || page <= 0 {
 		return 0
 	}
 	return uint64((size + int64(page) - 1) / int64(page))
 }
 
-// percent of total that is cached, rounded to 0.01. The mapping may hold
+// Percent of total that is cached, rounded to 0.01. The mapping may hold
 // pages past EOF (fallocate KEEP_SIZE, a truncate in flight): it can pass 100.
-func percent(cached, total uint64) float64 {
+func Percent(cached, total uint64) float64 {
 	if total == 0 {
 		return 0
 	}
@@ -235,7 +236,7 @@ var Columns = map[string]column{
 	"cached":    {"CACHED", func(r row, o TableOptions, page int) string { return sizeCell(o, r.cached*uint64(page)) }},
 	"pages":     {"PAGES", func(r row, _ TableOptions, _ int) string { return fmt.Sprintf("%d/%d", r.cached, r.total) }},
 	"size":      {"SIZE", func(r row, o TableOptions, _ int) string { return sizeCell(o, uint64(r.size)) }},
-	"percent":   {"PERCENT", func(r row, _ TableOptions, _ int) string { return fmt.Sprintf("%.1f%%", percent(r.cached, r.total)) }},
+	"percent":   {"PERCENT", func(r row, _ TableOptions, _ int) string { return fmt.Sprintf("%.1f%%", Percent(r.cached, r.total)) }},
 	"dirty":     {"DIRTY", detailCell(func(d *pagecache.Cachestat) uint64 { return d.Dirty })},
 	"writeback": {"WRITEBACK", detailCell(func(d *pagecache.Cachestat) uint64 { return d.Writeback })},
 	"evicted":   {"EVICTED", detailCell(func(d *pagecache.Cachestat) uint64 { return d.Evicted })},
@@ -389,7 +390,7 @@ func (r Report) entry(f scan.File) any {
 	if f.Kind == scan.KindDir {
 		return jsonTree{Path: path, PathB64: b64, Files: f.Files, Failed: f.Failed,
 			SizeBytes: f.Size, TotalPages: f.TotalPages, Cached: f.Pages, CachedB: f.Pages * uint64(r.PageSize),
-			Percent: percent(f.Pages, f.TotalPages)}
+			Percent: Percent(f.Pages, f.TotalPages)}
 	}
 	total := r.pagesOf(f)
 	jf := jsonFile{
@@ -400,7 +401,7 @@ func (r Report) entry(f scan.File) any {
 		TotalPages: total,
 		Cached:     f.Pages,
 		CachedB:    f.Pages * uint64(r.PageSize),
-		Percent:    percent(f.Pages, total),
+		Percent:    Percent(f.Pages, total),
 		Map:        f.Map,
 	}
 	if d := f.Detail; d != nil {
@@ -490,7 +491,7 @@ func Sort(files []scan.File, key string) {
 		case "size":
 			return cmp.Compare(b.Size, a.Size)
 		case "percent":
-			return cmp.Compare(percent(b.Pages, max(b.Span, scan.PagesOf(b.Size))), percent(a.Pages, max(a.Span, scan.PagesOf(a.Size))))
+			return cmp.Compare(Percent(b.Pages, max(b.Span, scan.PagesOf(b.Size))), Percent(a.Pages, max(a.Span, scan.PagesOf(a.Size))))
 		}
 		return strings.Compare(a.Path, b.Path)
 	})
@@ -502,5 +503,5 @@ func (r Report) pagesOf(f scan.File) uint64 {
 	if r.Range != nil {
 		return f.Span
 	}
-	return pagesOf(f.Size, r.PageSize)
+	return PagesOf(f.Size, r.PageSize)
 }

@@ -80,15 +80,6 @@ type DocErr struct {
 
 func dev(d uint64) string { return fmt.Sprintf("%d:%d", unix.Major(d), unix.Minor(d)) }
 
-func pct(part, whole uint64) float64 {
-	if whole == 0 {
-		return 0
-	}
-	return float64(int64(float64(part)/float64(whole)*1000+0.5)) / 10
-}
-
-func pagesOf(size uint64, page int) uint64 { return (size + uint64(page) - 1) / uint64(page) }
-
 // Document builds the JSON form of s.
 func Document(s Snapshot) Doc {
 	ps := uint64(s.PageSize)
@@ -99,7 +90,7 @@ func Document(s Snapshot) Doc {
 		p, b64 := report.JSONPath(r.Path)
 		row := DocRow{Path: p, PathB64: b64, Deleted: r.Deleted, NoName: r.NoName, Truncated: r.Truncated,
 			Filesystem: fs.Name(), Device: dev(fs.Dev), Inode: r.Ino, CachedPages: r.Pages,
-			CachedBytes: r.Pages * ps, SizeBytes: r.Size, Percent: pct(r.Pages, pagesOf(r.Size, s.PageSize))}
+			CachedBytes: r.Pages * ps, SizeBytes: r.Size, Percent: report.Percent(r.Pages, report.PagesOf(int64(r.Size), s.PageSize))}
 		if c, ok := s.Change(r); ok {
 			row.ChangePages = &c
 		}
@@ -122,7 +113,7 @@ func Document(s Snapshot) Doc {
 	pages, shmem, buffers := s.Accounted()
 	d.Total = DocTotal{CachedPages: pages, CachedBytes: pages * ps, ShmemBytes: shmem * ps, BuffersBytes: buffers * ps,
 		MeminfoCachedBytes: s.Mem.Cached, MeminfoShmemBytes: s.Mem.Shmem, MeminfoBuffersBytes: s.Mem.Buffers,
-		AccountedPercent: pct(pages*ps, s.Mem.Cached)}
+		AccountedPercent: report.Percent(pages*ps, s.Mem.Cached)}
 	return d
 }
 
@@ -157,7 +148,7 @@ func Table(w io.Writer, s Snapshot) error {
 	for _, r := range s.Rows {
 		fs := s.FS[r.FS].FS
 		line := fmt.Sprintf("%s\t%s\t%.1f%%\t", report.Human(r.Pages*ps), report.Human(r.Size),
-			pct(r.Pages, pagesOf(r.Size, s.PageSize)))
+			report.Percent(r.Pages, report.PagesOf(int64(r.Size), s.PageSize)))
 		if watch {
 			c, _ := s.Change(r)
 			line += signed(c, ps) + "\t"
@@ -190,7 +181,7 @@ func writeSummary(w io.Writer, s Snapshot) error {
 	fmt.Fprintf(&b, "total %s in %d filesystem(s)", report.Human(pages*ps), countWalked(s))
 	if s.Mem.Read {
 		fmt.Fprintf(&b, ": %.1f%% of Cached %s; shmem %s of Shmem %s; block devices %s of Buffers %s",
-			pct(pages*ps, s.Mem.Cached), report.Human(s.Mem.Cached), report.Human(shmem*ps),
+			report.Percent(pages*ps, s.Mem.Cached), report.Human(s.Mem.Cached), report.Human(shmem*ps),
 			report.Human(s.Mem.Shmem), report.Human(buffers*ps), report.Human(s.Mem.Buffers))
 	}
 	if s.Restricted {

@@ -27,12 +27,9 @@ type Options struct {
 type Row struct {
 	FS      int    // index into Snapshot.FS
 	Path    string // see Filesystem.Path; "" when the inode has no name
-	Shown   bool   // a mount shows Path
 	Pages   uint64
 	Size    uint64
 	Ino     uint64
-	Mode    uint32
-	Nlink   uint32
 	Deleted bool // unlinked, still held open or mapped
 	NoName  bool // no dentry: nothing to show but device and inode number
 	// Truncated: the path was deeper or longer than the walk keeps; Path
@@ -46,13 +43,11 @@ type FSTotal struct {
 	Pages    uint64 // every inode's pages, summed
 	Inodes   uint64 // inodes visited
 	Cached   uint64 // inodes with pages
-	Magic    uint64
 	Walks    int    // walk runs it took
 	Partial  string // why the figures miss part of the filesystem ("": complete)
 	Err      error  // the filesystem could not be walked at all
 	Shmem    bool   // tmpfs-like: its pages are Shmem in /proc/meminfo
 	Lost     int    // walks that lost a race and were done again
-	Rows     int    // rows of this filesystem among the top
 	Complete bool
 }
 
@@ -78,11 +73,7 @@ func Scan(w Walker, fss []Filesystem, open Anchor, o Options) ([]FSTotal, []Row)
 		scanFS(w, i, fs, fd, flags, o, t, h)
 		closeFn()
 	}
-	rows := h.sorted()
-	for _, r := range rows {
-		totals[r.FS].Rows++
-	}
-	return totals, rows
+	return totals, h.sorted()
 }
 
 // scanFS walks one filesystem: once, with the heap of the walk admitting
@@ -118,7 +109,7 @@ func scanFS(w Walker, idx int, fs Filesystem, fd int, flags uint32, o Options, t
 		if t.FS.Dev == 0 {
 			t.FS.Dev = dev
 		}
-		t.Pages, t.Inodes, t.Cached, t.Magic = sum.Pages, sum.Inodes, sum.Cached, sum.Magic
+		t.Pages, t.Inodes, t.Cached = sum.Pages, sum.Inodes, sum.Cached
 		t.Shmem = sum.Magic == tmpfsMagic
 		switch sum.Status {
 		case bpf.WalkDone:
@@ -208,7 +199,7 @@ func refine(w Walker, idx int, fs Filesystem, base bpf.WalkParams, min uint64, f
 
 // rowOf turns a record into a row.
 func rowOf(idx int, fs Filesystem, in bpf.Inode) Row {
-	r := Row{FS: idx, Pages: in.NrPages, Size: in.Size, Ino: in.Ino, Mode: in.Mode, Nlink: in.Nlink}
+	r := Row{FS: idx, Pages: in.NrPages, Size: in.Size, Ino: in.Ino}
 	r.NoName = in.Flags&bpf.InNoDentry != 0
 	r.Truncated = in.Flags&(bpf.InTruncated|bpf.InFault) != 0
 	disconnected := in.Flags&bpf.InDisconnected != 0
@@ -234,7 +225,7 @@ func rowOf(idx int, fs Filesystem, in bpf.Inode) Row {
 		}
 		r.Path = ".../" + strings.TrimPrefix(p, "/")
 	default:
-		r.Path, r.Shown = fs.Path(in.Names)
+		r.Path, _ = fs.Path(in.Names)
 	}
 	return r
 }

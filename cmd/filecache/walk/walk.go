@@ -555,24 +555,11 @@ func (w *walker) resolve(l *level, name []byte, typ uint8) (uint8, bool, bool) {
 	return modeToType(st.Mode), true, true
 }
 
+// modeToType is the dirent type of a file mode: Linux defines each DT_*
+// as its S_IF* bits shifted down by 12 (a mode with no type gives
+// DT_UNKNOWN, 0).
 func modeToType(mode uint32) uint8 {
-	switch mode & unix.S_IFMT {
-	case unix.S_IFREG:
-		return unix.DT_REG
-	case unix.S_IFDIR:
-		return unix.DT_DIR
-	case unix.S_IFLNK:
-		return unix.DT_LNK
-	case unix.S_IFBLK:
-		return unix.DT_BLK
-	case unix.S_IFCHR:
-		return unix.DT_CHR
-	case unix.S_IFIFO:
-		return unix.DT_FIFO
-	case unix.S_IFSOCK:
-		return unix.DT_SOCK
-	}
-	return unix.DT_UNKNOWN
+	return uint8((mode & unix.S_IFMT) >> 12)
 }
 
 func (w *walker) excluded(name []byte) bool {

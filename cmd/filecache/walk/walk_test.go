@@ -780,10 +780,7 @@ func TestDeleteDuringWalk(t *testing.T) {
 			es = append(es, got{Path: e.Path})
 			if strings.HasPrefix(e.Path, r+"/d/") && !deleted {
 				deleted = true
-				des, _ := os.ReadDir(r + "/d")
-				for _, de := range des {
-					os.Remove(r + "/d/" + de.Name())
-				}
+				emptyDir(r + "/d")
 			}
 			return nil
 		}, func(p string, err error) { errs = append(errs, gotErr{p, err}) })
@@ -829,10 +826,7 @@ func TestDeleteDuringWalk(t *testing.T) {
 			}
 			if !deleted {
 				deleted = true
-				des, _ := os.ReadDir(r + "/d")
-				for _, de := range des {
-					os.Remove(r + "/d/" + de.Name())
-				}
+				emptyDir(r + "/d")
 			}
 			return nil
 		}, func(p string, err error) { errs = append(errs, gotErr{p, err}) })
@@ -1118,4 +1112,12 @@ func BenchmarkWalk(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/100000, "ns/entry")
 	})
+}
+
+// emptyDir removes what dir holds, behind a walk that is listing it.
+func emptyDir(dir string) {
+	des, _ := os.ReadDir(dir)
+	for _, de := range des {
+		os.Remove(dir + "/" + de.Name())
+	}
 }
