@@ -11,7 +11,7 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 LIBBPF_OUT := $(CURDIR)/libbpf/out
 LIBBPF_A   := $(LIBBPF_OUT)/lib/libbpf.a
-BPF_OBJ    := bpf/filecache.bpf.o
+BPF_OBJ    := cgo/filecache.bpf.o
 BIN        := bin/filecache
 
 # cgo flags for the vendored static libbpf; Debian's static libelf needs zstd.
@@ -52,7 +52,7 @@ test: deps
 
 unit: $(BPF_OBJ) $(LIBBPF_A)
 	$(GO) vet ./...
-	$(GO) test -count=1 ./...
+	FILECACHE_BPF_OBJECT=$(CURDIR)/$(BPF_OBJ) $(GO) test -count=1 ./...
 
 # Root tests against the running kernel, comparing with cachestat and mincore:
 # once as the binary chooses, then with each BPF program and engine forced.

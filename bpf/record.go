@@ -5,6 +5,10 @@ import (
 	"fmt"
 )
 
+// le is the byte order of the records: BPF maps hold the host's, and both
+// architectures filecache builds for (amd64, arm64) are little-endian.
+var le = binary.LittleEndian
+
 // These mirror filecache.h; cgo/layout_test.go checks them against the header.
 const (
 	Batch = 64 // FC_BATCH: fds answered by one run of query_loop
@@ -74,12 +78,12 @@ func (p Params) Encode() ([]byte, error) {
 	}
 	b := make([]byte, ParamsSize)
 	for i, fd := range p.FDs {
-		binary.LittleEndian.PutUint32(b[i*4:], uint32(fd))
+		le.PutUint32(b[i*4:], uint32(fd))
 	}
-	binary.LittleEndian.PutUint32(b[Batch*4:], uint32(len(p.FDs)))
-	binary.LittleEndian.PutUint32(b[Batch*4+4:], p.Start)
-	binary.LittleEndian.PutUint32(b[Batch*4+8:], p.TID)
-	binary.LittleEndian.PutUint32(b[Batch*4+12:], p.Trigger)
+	le.PutUint32(b[Batch*4:], uint32(len(p.FDs)))
+	le.PutUint32(b[Batch*4+4:], p.Start)
+	le.PutUint32(b[Batch*4+8:], p.TID)
+	le.PutUint32(b[Batch*4+12:], p.Trigger)
 	return b, nil
 }
 
@@ -88,7 +92,7 @@ func (p Params) Encode() ([]byte, error) {
 func UnsetResults() []byte {
 	b := make([]byte, ResultsSize)
 	for i := 0; i < Batch; i++ {
-		binary.LittleEndian.PutUint32(b[i*ResultSize+40:], uint32(StatusUnset))
+		le.PutUint32(b[i*ResultSize+40:], uint32(StatusUnset))
 	}
 	return b
 }
@@ -105,14 +109,14 @@ func DecodeResults(b []byte, n int) ([]Result, error) {
 	for i := range out {
 		s := b[i*ResultSize : (i+1)*ResultSize]
 		out[i] = Result{
-			NrPages: binary.LittleEndian.Uint64(s[0:]),
-			Size:    binary.LittleEndian.Uint64(s[8:]),
-			Ino:     binary.LittleEndian.Uint64(s[16:]),
-			Magic:   binary.LittleEndian.Uint64(s[24:]),
-			Dev:     binary.LittleEndian.Uint32(s[32:]),
-			Mode:    binary.LittleEndian.Uint32(s[36:]),
-			Status:  Status(binary.LittleEndian.Uint32(s[40:])),
-			Nlink:   binary.LittleEndian.Uint32(s[44:]),
+			NrPages: le.Uint64(s[0:]),
+			Size:    le.Uint64(s[8:]),
+			Ino:     le.Uint64(s[16:]),
+			Magic:   le.Uint64(s[24:]),
+			Dev:     le.Uint32(s[32:]),
+			Mode:    le.Uint32(s[36:]),
+			Status:  Status(le.Uint32(s[40:])),
+			Nlink:   le.Uint32(s[44:]),
 		}
 	}
 	return out, nil

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package cgo
 
 // The record layout as the C compiler sees filecache.h; layout_test.go holds

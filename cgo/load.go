@@ -1,3 +1,5 @@
+//go:build cgo
+
 // Package cgo is the one package of filecache that crosses into C: it loads
 // the embedded BPF object through libbpfgo (a statically linked libbpf) and
 // runs its query program with BPF_PROG_TEST_RUN. Everything it returns is
@@ -18,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/filecache/filecache/bpf"
+	"github.com/filecache/filecache/bpf/btfmin"
 )
 
 // Options tune Load.
@@ -182,7 +185,7 @@ func (m *Module) open(opts Options, use string, records uint32) (err error) {
 			err = &LoadError{Err: err, Log: takeLog()}
 		}
 	}()
-	objPath, err := m.memfile("filecache.bpf.o", bpf.Object)
+	objPath, err := m.memfile("filecache.bpf.o", object)
 	if err != nil {
 		return err
 	}
@@ -252,7 +255,7 @@ func (m *Module) minimalBTF(path string) string {
 	}
 	if err == nil {
 		var min []byte
-		if min, err = bpf.MinimalBTF(kernel, bpf.Object); err == nil {
+		if min, err = btfmin.MinimalBTF(kernel, object); err == nil {
 			var p string
 			if p, err = m.memfile("vmlinux.btf", min); err == nil {
 				return p

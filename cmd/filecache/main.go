@@ -1,3 +1,5 @@
+//go:build cgo
+
 // Command filecache reports how much of each file sits in the page cache.
 // This file only wires the BPF loader into the command line; see package cli.
 package main
@@ -9,9 +11,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/filecache/filecache/cgo"
-	"github.com/filecache/filecache/cmd/filecache/cli"
-	"github.com/filecache/filecache/cmd/filecache/pagecache"
-	"github.com/filecache/filecache/cmd/filecache/top"
+	"github.com/filecache/filecache/cmd/filecache/internal/cli"
+	"github.com/filecache/filecache/cmd/filecache/internal/pagecache"
+	"github.com/filecache/filecache/cmd/filecache/internal/top"
 )
 
 // version is set at build time (-X main.version=...).

@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/filecache/filecache/cmd/filecache/pagecache"
+	"github.com/filecache/filecache/cmd/filecache/internal/pagecache"
 )
 
 type actedFile struct {

@@ -21,8 +21,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/filecache/filecache/cmd/filecache/pagecache"
-	fcreport "github.com/filecache/filecache/cmd/filecache/report"
+	"github.com/filecache/filecache/cmd/filecache/internal/pagecache"
+	fcreport "github.com/filecache/filecache/cmd/filecache/internal/report"
 )
 
 const (

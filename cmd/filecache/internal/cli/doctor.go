@@ -12,8 +12,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/filecache/filecache/cmd/filecache/pagecache"
-	"github.com/filecache/filecache/cmd/filecache/top"
+	"github.com/filecache/filecache/cmd/filecache/internal/pagecache"
+	"github.com/filecache/filecache/cmd/filecache/internal/top"
 )
 
 // bpfMethods are the BPF programs doctor tries, in the order auto prefers.

@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/filecache/filecache/cmd/filecache/scan"
+	"github.com/filecache/filecache/cmd/filecache/internal/scan"
 )
 
 func sample() Report {

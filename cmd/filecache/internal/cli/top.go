@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/filecache/filecache/cmd/filecache/top"
+	"github.com/filecache/filecache/cmd/filecache/internal/top"
 )
 
 // TopCmd lists the inodes holding the most page cache, system-wide.

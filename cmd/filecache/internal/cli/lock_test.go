@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/filecache/filecache/cmd/filecache/pagecache"
+	"github.com/filecache/filecache/cmd/filecache/internal/pagecache"
 )
 
 // vmLck is this process's locked memory in kB (/proc/self/status).

@@ -13,10 +13,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/filecache/filecache/cmd/filecache/pagecache"
-	"github.com/filecache/filecache/cmd/filecache/report"
-	"github.com/filecache/filecache/cmd/filecache/scan"
-	"github.com/filecache/filecache/cmd/filecache/walk"
+	"github.com/filecache/filecache/cmd/filecache/internal/pagecache"
+	"github.com/filecache/filecache/cmd/filecache/internal/report"
+	"github.com/filecache/filecache/cmd/filecache/internal/scan"
+	"github.com/filecache/filecache/cmd/filecache/internal/walk"
 )
 
 // query measures the paths and prints the report.

@@ -17,9 +17,9 @@ import (
 	"github.com/alecthomas/kong"
 	"golang.org/x/sys/unix"
 
-	"github.com/filecache/filecache/cmd/filecache/pagecache"
-	"github.com/filecache/filecache/cmd/filecache/report"
-	"github.com/filecache/filecache/cmd/filecache/top"
+	"github.com/filecache/filecache/cmd/filecache/internal/pagecache"
+	"github.com/filecache/filecache/cmd/filecache/internal/report"
+	"github.com/filecache/filecache/cmd/filecache/internal/top"
 )
 
 // Exit statuses.

@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/filecache/filecache/cmd/filecache/report"
+	"github.com/filecache/filecache/cmd/filecache/internal/report"
 )
 
 // Doc is a snapshot as JSON (README.md documents the schema).

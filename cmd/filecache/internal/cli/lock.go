@@ -14,8 +14,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/filecache/filecache/cmd/filecache/report"
-	"github.com/filecache/filecache/cmd/filecache/scan"
+	"github.com/filecache/filecache/cmd/filecache/internal/report"
+	"github.com/filecache/filecache/cmd/filecache/internal/scan"
 )
 
 // LockCmd maps and locks files in memory until it is signalled.

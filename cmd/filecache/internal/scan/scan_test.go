@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/filecache/filecache/cmd/filecache/pagecache"
+	"github.com/filecache/filecache/cmd/filecache/internal/pagecache"
 )
 
 // fakeEngine answers each fd with its fstat size and a page count derived

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/filecache/filecache/cmd/filecache/report"
+	"github.com/filecache/filecache/cmd/filecache/internal/report"
 )
 
 // barEvery is how often the bar is redrawn at most; a touch shorter than
