@@ -2,6 +2,7 @@ package integration
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,11 +24,36 @@ const envSeccompExec = "FILECACHE_TEST_SECCOMP_EXEC"
 
 // TestMain doubles as a launcher: with envSeccompExec set it installs a
 // seccomp filter that fails bpf(2) with EPERM, then execs its arguments.
+// Otherwise it runs the suite alone on this machine (see lockSuite).
 func TestMain(m *testing.M) {
 	if os.Getenv(envSeccompExec) != "" {
 		denyBPFAndExec(os.Args[1:])
 	}
+	if os.Getenv(envEnable) != "" {
+		lockSuite()
+	}
 	os.Exit(m.Run())
+}
+
+// lockSuite waits until no other run of this suite is going on here: two
+// suites at once (make -j, two checkouts) would see each other's BPF
+// programs, mounts and page-cache churn. The lock is an flock on a file in
+// the temporary directory, released by the kernel when the process ends.
+func lockSuite() {
+	p := filepath.Join(os.TempDir(), "filecache-integration.lock")
+	fd, err := unix.Open(p, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "integration: lock %s: %v\n", p, err)
+		os.Exit(2)
+	}
+	if unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) == nil {
+		return
+	}
+	fmt.Fprintf(os.Stderr, "integration: another run of the suite holds %s; waiting for it\n", p)
+	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
+		fmt.Fprintf(os.Stderr, "integration: lock %s: %v\n", p, err)
+		os.Exit(2)
+	}
 }
 
 func denyBPFAndExec(argv []string) {
