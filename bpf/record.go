@@ -58,11 +58,6 @@ type Result struct {
 	Nlink   uint32 // i_nlink
 }
 
-// DevMajor and DevMinor split the kernel's internal dev_t encoding, which
-// differs from the one stat(2) returns to user space.
-func (r Result) DevMajor() uint32 { return r.Dev >> 20 }
-func (r Result) DevMinor() uint32 { return r.Dev & (1<<20 - 1) }
-
 // Params is struct fc_params.
 type Params struct {
 	FDs     []int32 // at most Batch

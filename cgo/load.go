@@ -33,17 +33,10 @@ type Options struct {
 	Method string
 }
 
-// Methods: how the loaded program is asked.
-const (
-	MethodLoop     = "bpf_loop"     // test run, bpf_loop over the batch (Linux >= 5.17)
-	MethodBounded  = "bounded-loop" // test run, bpf.Step fds per run
-	MethodAttached = "attached"     // attached to sys_enter for one syscall of ours
-)
-
 var programs = map[string]string{
-	MethodLoop:     "query_loop",
-	MethodBounded:  "query_bounded",
-	MethodAttached: "query_attached",
+	bpf.MethodLoop:     "query_loop",
+	bpf.MethodBounded:  "query_bounded",
+	bpf.MethodAttached: "query_attached",
 }
 
 // Module is a loaded filecache object ready to answer queries. It is not
@@ -112,9 +105,9 @@ func Load(opts Options) (*Module, error) {
 	if opts.Method != "" {
 		return loadMethod(opts, opts.Method)
 	}
-	method := MethodBounded
+	method := bpf.MethodBounded
 	if helperLoopSupported() {
-		method = MethodLoop
+		method = bpf.MethodLoop
 	}
 	m, err := loadMethod(opts, method)
 	if err != nil {
@@ -128,7 +121,7 @@ func Load(opts Options) (*Module, error) {
 	}
 	// Kernels before 5.10 cannot test-run raw_tp programs: attach instead.
 	m.Close()
-	return loadMethod(opts, MethodAttached)
+	return loadMethod(opts, bpf.MethodAttached)
 }
 
 // loadMethod opens the embedded object from anonymous memory files (nothing
@@ -229,9 +222,6 @@ func (m *Module) open(opts Options, use string, records uint32) (err error) {
 	return nil
 }
 
-// kernelBTF is the running kernel's BTF, which libbpf reads by default.
-const kernelBTF = "/sys/kernel/btf/vmlinux"
-
 // minimalBTF returns a memory file with the few types of the kernel BTF at
 // path (the running kernel's if "") that the object's relocations ask about:
 // libbpf parses that in well under a millisecond, the whole 5 MB in ~19. If
@@ -242,7 +232,7 @@ func (m *Module) minimalBTF(path string) string {
 	var err error
 	src := path
 	if src == "" {
-		src = kernelBTF
+		src = bpf.KernelBTF
 		// Linux >= 6.16 maps its BTF read-only: copying the 5 MB costs more
 		// in page faults (~4 ms) than minimizing them. Only this file is
 		// mapped: a --btf file cut short under the mapping would fault.
@@ -335,14 +325,14 @@ func (m *Module) Query(fds []int32) ([]bpf.Result, error) {
 		return nil, fmt.Errorf("reset results map: %w", err)
 	}
 	p := bpf.Params{FDs: fds}
-	if m.method == MethodAttached {
+	if m.method == bpf.MethodAttached {
 		// The attached program answers only this thread's trigger syscall.
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
 		p.TID, p.Trigger = uint32(unix.Gettid()), unix.SYS_GETPPID
 	}
 	step := len(fds)
-	if m.method != MethodLoop {
+	if m.method != bpf.MethodLoop {
 		step = bpf.Step
 	}
 	// At least one run, so an empty batch still proves the program runs.
@@ -358,7 +348,7 @@ func (m *Module) Query(fds []int32) ([]bpf.Result, error) {
 		if err := m.run(); err != nil {
 			return nil, err
 		}
-		if m.method == MethodAttached && start < len(fds) {
+		if m.method == bpf.MethodAttached && start < len(fds) {
 			if err := m.retryTrigger(key, start); err != nil {
 				return nil, err
 			}
@@ -401,7 +391,7 @@ func (m *Module) retryTrigger(key unsafe.Pointer, start int) error {
 // until Close (detaching waits for an RCU grace period, ~10 ms), answering
 // nothing but this thread's trigger.
 func (m *Module) run() error {
-	if m.method == MethodAttached {
+	if m.method == bpf.MethodAttached {
 		if m.link == nil {
 			link, err := m.prog.AttachRawTracepoint("sys_enter")
 			if err != nil {

@@ -3,7 +3,6 @@
 package cgo
 
 import (
-	"errors"
 	"fmt"
 	"unsafe"
 
@@ -14,10 +13,6 @@ import (
 )
 
 const walkProgram = "walk_sb"
-
-// ErrNoLoop is returned by LoadWalker on kernels without bpf_loop: the walk
-// has no bounded-loop variant, since it cannot resume a list it let go of.
-var ErrNoLoop = errors.New("no bpf_loop helper (Linux >= 5.17)")
 
 // Walker runs the superblock walk (walk_sb). Not safe for concurrent use.
 type Walker struct {
@@ -30,9 +25,9 @@ type Walker struct {
 // LoadWalker loads the walk program alone.
 func LoadWalker(opts Options) (_ *Walker, err error) {
 	if !helperLoopSupported() {
-		return nil, &LoadError{Err: ErrNoLoop}
+		return nil, &LoadError{Err: bpf.ErrNoLoop}
 	}
-	w := &Walker{Module: Module{method: MethodLoop}}
+	w := &Walker{Module: Module{method: bpf.MethodLoop}}
 	defer func() {
 		if err != nil {
 			w.Close()

@@ -5,7 +5,6 @@
 package main
 
 import (
-	"errors"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -29,9 +28,6 @@ func main() {
 		Load:     loadBPF,
 		LoadWalker: func(opts cli.LoadOptions) (top.Walker, func(), error) {
 			w, err := cgo.LoadWalker(cgo.Options{BTFPath: opts.BTF})
-			if errors.Is(err, cgo.ErrNoLoop) {
-				return nil, nil, top.ErrNoLoop
-			}
 			if err != nil {
 				return nil, nil, err
 			}

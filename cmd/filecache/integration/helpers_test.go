@@ -22,7 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/filecache/filecache/cmd/filecache/internal/pagecache"
-	fcreport "github.com/filecache/filecache/cmd/filecache/internal/report"
+	"github.com/filecache/filecache/cmd/filecache/internal/units"
 )
 
 const (
@@ -643,7 +643,7 @@ func checkStderr(t *testing.T, res result, bad []string) {
 		t.Errorf("stderr has %d lines, want one per failed path (%d)\n%s", len(lines), len(bad), res)
 	}
 	for _, p := range bad {
-		prefix := "filecache: " + fcreport.DisplayPath(p) + ": "
+		prefix := "filecache: " + units.Display(p) + ": "
 		found := false
 		for _, l := range lines {
 			if strings.HasPrefix(l, prefix) && len(strings.TrimSpace(l[len(prefix):])) > 0 {

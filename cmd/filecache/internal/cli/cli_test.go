@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +14,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/alecthomas/kong"
 	"github.com/filecache/filecache/cmd/filecache/internal/pagecache"
+	"github.com/filecache/filecache/cmd/filecache/internal/report"
 )
 
 // fakeEngine answers every file with a third of its pages cached.
@@ -272,26 +275,34 @@ func TestDoctor(t *testing.T) {
 	}
 }
 
-// FuzzProtectArgs: whatever the arguments, the parser sees valid UTF-8 and
-// restore gives every argument's bytes back.
-func FuzzProtectArgs(f *testing.F) {
+// FuzzArgs: whatever the arguments, what reaches kong is valid UTF-8, and
+// the operands come back byte for byte, in order.
+func FuzzArgs(f *testing.F) {
 	f.Add("a\xffb", "--btf=/x\xfe", "--json")
 	f.Add("", "-", "--")
+	f.Add("--include", "\xff*", "x")
 	f.Fuzz(func(t *testing.T, a, b, c string) {
-		args := []string{a, b, c}
-		safe, restore := protectArgs(args)
-		for i, s := range safe {
+		args := []string{"--", a, b, c}
+		c0, _, err := parse(args, &Env{})
+		if err != nil {
+			t.Fatalf("%q: %v", args, err)
+		}
+		if got := c0.Query.Paths; !slices.Equal(got, args[1:]) {
+			t.Fatalf("operands %q came back as %q", args[1:], got)
+		}
+		app, err := kong.New(&CLI{}, kong.Vars{"methods": joinMethods()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		argv, restore := normalize(app.Model, []string{a, b, c})
+		for _, s := range argv {
 			if !utf8.ValidString(s) {
-				t.Fatalf("argument %d reaches the parser as invalid UTF-8: %q", i, s)
+				t.Fatalf("%q reaches the parser as invalid UTF-8: %q", []string{a, b, c}, s)
 			}
-			got := s
-			if j := strings.IndexByte(s, '='); j >= 0 && strings.HasPrefix(s, "--") && strings.Contains(s, "\x00") {
-				got = s[:j+1] + restore(s[j+1:])
-			} else {
-				got = restore(s)
-			}
-			if got != args[i] {
-				t.Fatalf("argument %q came back as %q", args[i], got)
+		}
+		for k, v := range restore {
+			if !strings.Contains(k, "\x00") || strings.Count(strings.Join(argv, " "), k) != 1 {
+				t.Fatalf("placeholder %q for %q is not unique or could be a real argument", k, v)
 			}
 		}
 	})
@@ -426,8 +437,8 @@ func TestOutputColumns(t *testing.T) {
 // TestProgress: on a terminal a table run draws progress on stderr and
 // erases it; JSON runs and non-terminals never do.
 func TestProgress(t *testing.T) {
-	progressEvery = 0
-	defer func() { progressEvery = 200 * time.Millisecond }()
+	report.ProgressEvery = 0
+	defer func() { report.ProgressEvery = 200 * time.Millisecond }()
 	f := tempFile(t, "f", 3*4096)
 	r := runCLI(t, Env{Terminal: true}, f, f)
 	if !strings.Contains(r.stderr, "filecache: 2 files measured") || !strings.HasSuffix(r.stderr, "\r\033[K") {

@@ -12,12 +12,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/filecache/filecache/bpf"
 	"github.com/filecache/filecache/cmd/filecache/internal/pagecache"
 	"github.com/filecache/filecache/cmd/filecache/internal/top"
 )
-
-// bpfMethods are the BPF programs doctor tries, in the order auto prefers.
-var bpfMethods = []string{"bpf_loop", "bounded-loop", "attached"}
 
 // Check is one engine (and BPF method) tried on a test file.
 type Check struct {
@@ -57,15 +55,20 @@ const (
 	testCached = 3
 )
 
-func (c *CLI) doctor(env Env) int {
+// DoctorCmd checks the machine.
+type DoctorCmd struct{}
+
+// Run tries every engine and BPF method on a test file and says which work.
+func (DoctorCmd) Run(g *Globals) error {
+	env := g.env
 	d := Doctor{PageSize: unix.Getpagesize(), UID: os.Geteuid(), Capabilities: []string{}}
 	var u unix.Utsname
 	if unix.Uname(&u) == nil {
 		d.Kernel, d.Arch = unix.ByteSliceToString(u.Release[:]), unix.ByteSliceToString(u.Machine[:])
 	}
-	d.BTF.Path = c.BTF
+	d.BTF.Path = g.BTF
 	if d.BTF.Path == "" {
-		d.BTF.Path = pagecache.KernelBTF
+		d.BTF.Path = bpf.KernelBTF
 	}
 	if st, err := os.Stat(d.BTF.Path); err != nil {
 		d.BTF.Error = err.Error()
@@ -89,37 +92,36 @@ func (c *CLI) doctor(env Env) int {
 
 	fd, err := testFile()
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "filecache: doctor: %v\n", err)
-		return ExitFailed
+		return g.failed(fmt.Errorf("doctor: %w", err))
 	}
 	defer unix.Close(fd)
 	h := pagecache.Handle{Fd: fd, Mode: unix.S_IFREG | 0o600}
 
-	for _, m := range bpfMethods {
-		d.Checks = append(d.Checks, try("bpf", m, h, func() (pagecache.Engine, error) { return c.loadBPF(env, m) }))
+	for _, m := range bpf.Methods {
+		d.Checks = append(d.Checks, try("bpf", m, h, func() (pagecache.Engine, error) { return g.loadBPF(m) }))
 	}
 	d.Checks = append(d.Checks,
 		try("cachestat", "cachestat(2)", h, func() (pagecache.Engine, error) { return pagecache.CachestatEngine{}, nil }),
 		try("mincore", "mmap+mincore(2)", h, func() (pagecache.Engine, error) { return pagecache.MincoreEngine{}, nil }))
-	d.Checks = append(d.Checks, c.tryTop(env, fd))
-	auto := &pagecache.Chain{Stages: (&CLI{Engine: "auto", BTF: c.BTF, Method: "auto"}).stages(env)}
+	d.Checks = append(d.Checks, g.tryTop(fd))
+	auto := &pagecache.Chain{Stages: (&Globals{Engine: "auto", BTF: g.BTF, Method: "auto", env: env}).stages(nil)}
 	a := try("auto", "", h, func() (pagecache.Engine, error) { return auto, nil })
 	a.Engine, a.Method = auto.Name(), auto.Method()
 	d.Auto = &a
 
-	if c.JSON {
+	if g.JSON {
 		enc := json.NewEncoder(env.Stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(d); err != nil {
-			return writeErrExit(env.Stderr, err)
+			return g.failed(fmt.Errorf("write JSON: %w", err))
 		}
-	} else if err := d.table(env.Stdout, c.Verbose); err != nil {
-		return writeErrExit(env.Stderr, err)
+	} else if err := d.table(env.Stdout, g.Verbose); err != nil {
+		return g.failed(err)
 	}
 	if !a.OK {
-		return ExitFailed
+		return exitStatus(ExitFailed)
 	}
-	return ExitOK
+	return nil
 }
 
 // testFile is an anonymous memory file of testPages pages whose first
@@ -186,7 +188,8 @@ func try(engine, method string, h pagecache.Handle, load func() (pagecache.Engin
 
 // tryTop checks filecache top's walk: loaded, it must find the test file
 // (a memfd, on the kernel's shmem mount) with its testCached pages.
-func (c *CLI) tryTop(env Env, fd int) Check {
+func (g *Globals) tryTop(fd int) Check {
+	env := g.env
 	ch := Check{Engine: "top", Method: "walk_sb (bpf_loop)"}
 	start := time.Now()
 	defer func() { ch.Seconds = time.Since(start).Seconds() }()
@@ -198,8 +201,8 @@ func (c *CLI) tryTop(env Env, fd int) Check {
 		err = errors.New("no BPF loader in this build")
 	}
 	if err == nil {
-		err = c.checkedLoad(env, func() (err error) {
-			w, closeW, err = env.LoadWalker(LoadOptions{BTF: c.BTF})
+		err = g.checkedLoad(func() (err error) {
+			w, closeW, err = env.LoadWalker(LoadOptions{BTF: g.BTF})
 			return err
 		})
 	}

@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/filecache/filecache/cmd/filecache/internal/report"
+	"github.com/filecache/filecache/cmd/filecache/internal/units"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/filecache/filecache/cmd/filecache/internal/pagecache"
@@ -40,22 +43,20 @@ func TestLockHoldsUntilSignal(t *testing.T) {
 	f := tempFile(t, "f", 5*4096+100)
 	pidfile := filepath.Join(t.TempDir(), "pid")
 	sigs := make(chan os.Signal, 1)
-	held := make(chan int, 1)
-	go func() {
-		// While lock waits: the pages are locked, the pidfile is there.
-		for i := 0; i < 500 && vmLck(t) == 0; i++ {
-			time.Sleep(10 * time.Millisecond)
-		}
+	var locked int
+	// Once lock says it holds everything: the pages are locked and the
+	// pidfile is there. Then it is told to let go.
+	held := func() {
+		locked = vmLck(t)
 		b, _ := os.ReadFile(pidfile)
 		if strings.TrimSpace(string(b)) != strconv.Itoa(os.Getpid()) {
 			t.Errorf("pidfile holds %q while locked, want %d", b, os.Getpid())
 		}
-		held <- vmLck(t)
 		sigs <- unix.SIGTERM
-	}()
-	r := runCLI(t, Env{Signals: sigs}, "--engine=mincore", "lock", "--json", "--pidfile", pidfile, f)
-	if got, want := <-held, 6*4096/1024; got != want {
-		t.Errorf("VmLck while held: %d kB, want %d", got, want)
+	}
+	r := runCLI(t, Env{Signals: sigs, Held: held}, "--engine=mincore", "lock", "--json", "--pidfile", pidfile, f)
+	if want := 6 * 4096 / 1024; locked != want {
+		t.Errorf("VmLck while held: %d kB, want %d", locked, want)
 	}
 	var doc struct {
 		Action string
@@ -147,58 +148,22 @@ func TestActionRange(t *testing.T) {
 			t.Errorf("%s --range=4097:2: %d %v %+v %q", verb, r.status, err, doc, r.stderr)
 		}
 	}
-	c := CLI{rng: &pagecache.Range{Off: 4095, Len: 2}}
+	c := actRun{rng: &pagecache.Range{Off: 4095, Len: 2}}
 	for size, want := range map[int64][3]int64{0: {0, 0, 0}, 4096: {4095, 4096, 1}, 9000: {4095, 4097, 2}} {
 		off, end := c.span(size)
-		if off != want[0] || end != want[1] || pagesIn(off, end) != uint64(want[2]) {
-			t.Errorf("span(%d) = %d, %d (%d pages); want %v", size, off, end, pagesIn(off, end), want)
+		if off != want[0] || end != want[1] || units.PagesIn(off, end) != uint64(want[2]) {
+			t.Errorf("span(%d) = %d, %d (%d pages); want %v", size, off, end, units.PagesIn(off, end), want)
 		}
 	}
 	c.rng = &pagecache.Range{Off: 8192}
-	if off, end := c.span(5000); off != 5000 || end != 5000 || pagesIn(off, end) != 0 {
+	if off, end := c.span(5000); off != 5000 || end != 5000 || units.PagesIn(off, end) != 0 {
 		t.Errorf("a range past the end: %d, %d", off, end)
 	}
 }
 
-func TestRenderBar(t *testing.T) {
-	for _, c := range []struct {
-		done, total uint64
-		want        string
-	}{
-		{0, 4 << 20, "filecache: touch [----------] 0B/4M   0%"},
-		{1 << 20, 4 << 20, "filecache: touch [##--------] 1M/4M  25%"},
-		{4 << 20, 4 << 20, "filecache: touch [##########] 4M/4M 100%"},
-		{5 << 20, 4 << 20, "filecache: touch [##########] 5M/4M 100%"}, // a file that grew
-		{0, 0, "filecache: touch [##########] 0B/0B 100%"},
-	} {
-		if got := renderBar(c.done, c.total, 10); got != c.want {
-			t.Errorf("renderBar(%d, %d) = %q, want %q", c.done, c.total, got, c.want)
-		}
-	}
-}
-
-// The bar redraws at most every barEvery, and clear erases it.
-func TestBarThrottle(t *testing.T) {
-	var out strings.Builder
-	now := time.Unix(0, 0)
-	b := &bar{w: &out, total: 10, now: func() time.Time { return now }, last: now}
-	b.add(1) // too soon
-	now = now.Add(barEvery)
-	b.add(1)
-	now = now.Add(barEvery / 2)
-	b.add(1) // too soon again
-	b.clear()
-	if got, want := out.String(), "\r\033[K"+renderBar(2, 10, 30)+"\r\033[K"; got != want {
-		t.Errorf("drawn %q, want %q", got, want)
-	}
-	var nothing *bar // not a terminal
-	nothing.add(1)
-	nothing.clear()
-}
-
 func TestTouchBar(t *testing.T) {
-	barEvery = 0
-	defer func() { barEvery = 100 * time.Millisecond }()
+	report.BarEvery = 0
+	defer func() { report.BarEvery = 100 * time.Millisecond }()
 	f := tempFile(t, "f", 3<<20)
 	r := runCLI(t, Env{Terminal: true}, "touch", f)
 	if r.status != ExitOK || !strings.Contains(r.stderr, "\r\033[Kfilecache: touch [##########--------------------] 1M/3M  33%") || !strings.HasSuffix(r.stderr, "3M/3M 100%\r\033[K") {

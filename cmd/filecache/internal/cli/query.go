@@ -1,33 +1,48 @@
 package cli
 
 import (
-	"bufio"
-	"bytes"
-	"fmt"
-	"io"
-	"iter"
-	"os"
 	"slices"
 	"sort"
-	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/filecache/filecache/cmd/filecache/internal/pagecache"
 	"github.com/filecache/filecache/cmd/filecache/internal/report"
 	"github.com/filecache/filecache/cmd/filecache/internal/scan"
-	"github.com/filecache/filecache/cmd/filecache/internal/walk"
+	"github.com/filecache/filecache/cmd/filecache/internal/units"
 )
 
-// query measures the paths and prints the report.
-func (c *CLI) query(env Env) int {
-	r := report.Report{PageSize: unix.Getpagesize(), Range: c.rng}
-	chain := c.chain(env, &r.Notes)
-	q := c.Query
+// QueryCmd measures paths.
+type QueryCmd struct {
+	Selection `embed:""`
+	Files     bool     `help:"List every file found in a directory, not only the directory's sums."`
+	Bytes     bool     `help:"Print exact byte counts in the table, not human sizes."`
+	Sort      string   `enum:"none,cached,size,percent,path" default:"none" help:"Order the files listed: ${enum} (numbers largest first)."`
+	Top       int      `placeholder:"N" help:"List the N files of each directory argument holding the most cached pages."`
+	Detail    bool     `help:"Add dirty, writeback, evicted and recently evicted pages (cachestat(2), Linux >= 6.5)."`
+	Map       bool     `help:"Draw which parts of each file are cached, like vmtouch -v: O all, o some, blank none."`
+	Range     string   `placeholder:"OFFSET:LENGTH" help:"Measure only these bytes of each file (sizes take K, M, G, T; no LENGTH: to the end). Uses cachestat or mincore."`
+	NoHead    bool     `name:"no-headings" help:"Print the table without its heading line."`
+	Output    []string `placeholder:"COLUMNS" help:"The table's columns, comma-separated: cached, pages, size, percent, dirty, writeback, evicted, recent, engine, device, inode, path."`
+}
+
+// Run measures the paths and prints the report.
+func (q *QueryCmd) Run(g *Globals) error {
+	env := g.env
+	if err := q.check(); err != nil {
+		return err
+	}
+	rng, err := g.parseRange(q.Range)
+	if err != nil {
+		return err
+	}
+	if err := report.CheckColumns(q.Output); err != nil {
+		return usageError{err}
+	}
+	r := report.Report{PageSize: units.PageSize, Range: rng}
+	chain := g.chain(rng, &r.Notes)
 	var eng pagecache.Engine = chain
 	if q.Detail {
 		eng = &pagecache.Detailed{Engine: chain, Note: func(err error) {
-			fmt.Fprintf(env.Stderr, "filecache: %v\n", err)
+			g.env.Stderr.Write([]byte("filecache: " + err.Error() + "\n"))
 			r.Notes = append(r.Notes, err.Error())
 		}}
 	}
@@ -37,28 +52,27 @@ func (c *CLI) query(env Env) int {
 	s := &scan.Scanner{
 		Engine: func() (pagecache.Engine, error) { return eng, nil },
 		Walk:   q.walkOptions(),
-		Ranged: c.rng != nil,
+		Ranged: rng != nil,
 	}
 	defer s.Close()
 
 	paths, listErr, closeList, err := q.paths(env)
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "filecache: %v\n", err)
-		return ExitFailed
+		return g.failed(err)
 	}
 	defer closeList()
 	nd := &report.NDJSON{W: env.Stdout}
-	prog := progress{w: env.Stderr, on: env.Terminal && !c.JSON && !c.NDJSON, page: r.PageSize}
-	defer prog.clear()
+	prog := report.NewProgress(env.Stderr, env.Terminal && !g.JSON && !g.NDJSON)
+	defer prog.Clear()
 	var top []scan.File // --top: the tree's files with the most cached pages
 	var writeErr error
 	err = s.ScanSeq(paths, func(f scan.File) {
 		if f.Err != nil {
-			prog.clear()
-			fmt.Fprintln(env.Stderr, report.ErrorLine(f))
+			prog.Clear()
+			env.Stderr.Write([]byte(report.ErrorLine(f) + "\n"))
 		}
-		prog.add(f)
-		if !c.NDJSON {
+		prog.Add(f)
+		if !g.NDJSON {
 			if q.Top > 0 && f.Root != "" && f.Err == nil {
 				r.Count(f)
 				top = keepTop(top, f, q.Top)
@@ -77,90 +91,37 @@ func (c *CLI) query(env Env) int {
 		}
 	})
 	if err == nil && writeErr != nil {
-		return writeErrExit(env.Stderr, writeErr)
+		return g.failed(writeErr)
 	}
-	prog.clear()
+	prog.Clear()
 	if err == nil {
 		err = *listErr
 	}
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "filecache: %v\n", err)
-		if c.Engine != "auto" {
-			c.printLoadLog(env.Stderr, err)
+		if g.Engine != "auto" {
+			defer g.printLoadLog(err)
 		}
-		return ExitFailed
+		return g.failed(err)
 	}
 	if s.EngineInUse() != nil && chain.Name() != "none" {
 		r.Engine, r.Method = chain.Name(), chain.Method()
 	}
 	report.Sort(r.Files, q.Sort)
 	switch {
-	case c.NDJSON:
+	case g.NDJSON:
 		err = nd.Summary(r)
-	case c.JSON:
+	case g.JSON:
 		err = report.JSON(env.Stdout, r)
 	default:
 		err = report.Table(env.Stdout, r, report.TableOptions{Bytes: q.Bytes, NoHeadings: q.NoHead, Detail: q.Detail, Columns: q.Output})
 	}
 	if err != nil {
-		return writeErrExit(env.Stderr, err)
+		return g.failed(err)
 	}
 	if r.Failed() {
-		return ExitFailed
+		return exitStatus(ExitFailed)
 	}
-	return ExitOK
-}
-
-// paths are the command line's, then those of the --from list, read as
-// they are needed; *listErr says why the list could not be read to its end.
-func (q Selection) paths(env Env) (iter.Seq[string], *error, func(), error) {
-	var listErr error
-	if q.From == "" {
-		return slices.Values(q.Paths), &listErr, func() {}, nil
-	}
-	in, closeList := env.Stdin, func() {}
-	if q.From != "-" {
-		f, err := os.Open(q.From)
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("--from: %w", err)
-		}
-		in, closeList = f, func() { f.Close() }
-	}
-	sc := bufio.NewScanner(in)
-	sc.Buffer(make([]byte, 64*1024), 1<<20) // a path is at most PATH_MAX; names inside trees longer
-	if q.Null {
-		sc.Split(splitNUL)
-	}
-	seq := func(yield func(string) bool) {
-		for _, p := range q.Paths {
-			if !yield(p) {
-				return
-			}
-		}
-		for sc.Scan() {
-			if sc.Text() == "" {
-				continue // a blank line or a trailing separator names nothing
-			}
-			if !yield(sc.Text()) {
-				return
-			}
-		}
-		if err := sc.Err(); err != nil {
-			listErr = fmt.Errorf("--from %s: %w", q.From, err)
-		}
-	}
-	return seq, &listErr, closeList, nil
-}
-
-// splitNUL splits a NUL-separated list (find -print0).
-func splitNUL(data []byte, atEOF bool) (int, []byte, error) {
-	if i := bytes.IndexByte(data, 0); i >= 0 {
-		return i + 1, data[:i], nil
-	}
-	if atEOF && len(data) > 0 {
-		return len(data), data, nil
-	}
-	return 0, nil, nil
+	return nil
 }
 
 // keepTop keeps the n files with the most cached pages, most first.
@@ -174,75 +135,4 @@ func keepTop(top []scan.File, f scan.File, n int) []scan.File {
 		top = top[:n]
 	}
 	return top
-}
-
-// progressEvery is how often the progress line is redrawn.
-var progressEvery = 200 * time.Millisecond
-
-// progress draws one line on a terminal's stderr while a long run goes on:
-// files measured so far and what of them is cached. Never in JSON, never
-// when stderr is not a terminal.
-type progress struct {
-	w            io.Writer
-	on           bool
-	page         int
-	files        int
-	cached, size uint64
-	last         time.Time
-	drawn        bool
-}
-
-func (p *progress) add(f scan.File) {
-	if !p.on || f.Err != nil || f.Kind == scan.KindDir {
-		return
-	}
-	p.files++
-	p.cached += f.Pages * uint64(p.page)
-	if now := time.Now(); now.Sub(p.last) >= progressEvery {
-		p.last = now
-		fmt.Fprintf(p.w, "\r\033[Kfilecache: %d files measured, %s of them cached", p.files, report.Human(p.cached))
-		p.drawn = true
-	}
-}
-
-// clear erases the line before other output.
-func (p *progress) clear() {
-	if p.drawn {
-		fmt.Fprint(p.w, "\r\033[K")
-		p.drawn = false
-	}
-}
-
-func (q Selection) walkOptions() walk.Options {
-	return walk.Options{MaxDepth: q.MaxDepth, XDev: q.XDev, Follow: q.Follow, Include: q.Include, Exclude: q.Exclude}
-}
-
-// check rejects a selection that names nothing or has a bad glob.
-func (q Selection) check() error {
-	if len(q.Paths) == 0 && q.From == "" {
-		return fmt.Errorf("expected a path or --from FILE")
-	}
-	for _, globs := range [][]string{q.Include, q.Exclude} {
-		if err := walk.CheckPatterns(globs); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// chain is the engines --engine names, in order. When the automatic choice
-// passes one over, it says why on stderr (with libbpf's log under -v) and in
-// notes; a forced engine's failure ends the run with its own message.
-func (c *CLI) chain(env Env, notes *[]string) *pagecache.Chain {
-	return &pagecache.Chain{
-		Stages: c.stages(env),
-		Note: func(engine string, err error) {
-			if c.Engine == "auto" {
-				note := fmt.Sprintf("not using the %s engine: %v", engine, err)
-				fmt.Fprintf(env.Stderr, "filecache: %s\n", note)
-				c.printLoadLog(env.Stderr, err)
-				*notes = append(*notes, note)
-			}
-		},
-	}
 }

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/filecache/filecache/cmd/filecache/internal/units"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/filecache/filecache/cmd/filecache/internal/top"
@@ -25,59 +27,52 @@ type TopCmd struct {
 	Format     string   `enum:"table,prometheus" default:"table" help:"table, or prometheus: the text format of node_exporter's textfile collector."`
 }
 
-// top runs filecache top.
-func (c *CLI) top(env Env) int {
-	o := c.Top
-	if o.Format == "prometheus" && (c.JSON || c.NDJSON) {
-		fmt.Fprintln(env.Stderr, "filecache: --format prometheus cannot be combined with --json or --ndjson (see filecache --help)")
-		return ExitUsage
+// Run lists the inodes holding the most page cache, once or every --watch.
+func (o *TopCmd) Run(g *Globals) error {
+	env := g.env
+	if o.Format == "prometheus" && (g.JSON || g.NDJSON) {
+		return usagef("--format prometheus cannot be combined with --json or --ndjson")
 	}
-	if c.Engine != "auto" && c.Engine != "bpf" {
-		fmt.Fprintf(env.Stderr, "filecache: top walks filesystems with the bpf engine only, not --engine %s (see filecache --help)\n", c.Engine)
-		return ExitUsage
+	if g.Engine != "auto" && g.Engine != "bpf" {
+		return usagef("top walks filesystems with the bpf engine only, not --engine %s", g.Engine)
 	}
 	if o.Watch < 0 || (o.Watch == 0 && o.Iterations != 0) {
-		fmt.Fprintln(env.Stderr, "filecache: --watch takes a positive number of seconds; --iterations needs --watch (see filecache --help)")
-		return ExitUsage
+		return usagef("--watch takes a positive number of seconds; --iterations needs --watch")
 	}
 	opts := top.Options{N: o.N}
 	if o.N < 0 {
-		opts.N = screenRows(env)
+		opts.N = screenRows()
 	}
 	if o.Min != "" {
-		n, err := parseSize(o.Min)
-		if err != nil || n < 0 {
-			fmt.Fprintf(env.Stderr, "filecache: --min %s: not a size (see filecache --help)\n", o.Min)
-			return ExitUsage
+		n, err := units.ParseSize(o.Min)
+		if err != nil {
+			return usagef("--min %s: not a size", units.Display(o.Min))
 		}
-		opts.MinPages = uint64((n + int64(os.Getpagesize()) - 1) / int64(os.Getpagesize()))
+		opts.MinPages = units.PagesOf(n)
 	}
-	status := ExitOK
+	st := ExitOK
 	fss, bad, err := filesystems(o.Mount, env.Stderr)
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "filecache: %v\n", err)
-		return ExitFailed
+		return g.failed(err)
 	}
 	if bad > 0 {
-		status = ExitFailed
+		st = ExitFailed
 	}
 	if len(fss) == 0 {
-		return ExitFailed
+		return exitStatus(ExitFailed)
 	}
 	if env.LoadWalker == nil {
-		fmt.Fprintln(env.Stderr, "filecache: top: no BPF loader in this build")
-		return ExitFailed
+		return g.failed(errors.New("top: no BPF loader in this build"))
 	}
 	var w top.Walker
 	var closeW func()
-	err = c.checkedLoad(env, func() (err error) {
-		w, closeW, err = env.LoadWalker(LoadOptions{BTF: c.BTF})
+	err = g.checkedLoad(func() (err error) {
+		w, closeW, err = env.LoadWalker(LoadOptions{BTF: g.BTF})
 		return err
 	})
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "filecache: top needs the bpf engine, which cannot run here: %v\n", err)
-		c.printLoadLog(env.Stderr, err)
-		return ExitFailed
+		defer g.printLoadLog(err)
+		return g.failed(fmt.Errorf("top needs the bpf engine, which cannot run here: %w", err))
 	}
 	defer closeW()
 
@@ -88,41 +83,37 @@ func (c *CLI) top(env Env) int {
 	}
 	var prev map[[2]uint64]uint64
 	var prevFS map[uint64]uint64
-	tty := env.Terminal && !c.JSON && !c.NDJSON && o.Format == "table"
+	tty := env.Terminal && !g.JSON && !g.NDJSON && o.Format == "table"
 	for i := 1; ; i++ {
 		s := top.Take(w, fss, opts)
 		s.Prev, s.PrevFS, s.Restricted = prev, prevFS, len(o.Mount) > 0
 		top.Problems(env.Stderr, s)
-		if err := c.writeTop(env.Stdout, s, tty && o.Watch > 0); err != nil {
-			if errors.Is(err, syscall.EPIPE) {
-				return status
-			}
-			fmt.Fprintf(env.Stderr, "filecache: %v\n", err)
-			return ExitFailed
+		if err := o.write(g, env.Stdout, s, tty && o.Watch > 0); err != nil {
+			return g.failed(err)
 		}
 		for _, t := range s.FS {
 			if t.Err != nil && !top.Skipped(t.Err) {
-				status = ExitFailed
+				st = ExitFailed
 			}
 		}
 		if o.Watch == 0 || (o.Iterations > 0 && i >= o.Iterations) {
-			return status
+			return status(st)
 		}
 		prev, prevFS = s.Keys()
 		select {
 		case <-stop:
-			return status
+			return status(st)
 		case <-time.After(time.Duration(o.Watch * float64(time.Second))):
 		}
 	}
 }
 
-// writeTop prints one snapshot; on a terminal under --watch it redraws the screen.
-func (c *CLI) writeTop(w io.Writer, s top.Snapshot, redraw bool) error {
+// write prints one snapshot; on a terminal under --watch it redraws the screen.
+func (o *TopCmd) write(g *Globals, w io.Writer, s top.Snapshot, redraw bool) error {
 	switch {
-	case c.JSON || c.NDJSON:
-		return top.JSON(w, s, c.NDJSON)
-	case c.Top.Format == "prometheus":
+	case g.JSON || g.NDJSON:
+		return top.JSON(w, s, g.NDJSON)
+	case o.Format == "prometheus":
 		return top.Prometheus(w, s)
 	}
 	if redraw {
@@ -172,7 +163,7 @@ func filesystems(mounts []string, stderr io.Writer) (_ []top.Filesystem, bad int
 
 // screenRows is the default -n: the rows a terminal on stdout has left
 // after the filesystem lines, else 20.
-func screenRows(env Env) int {
+func screenRows() int {
 	ws, err := unix.IoctlGetWinsize(1, unix.TIOCGWINSZ)
 	if err != nil || ws.Row == 0 {
 		return 20

@@ -60,7 +60,7 @@ func TestTopCommand(t *testing.T) {
 		}
 	}
 
-	old := Env{LoadWalker: func(LoadOptions) (top.Walker, func(), error) { return nil, nil, top.ErrNoLoop }}
+	old := Env{LoadWalker: func(LoadOptions) (top.Walker, func(), error) { return nil, nil, bpf.ErrNoLoop }}
 	r = runCLI(t, old, "top")
 	if r.status != ExitFailed || r.stdout != "" || !strings.Contains(r.stderr, "bpf_loop") || strings.Count(r.stderr, "\n") != 1 {
 		t.Errorf("kernel without bpf_loop: status %d, stderr %q", r.status, r.stderr)

@@ -100,7 +100,7 @@ func answer(h Handle, r bpf.Result) Answer {
 		return Answer{Err: fmt.Errorf("bpf: impossible size %d", r.Size)}
 	}
 	return Answer{Pages: r.NrPages, Size: int64(r.Size), Ino: r.Ino, Nlink: r.Nlink,
-		Dev: unix.Mkdev(r.DevMajor(), r.DevMinor())}
+		Dev: bpf.Dev(r.Dev)}
 }
 
 // Range is part of a file, in bytes: [Off, Off+Len), Len 0 to the end.

@@ -7,11 +7,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/filecache/filecache/bpf"
 	"golang.org/x/sys/unix"
 )
-
-// KernelBTF is where kernels built with CONFIG_DEBUG_INFO_BTF publish BTF.
-const KernelBTF = "/sys/kernel/btf/vmlinux"
 
 // Capability numbers (linux/capability.h).
 const (
@@ -57,7 +55,7 @@ func OwnCaps() (Caps, error) {
 // Errors that say what the bpf engine lacks, before anything is loaded.
 var (
 	ErrNoPrivilege = errors.New("the bpf engine needs root, or CAP_BPF and CAP_PERFMON (CAP_SYS_ADMIN before Linux 5.8), which this process lacks: run it as root (sudo filecache ...)")
-	ErrNoBTF       = errors.New("this kernel publishes no BTF at " + KernelBTF + " (built without CONFIG_DEBUG_INFO_BTF): pass --btf FILE with BTF for this exact kernel (for example from BTFHub)")
+	ErrNoBTF       = errors.New("this kernel publishes no BTF at " + bpf.KernelBTF + " (built without CONFIG_DEBUG_INFO_BTF): pass --btf FILE with BTF for this exact kernel (for example from BTFHub)")
 )
 
 // CheckBPF says, before loading, what is missing for the bpf engine: the
@@ -72,7 +70,7 @@ func CheckBPF(caps Caps, btfPath string, stat func(string) error) error {
 		}
 		return nil
 	}
-	if err := stat(KernelBTF); err != nil {
+	if err := stat(bpf.KernelBTF); err != nil {
 		return ErrNoBTF
 	}
 	return nil

@@ -15,8 +15,9 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"unicode"
 	"unicode/utf8"
+
+	"github.com/filecache/filecache/cmd/filecache/internal/units"
 
 	"golang.org/x/sys/unix"
 
@@ -78,29 +79,12 @@ func (r *Report) Count(f scan.File) {
 func (r Report) Totals() Totals {
 	t := r.total
 	t.CachedB = t.Cached * uint64(r.PageSize)
-	t.Percent = Percent(t.Cached, t.TotalPages)
+	t.Percent = units.Percent(t.Cached, t.TotalPages)
 	return t
 }
 
 // Failed says whether any path has no figures.
 func (r Report) Failed() bool { return r.failed }
-
-// PagesOf is the pages a file of size bytes spans.
-func PagesOf(size int64, page int) uint64 {
-	if size <= 0 || page <= 0 {
-		return 0
-	}
-	return uint64((size + int64(page) - 1) / int64(page))
-}
-
-// Percent of total that is cached, rounded to 0.01. The mapping may hold
-// pages past EOF (fallocate KEEP_SIZE, a truncate in flight): it can pass 100.
-func Percent(cached, total uint64) float64 {
-	if total == 0 {
-		return 0
-	}
-	return float64(int64(float64(cached)*10000/float64(total)+0.5)) / 100
-}
 
 type jsonFile struct {
 	Path       string  `json:"path"`
@@ -228,15 +212,17 @@ func sizeCell(o TableOptions, n uint64) string {
 	if o.Bytes {
 		return strconv.FormatUint(n, 10)
 	}
-	return Human(n)
+	return units.Human(n)
 }
 
 // Columns are what --output may name.
 var Columns = map[string]column{
-	"cached":    {"CACHED", func(r row, o TableOptions, page int) string { return sizeCell(o, r.cached*uint64(page)) }},
-	"pages":     {"PAGES", func(r row, _ TableOptions, _ int) string { return fmt.Sprintf("%d/%d", r.cached, r.total) }},
-	"size":      {"SIZE", func(r row, o TableOptions, _ int) string { return sizeCell(o, uint64(r.size)) }},
-	"percent":   {"PERCENT", func(r row, _ TableOptions, _ int) string { return fmt.Sprintf("%.1f%%", Percent(r.cached, r.total)) }},
+	"cached": {"CACHED", func(r row, o TableOptions, page int) string { return sizeCell(o, r.cached*uint64(page)) }},
+	"pages":  {"PAGES", func(r row, _ TableOptions, _ int) string { return fmt.Sprintf("%d/%d", r.cached, r.total) }},
+	"size":   {"SIZE", func(r row, o TableOptions, _ int) string { return sizeCell(o, uint64(r.size)) }},
+	"percent": {"PERCENT", func(r row, _ TableOptions, _ int) string {
+		return fmt.Sprintf("%.1f%%", units.Percent(r.cached, r.total))
+	}},
 	"dirty":     {"DIRTY", detailCell(func(d *pagecache.Cachestat) uint64 { return d.Dirty })},
 	"writeback": {"WRITEBACK", detailCell(func(d *pagecache.Cachestat) uint64 { return d.Writeback })},
 	"evicted":   {"EVICTED", detailCell(func(d *pagecache.Cachestat) uint64 { return d.Evicted })},
@@ -319,9 +305,9 @@ func Table(w io.Writer, r Report, o TableOptions) error {
 		case f.Err != nil:
 			continue
 		case f.Kind == scan.KindDir:
-			emit(row{f.Pages, f.TotalPages, f.Size, f, fmt.Sprintf("%s (%d files)", DisplayPath(f.Path), f.Files)})
+			emit(row{f.Pages, f.TotalPages, f.Size, f, fmt.Sprintf("%s (%d files)", units.Display(f.Path), f.Files)})
 		default:
-			emit(row{f.Pages, r.pagesOf(*f), f.Size, f, DisplayPath(f.Path)})
+			emit(row{f.Pages, r.pagesOf(*f), f.Size, f, units.Display(f.Path)})
 			if f.Map != "" {
 				// Empty cells keep the columns; the map sits under the path.
 				io.WriteString(tw, strings.Repeat("\t", len(names)-1)+"  ["+f.Map+"]\n")
@@ -340,35 +326,7 @@ func Table(w io.Writer, r Report, o TableOptions) error {
 
 // ErrorLine is the one-line message for a path that has no figures.
 func ErrorLine(f scan.File) string {
-	return fmt.Sprintf("filecache: %s: %v", DisplayPath(f.Path), f.Err)
-}
-
-// DisplayPath shows p on one terminal line: as is when it is printable
-// UTF-8, otherwise Go-quoted ("bad\xffname", "two\nlines"), and quoted when
-// empty so an empty path is visible.
-func DisplayPath(p string) string {
-	if p == "" || !utf8.ValidString(p) || strings.IndexFunc(p, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
-		return strconv.Quote(p)
-	}
-	return p
-}
-
-// Human formats a byte count the way fincore and du -h do: 0B, 4K, 1.2M, 16G.
-func Human(n uint64) string {
-	const units = "BKMGTPE"
-	v, u := float64(n), 0
-	for v >= 1024 && u < len(units)-1 {
-		v /= 1024
-		u++
-	}
-	if u == 0 {
-		return fmt.Sprintf("%dB", n)
-	}
-	if v < 10 {
-		s := strconv.FormatFloat(v, 'f', 1, 64)
-		return strings.TrimSuffix(s, ".0") + units[u:u+1]
-	}
-	return fmt.Sprintf("%.0f%c", v, units[u])
+	return fmt.Sprintf("filecache: %s: %v", units.Display(f.Path), f.Err)
 }
 
 func (r Report) hasTree() bool {
@@ -390,7 +348,7 @@ func (r Report) entry(f scan.File) any {
 	if f.Kind == scan.KindDir {
 		return jsonTree{Path: path, PathB64: b64, Files: f.Files, Failed: f.Failed,
 			SizeBytes: f.Size, TotalPages: f.TotalPages, Cached: f.Pages, CachedB: f.Pages * uint64(r.PageSize),
-			Percent: Percent(f.Pages, f.TotalPages)}
+			Percent: units.Percent(f.Pages, f.TotalPages)}
 	}
 	total := r.pagesOf(f)
 	jf := jsonFile{
@@ -401,7 +359,7 @@ func (r Report) entry(f scan.File) any {
 		TotalPages: total,
 		Cached:     f.Pages,
 		CachedB:    f.Pages * uint64(r.PageSize),
-		Percent:    Percent(f.Pages, total),
+		Percent:    units.Percent(f.Pages, total),
 		Map:        f.Map,
 	}
 	if d := f.Detail; d != nil {
@@ -491,7 +449,7 @@ func Sort(files []scan.File, key string) {
 		case "size":
 			return cmp.Compare(b.Size, a.Size)
 		case "percent":
-			return cmp.Compare(Percent(b.Pages, max(b.Span, scan.PagesOf(b.Size))), Percent(a.Pages, max(a.Span, scan.PagesOf(a.Size))))
+			return cmp.Compare(units.Percent(b.Pages, max(b.Span, units.PagesOf(b.Size))), units.Percent(a.Pages, max(a.Span, units.PagesOf(a.Size))))
 		}
 		return strings.Compare(a.Path, b.Path)
 	})
@@ -503,5 +461,5 @@ func (r Report) pagesOf(f scan.File) uint64 {
 	if r.Range != nil {
 		return f.Span
 	}
-	return PagesOf(f.Size, r.PageSize)
+	return units.PagesOf(f.Size)
 }

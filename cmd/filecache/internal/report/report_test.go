@@ -9,6 +9,8 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/filecache/filecache/cmd/filecache/internal/units"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/filecache/filecache/cmd/filecache/internal/scan"
@@ -129,20 +131,7 @@ func TestTable(t *testing.T) {
 	}
 }
 
-func TestHuman(t *testing.T) {
-	for n, want := range map[uint64]string{0: "0B", 1023: "1023B", 1024: "1K", 1229: "1.2K", 16 << 20: "16M", 1 << 40: "1T", 3 << 29: "1.5G"} {
-		if got := Human(n); got != want {
-			t.Errorf("Human(%d) = %q, want %q", n, got, want)
-		}
-	}
-}
-
-func TestDisplayPath(t *testing.T) {
-	for in, want := range map[string]string{"/a b/c": "/a b/c", "": `""`, "two\nlines": `"two\nlines"`, "bad\xff": `"bad\xff"`, "-dash": "-dash", "é": "é"} {
-		if got := DisplayPath(in); got != want {
-			t.Errorf("DisplayPath(%q) = %s, want %s", in, got, want)
-		}
-	}
+func TestErrorLine(t *testing.T) {
 	if got := ErrorLine(scan.File{Path: "x\ny", Err: errors.New("boom")}); got != `filecache: "x\ny": boom` {
 		t.Errorf("ErrorLine = %q", got)
 	}
@@ -155,8 +144,8 @@ func FuzzPaths(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, p string) {
-		if d := DisplayPath(p); strings.ContainsAny(d, "\n\r") || !utf8.ValidString(d) {
-			t.Fatalf("DisplayPath(%q) = %q: not one valid line", p, d)
+		if d := units.Display(p); strings.ContainsAny(d, "\n\r") || !utf8.ValidString(d) {
+			t.Fatalf("units.Display(%q) = %q: not one valid line", p, d)
 		}
 		var buf bytes.Buffer
 		r := Report{PageSize: 4096}

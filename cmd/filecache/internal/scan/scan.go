@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"unsafe"
 
+	"github.com/filecache/filecache/cmd/filecache/internal/units"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/filecache/filecache/cmd/filecache/internal/pagecache"
@@ -178,22 +180,13 @@ func (s *Scanner) flush() error {
 				if s.Ranged {
 					t.TotalPages += p.file.Span
 				} else {
-					t.TotalPages += PagesOf(p.file.Size)
+					t.TotalPages += units.PagesOf(p.file.Size)
 				}
 			}
 		}
 		s.emit(p.file)
 	}
 	return nil
-}
-
-// PagesOf is how many pages a file of size bytes spans.
-func PagesOf(size int64) uint64 {
-	page := int64(unix.Getpagesize())
-	if size <= 0 {
-		return 0
-	}
-	return uint64((size + page - 1) / page)
 }
 
 // scanTree walks a directory argument, measures its regular files (each

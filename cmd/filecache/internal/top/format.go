@@ -8,6 +8,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/filecache/filecache/cmd/filecache/internal/units"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/filecache/filecache/cmd/filecache/internal/report"
@@ -90,7 +92,7 @@ func Document(s Snapshot) Doc {
 		p, b64 := report.JSONPath(r.Path)
 		row := DocRow{Path: p, PathB64: b64, Deleted: r.Deleted, NoName: r.NoName, Truncated: r.Truncated,
 			Filesystem: fs.Name(), Device: dev(fs.Dev), Inode: r.Ino, CachedPages: r.Pages,
-			CachedBytes: r.Pages * ps, SizeBytes: r.Size, Percent: report.Percent(r.Pages, report.PagesOf(int64(r.Size), s.PageSize))}
+			CachedBytes: r.Pages * ps, SizeBytes: r.Size, Percent: units.Percent(r.Pages, units.PagesOf(int64(r.Size)))}
 		if c, ok := s.Change(r); ok {
 			row.ChangePages = &c
 		}
@@ -113,7 +115,7 @@ func Document(s Snapshot) Doc {
 	pages, shmem, buffers := s.Accounted()
 	d.Total = DocTotal{CachedPages: pages, CachedBytes: pages * ps, ShmemBytes: shmem * ps, BuffersBytes: buffers * ps,
 		MeminfoCachedBytes: s.Mem.Cached, MeminfoShmemBytes: s.Mem.Shmem, MeminfoBuffersBytes: s.Mem.Buffers,
-		AccountedPercent: report.Percent(pages*ps, s.Mem.Cached)}
+		AccountedPercent: units.Percent(pages*ps, s.Mem.Cached)}
 	return d
 }
 
@@ -138,7 +140,7 @@ func Table(w io.Writer, s Snapshot) error {
 	// Text columns are left-aligned by hand: tabwriter aligns every cell one way.
 	fsw := len("FILESYSTEM")
 	for _, r := range s.Rows {
-		fsw = max(fsw, len(report.DisplayPath(s.FS[r.FS].FS.Name())))
+		fsw = max(fsw, len(units.Display(s.FS[r.FS].FS.Name())))
 	}
 	head := "CACHED\tSIZE\tPERCENT\t"
 	if watch {
@@ -147,13 +149,13 @@ func Table(w io.Writer, s Snapshot) error {
 	fmt.Fprintf(tw, "%s  %-*s  PATH\n", head, fsw, "FILESYSTEM")
 	for _, r := range s.Rows {
 		fs := s.FS[r.FS].FS
-		line := fmt.Sprintf("%s\t%s\t%.1f%%\t", report.Human(r.Pages*ps), report.Human(r.Size),
-			report.Percent(r.Pages, report.PagesOf(int64(r.Size), s.PageSize)))
+		line := fmt.Sprintf("%s\t%s\t%.1f%%\t", units.Human(r.Pages*ps), units.Human(r.Size),
+			units.Percent(r.Pages, units.PagesOf(int64(r.Size))))
 		if watch {
 			c, _ := s.Change(r)
 			line += signed(c, ps) + "\t"
 		}
-		fmt.Fprintf(tw, "%s  %-*s  %s\n", line, fsw, report.DisplayPath(fs.Name()), rowPath(r, fs))
+		fmt.Fprintf(tw, "%s  %-*s  %s\n", line, fsw, units.Display(fs.Name()), rowPath(r, fs))
 	}
 	fmt.Fprintln(tw)
 	fmt.Fprintln(tw, "CACHED\tINODES\tCACHED INODES\tTYPE\t  FILESYSTEM")
@@ -165,8 +167,8 @@ func Table(w io.Writer, s Snapshot) error {
 		if t.Partial != "" {
 			note = " (partial: " + t.Partial + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t  %s%s\n", report.Human(t.Pages*ps), t.Inodes, t.Cached, t.FS.FSType,
-			report.DisplayPath(t.FS.Name()), note)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t  %s%s\n", units.Human(t.Pages*ps), t.Inodes, t.Cached, t.FS.FSType,
+			units.Display(t.FS.Name()), note)
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write table: %w", err)
@@ -178,11 +180,11 @@ func writeSummary(w io.Writer, s Snapshot) error {
 	ps := uint64(s.PageSize)
 	pages, shmem, buffers := s.Accounted()
 	var b strings.Builder
-	fmt.Fprintf(&b, "total %s in %d filesystem(s)", report.Human(pages*ps), countWalked(s))
+	fmt.Fprintf(&b, "total %s in %d filesystem(s)", units.Human(pages*ps), countWalked(s))
 	if s.Mem.Read {
 		fmt.Fprintf(&b, ": %.1f%% of Cached %s; shmem %s of Shmem %s; block devices %s of Buffers %s",
-			report.Percent(pages*ps, s.Mem.Cached), report.Human(s.Mem.Cached), report.Human(shmem*ps),
-			report.Human(s.Mem.Shmem), report.Human(buffers*ps), report.Human(s.Mem.Buffers))
+			units.Percent(pages*ps, s.Mem.Cached), units.Human(s.Mem.Cached), units.Human(shmem*ps),
+			units.Human(s.Mem.Shmem), units.Human(buffers*ps), units.Human(s.Mem.Buffers))
 	}
 	if s.Restricted {
 		b.WriteString(" (--mount: only some filesystems walked)")
@@ -208,9 +210,9 @@ func Problems(w io.Writer, s Snapshot) {
 	for _, t := range s.FS {
 		switch {
 		case t.Err != nil:
-			fmt.Fprintf(w, "filecache: %s: %v\n", report.DisplayPath(t.FS.Name()), t.Err)
+			fmt.Fprintf(w, "filecache: %s: %v\n", units.Display(t.FS.Name()), t.Err)
 		case t.Partial != "":
-			fmt.Fprintf(w, "filecache: %s: partial: %s\n", report.DisplayPath(t.FS.Name()), t.Partial)
+			fmt.Fprintf(w, "filecache: %s: partial: %s\n", units.Display(t.FS.Name()), t.Partial)
 		}
 	}
 	if s.MemErr != nil {
@@ -220,7 +222,7 @@ func Problems(w io.Writer, s Snapshot) {
 
 // rowPath is how the table shows a row's file.
 func rowPath(r Row, fs Filesystem) string {
-	p := report.DisplayPath(r.Path)
+	p := units.Display(r.Path)
 	if r.NoName {
 		p = fmt.Sprintf("(no name: inode %d on %s)", r.Ino, dev(fs.Dev))
 	}
@@ -233,9 +235,9 @@ func rowPath(r Row, fs Filesystem) string {
 func signed(pages int64, ps uint64) string {
 	switch {
 	case pages > 0:
-		return "+" + report.Human(uint64(pages)*ps)
+		return "+" + units.Human(uint64(pages)*ps)
 	case pages < 0:
-		return "-" + report.Human(uint64(-pages)*ps)
+		return "-" + units.Human(uint64(-pages)*ps)
 	}
 	return "0"
 }

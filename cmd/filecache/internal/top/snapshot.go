@@ -21,11 +21,6 @@ import (
 // a memfd of filecache's own is the way in.
 const ShmemLabel = "shmem"
 
-// ErrNoLoop: the kernel lacks bpf_loop, which the walk needs. There is no
-// bounded-loop walk: an inode list let go of between runs cannot be resumed
-// safely.
-var ErrNoLoop = errors.New("the filesystem walk needs the bpf_loop helper (Linux >= 5.17), which this kernel lacks")
-
 // BdevLabel names the kernel's block device filesystem: every block
 // device's own page cache (Buffers in /proc/meminfo) hangs off one inode
 // each there. A filesystem on a block device is the way in (FC_WALK_BDEV):
@@ -305,7 +300,8 @@ func devName(sys string) string {
 
 // BlockDevice names the block device of a kernel-encoded dev_t.
 func BlockDevice(kdev uint32) string {
-	maj, min := kdev>>20, kdev&(1<<20-1)
+	d := bpf.Dev(kdev)
+	maj, min := unix.Major(d), unix.Minor(d)
 	if n := devName(fmt.Sprintf("/sys/dev/block/%d:%d", maj, min)); n != "" {
 		return n
 	}

@@ -100,7 +100,7 @@ func scanFS(w Walker, idx int, fs Filesystem, fd int, flags uint32, o Options, t
 			return
 		}
 		// The anchor must have led to the filesystem asked for.
-		dev := unix.Mkdev(sum.Dev>>20, sum.Dev&(1<<20-1))
+		dev := bpf.Dev(sum.Dev)
 		if fs.Dev != 0 && sum.Status != bpf.WalkNoFile && dev != fs.Dev {
 			h.drop(idx)
 			t.Err = fmt.Errorf("walk: reached device %d:%d, not %d:%d", unix.Major(dev), unix.Minor(dev), unix.Major(fs.Dev), unix.Minor(fs.Dev))

@@ -86,10 +86,9 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/filecache/filecache/cmd/filecache/internal/units"
 
 	"golang.org/x/sys/unix"
 )
@@ -301,7 +300,7 @@ func (w *walker) run() error {
 		}
 		if a := w.onPath(st.Dev, st.Ino); a >= 0 {
 			unix.Close(fd)
-			w.report(p, fmt.Errorf("%w: it is the directory %s again", ErrLoop, display(w.stack[a].path)))
+			w.report(p, fmt.Errorf("%w: it is the directory %s again", ErrLoop, units.Display(w.stack[a].path)))
 			continue
 		}
 		if l.next == len(l.subdirs) && top > 0 {
@@ -594,14 +593,6 @@ func joinPrefix(root string) string {
 		return root
 	}
 	return root + "/"
-}
-
-// display quotes a path only when it would not print on one line.
-func display(p string) string {
-	if p == "" || !utf8.ValidString(p) || strings.IndexFunc(p, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
-		return strconv.Quote(p)
-	}
-	return p
 }
 
 func openRetry(dirfd int, name string, flags int) (int, error) {
