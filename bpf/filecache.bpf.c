@@ -16,8 +16,9 @@
  *   query_attached  the bounded loop, attached to the sys_enter raw
  *                   tracepoint for kernels that cannot test-run raw_tp
  *                   programs: it answers only filecache's own thread
- *                   (params.tid) making one chosen syscall (params.trigger),
- *                   and user space detaches it right after.
+ *                   (params.tid) making one chosen syscall (params.trigger).
+ *                   It stays attached until user space closes the object,
+ *                   since detaching waits for an RCU grace period.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>

@@ -57,7 +57,7 @@ const overlayfsMagic = 0x794c7630
 
 // ErrOverlay is returned for files on overlayfs, whose own page count would
 // be a plausible wrong zero.
-var ErrOverlay = errors.New("on overlayfs the pages are cached under the underlying file, which the bpf engine cannot reach yet; measure the file on its lower or upper directory")
+var ErrOverlay = errors.New("on overlayfs the file's own mapping stays empty (its pages are cached under the upper or lower file), so this engine would say a wrong 0; measure the file on its lower or upper directory")
 
 // BPF is the engine that runs filecache's BPF program over fds.
 type BPF struct{ Runner Runner }

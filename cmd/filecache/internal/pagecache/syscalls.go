@@ -12,9 +12,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// sysCachestat is cachestat(2)'s number on every architecture (Linux >= 6.5).
-const sysCachestat = 451
-
 // Cachestat is struct cachestat: page counts of a range of a file.
 type Cachestat struct {
 	Cache           uint64 // pages in the page cache
@@ -32,14 +29,11 @@ func CachestatFd(fd int) (Cachestat, error) { return CachestatRange(fd, 0, 0) }
 // CachestatRange is cachestat(2) over the pages holding bytes [off, off+n)
 // of the file behind fd; n == 0 reaches the end of the mapping.
 func CachestatRange(fd int, off, n int64) (Cachestat, error) {
-	rng := struct{ off, len uint64 }{uint64(off), uint64(n)}
-	var cs Cachestat
-	_, _, errno := unix.Syscall6(sysCachestat, uintptr(fd),
-		uintptr(unsafe.Pointer(&rng)), uintptr(unsafe.Pointer(&cs)), 0, 0, 0)
-	if errno != 0 {
-		return Cachestat{}, fmt.Errorf("cachestat: %w", errno)
+	var cs unix.Cachestat_t
+	if err := unix.Cachestat(uint(fd), &unix.CachestatRange{Off: uint64(off), Len: uint64(n)}, &cs, 0); err != nil {
+		return Cachestat{}, fmt.Errorf("cachestat: %w", err)
 	}
-	return cs, nil
+	return Cachestat{Cache: cs.Cache, Dirty: cs.Dirty, Writeback: cs.Writeback, Evicted: cs.Evicted, RecentlyEvicted: cs.Recently_evicted}, nil
 }
 
 // MincoreFd maps size bytes of the file behind fd and counts the pages
