@@ -93,7 +93,7 @@ func (c *CLI) query(env Env) int {
 	if s.EngineInUse() != nil && chain.Name() != "none" {
 		r.Engine, r.Method = chain.Name(), chain.Method()
 	}
-	report.Sort(r.Files, q.Sort)
+	r.Sort(q.Sort)
 	switch {
 	case c.NDJSON:
 		err = nd.Summary(r)
