@@ -20,11 +20,15 @@ type Answer struct {
 	Pages  uint64     // pages of the file in the page cache
 	Size   int64      // bytes, read at the same moment as Pages
 	Detail *Cachestat // dirty, writeback and eviction counts, where known
-	// Span is, when a Range was measured, how many pages of the file the
-	// range covers (Pages counts those cached); 0 otherwise.
-	Span   uint64
-	Map    string // --map: which parts are cached (Mapped)
-	Engine string // which engine answered (set by Chain)
+	// Ranged says a Range was measured: Pages, and Detail and Map where
+	// set, cover only bytes [Off, Off+Len) of the file (the Range clipped
+	// to it; Len 0 when it lies past the end), which span Span pages.
+	// Otherwise they cover the whole file, and Off, Len and Span are 0.
+	Ranged   bool
+	Off, Len int64
+	Span     uint64
+	Map      string // --map: which parts are cached (Mapped)
+	Engine   string // which engine answered (set by Chain)
 	// The inode the engine read: its st_dev (user-space encoding), number
 	// and link count, so the scanner needs no fstat of its own.
 	Dev   uint64
