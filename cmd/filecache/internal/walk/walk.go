@@ -38,8 +38,8 @@
 // subdirectories that remain to be walked (files are yielded as they are
 // read and never kept). So memory is bounded by the subdirectories of the
 // directories on the current path, never by the number of files. With
-// Follow, each directory entered is remembered too (Visited: some 40 bytes
-// each), since symlinks can reach it from anywhere in the tree.
+// Follow, each directory entered is remembered too (Visited: up to about
+// 60 bytes each), since symlinks can reach it from anywhere in the tree.
 //
 // Fds: each directory on the current path has a level, and a level's fd
 // is needed only while the directory is read (Entry.Dirfd) and to open its
