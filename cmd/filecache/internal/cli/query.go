@@ -106,7 +106,7 @@ func (q *QueryCmd) Run(g *Globals) error {
 	if s.EngineInUse() != nil && chain.Name() != "none" {
 		r.Engine, r.Method = chain.Name(), chain.Method()
 	}
-	report.Sort(r.Files, q.Sort)
+	r.Sort(q.Sort)
 	switch {
 	case g.NDJSON:
 		err = nd.Summary(r)
