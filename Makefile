@@ -27,6 +27,7 @@ build: $(BIN)
 
 $(LIBBPF_A): vendor.sh
 	./vendor.sh
+	touch $@ # vendor.sh leaves a built library alone
 
 $(BPF_OBJ): bpf/filecache.bpf.c bpf/filecache.h bpf/vmlinux.h $(LIBBPF_A)
 	$(CLANG) -target bpf -O2 -g -D__TARGET_ARCH_$(ARCH) -Wall -Werror \

@@ -406,6 +406,10 @@ func TestSortAndTop(t *testing.T) {
 	if r := runCLI(t, Env{}, "--sort", "nope", dir); r.status != ExitUsage {
 		t.Errorf("--sort nope: %d", r.status)
 	}
+	// --ndjson streams: a sort it cannot do is refused, not ignored.
+	if r := runCLI(t, Env{}, "--ndjson", "--sort", "size", dir); r.status != ExitUsage || r.stdout != "" || !strings.Contains(r.stderr, "--ndjson") {
+		t.Errorf("--ndjson --sort size: %d %q %q", r.status, r.stdout, r.stderr)
+	}
 }
 
 // TestDetail: --detail adds cachestat's counts to another engine's figures.
