@@ -1,7 +1,7 @@
 # filecache: `make run` builds and runs the main job; `make test` installs
 # what it needs, builds, and runs every test. See README.md.
 .DELETE_ON_ERROR:
-.PHONY: all build run test unit integration check-static deps bench vmlinux-full vmtest clean
+.PHONY: all build run test lint unit integration check-static deps bench vmlinux-full vmtest clean
 
 GO        ?= go
 CLANG     ?= clang-19
@@ -49,10 +49,22 @@ deps:
 
 test: deps
 	$(MAKE) build
-	$(MAKE) check-static unit integration vmtest
+	$(MAKE) check-static lint unit integration vmtest
+
+# Static checks, no kernel needed: go.mod and go.sum tidy and matching the
+# module cache; gofmt; go vet with and without cgo (the plain-Go packages
+# build without it); staticcheck at the version go.mod pins as a tool; and
+# shellcheck on the scripts.
+lint: $(BPF_OBJ) $(LIBBPF_A)
+	$(GO) mod tidy -diff
+	$(GO) mod verify
+	@bad=$$(gofmt -l .); if [ -n "$$bad" ]; then echo "gofmt -l: not formatted:" $$bad >&2; exit 1; fi
+	$(GO) vet ./...
+	CGO_ENABLED=0 $(GO) vet ./...
+	$(GO) tool staticcheck ./...
+	shellcheck scripts/*.sh vendor.sh
 
 unit: $(BPF_OBJ) $(LIBBPF_A)
-	$(GO) vet ./...
 	FILECACHE_BPF_OBJECT=$(CURDIR)/$(BPF_OBJ) $(GO) test -count=1 ./...
 
 # Root tests against the running kernel, comparing with cachestat and mincore:

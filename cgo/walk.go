@@ -12,8 +12,6 @@ import (
 	"github.com/filecache/filecache/bpf"
 )
 
-const walkProgram = "walk_sb"
-
 // Walker runs the superblock walk (walk_sb). Not safe for concurrent use.
 type Walker struct {
 	Module
@@ -33,23 +31,23 @@ func LoadWalker(opts Options) (_ *Walker, err error) {
 			w.Close()
 		}
 	}()
-	if err := w.open(opts, walkProgram, bpf.WalkCap); err != nil {
+	if err := w.open(opts, progWalk, bpf.WalkCap); err != nil {
 		return nil, err
 	}
-	if w.walkParams, err = w.bpfMap("walk_params"); err != nil {
+	if w.walkParams, err = w.bpfMap(mapWalkParams); err != nil {
 		return nil, err
 	}
-	if w.walk, err = w.bpfMap("walk"); err != nil {
+	if w.walk, err = w.bpfMap(mapWalk); err != nil {
 		return nil, err
 	}
-	recs, err := w.bpfMap("walk_records")
+	recs, err := w.bpfMap(mapWalkRecords)
 	if err != nil {
 		return nil, err
 	}
 	// Mapped, so a run's records are read in place rather than copied.
 	size := bpf.WalkCap * bpf.InodeSize
 	if w.records, err = unix.Mmap(recs.FileDescriptor(), 0, size, unix.PROT_READ, unix.MAP_SHARED); err != nil {
-		return nil, &LoadError{Err: fmt.Errorf("map walk_records: %w", err)}
+		return nil, &LoadError{Err: fmt.Errorf("map %s: %w", mapWalkRecords, err)}
 	}
 	return w, nil
 }

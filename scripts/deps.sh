@@ -9,7 +9,8 @@ packages=(
 	gcc make pkg-config curl ca-certificates xz-utils
 	libelf-dev zlib1g-dev libzstd-dev  # static libs libbpf links against
 	linux-libc-dev          # <linux/types.h> for the layout check in cgo/
-	bpftool                 # make vmlinux-full
+	bpftool                 # make vmlinux-full; gen min_core_btf, an oracle for cgo's CO-RE test
+	shellcheck              # make lint
 	vmtouch util-linux-extra time  # reference tools (fincore is in util-linux-extra) and GNU time for benchmarks
 	util-linux              # losetup for the block device test
 	squashfs-tools          # mksquashfs: the read-only squashfs test (TestReadOnlyMounts)

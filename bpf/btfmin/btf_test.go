@@ -58,6 +58,9 @@ var objectFields = map[string][]string{
 	"bpf_raw_tracepoint_args": {"args"},
 }
 
+// TestMinimalBTFKernel reads the output with a parser of its own; the
+// oracles that share nothing with this package, libbpf and bpftool's gen
+// min_core_btf, are in cgo/core_test.go (as root).
 func TestMinimalBTFKernel(t *testing.T) {
 	kernel, obj := readKernelBTF(t), bpfObject(t)
 	out, err := MinimalBTF(kernel, obj)

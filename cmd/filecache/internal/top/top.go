@@ -293,16 +293,6 @@ func (h *rowHeap) drop(fs int) {
 	heap.Init(h)
 }
 
-func (h *rowHeap) countFS(fs int) int {
-	n := 0
-	for _, r := range h.rows {
-		if r.FS == fs {
-			n++
-		}
-	}
-	return n
-}
-
 func (h *rowHeap) sorted() []Row {
 	out := slices.Clone(h.rows)
 	slices.SortFunc(out, func(a, b Row) int {
