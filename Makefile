@@ -8,6 +8,7 @@ CLANG     ?= clang-19
 STRIP     ?= llvm-strip-19
 ARCH      := x86
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 
 LIBBPF_OUT := $(CURDIR)/libbpf/out
 LIBBPF_A   := $(LIBBPF_OUT)/lib/libbpf.a
@@ -18,7 +19,7 @@ BIN        := bin/filecache
 export CGO_CFLAGS  := -I$(LIBBPF_OUT)/include
 export CGO_LDFLAGS := -L$(LIBBPF_OUT)/lib -lbpf -lelf -lz -lzstd
 GO_TAGS    := netgo,osusergo
-GO_LDFLAGS := -s -w -X main.version=$(VERSION) -linkmode external -extldflags "-static"
+GO_LDFLAGS := -s -w -X main.version=$(VERSION) -X main.revision=$(REVISION) -linkmode external -extldflags "-static"
 GO_SRC     := $(shell find cmd cgo bpf -name '*.go') go.mod go.sum
 
 all: build

@@ -15,8 +15,12 @@ import (
 	"github.com/filecache/filecache/cmd/filecache/internal/top"
 )
 
-// version is set at build time (-X main.version=...).
-var version = "dev"
+// version and revision are set at build time (-X main.version=...,
+// -X main.revision=...).
+var (
+	version  = "dev"
+	revision = "unknown"
+)
 
 func main() {
 	os.Exit(cli.Main(os.Args[1:], cli.Env{
@@ -25,6 +29,8 @@ func main() {
 		Stdout:   os.Stdout,
 		Stderr:   os.Stderr,
 		Version:  version,
+		Revision: revision,
+		Libbpf:   cgo.LibbpfVersion(),
 		Load:     loadBPF,
 		LoadWalker: func(opts cli.LoadOptions) (top.Walker, func(), error) {
 			w, err := cgo.LoadWalker(cgo.Options{BTFPath: opts.BTF})

@@ -54,6 +54,11 @@ type Env struct {
 	// Held, if set, is called once a lock run holds every page it will
 	// hold, its pidfile written: the moment a test may look.
 	Held func()
+	// Revision and Libbpf are what filecache_build_info says (serve).
+	Revision, Libbpf string
+	// Serving, if set, is called with the address serve listens on once
+	// it accepts scrapes.
+	Serving func(addr string)
 }
 
 // CLI is the grammar: the flags every command takes, then the command.
@@ -66,6 +71,7 @@ type CLI struct {
 	Evict  EvictCmd  `cmd:"" help:"Drop files' clean pages from the page cache (like vmtouch -e), showing the figures before and after."`
 	Lock   LockCmd   `cmd:"" help:"Map and lock files in memory (like vmtouch -l) until SIGTERM, SIGINT or SIGHUP, showing the figures before and after."`
 	Top    TopCmd    `cmd:"" help:"List what fills the page cache across every mounted filesystem, without a list of files (needs the bpf engine, Linux >= 5.17)."`
+	Serve  ServeCmd  `cmd:"" help:"Serve what fills the page cache to Prometheus, walking it when scraped (needs the bpf engine, Linux >= 5.17)."`
 }
 
 // Globals are the flags every command takes, and what the commands share.
