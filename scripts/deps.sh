@@ -14,6 +14,7 @@ packages=(
 	vmtouch util-linux-extra time  # reference tools (fincore is in util-linux-extra) and GNU time for benchmarks
 	util-linux              # losetup for the block device test
 	squashfs-tools          # mksquashfs: the read-only squashfs test (TestReadOnlyMounts)
+	prometheus              # a real Prometheus scraping filecache serve (TestServePrometheus; promtool)
 	file                    # check-static
 	qemu-system-x86 busybox-static e2fsprogs zstd debian-archive-keyring  # make vmtest: kernels in QEMU
 )
