@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -158,13 +159,20 @@ func (e *Exporter) result() (r *result) {
 	return r
 }
 
+// unreachable says a filesystem's error is no failure: no mount shows it
+// (covered, no block device), or it was unmounted between reading the
+// mount table and opening its mount point, which on a node where pods
+// come and go happens every day.
+func unreachable(err error) bool {
+	return top.Skipped(err) || errors.Is(err, os.ErrNotExist)
+}
+
 // problems is every failure in a snapshot: filesystems that could not be
-// walked (not those only unreachable, which are not failures) and
-// /proc/meminfo.
+// walked (not those unreachable) and /proc/meminfo.
 func problems(s top.Snapshot) error {
 	var errs []error
 	for _, t := range s.FS {
-		if t.Err != nil && !top.Skipped(t.Err) {
+		if t.Err != nil && !unreachable(t.Err) {
 			errs = append(errs, fmt.Errorf("%s: %w", t.FS.Name(), t.Err))
 		}
 	}

@@ -80,19 +80,20 @@ func mount(point, fstype, source string, dev uint64) top.Mount {
 	return top.Mount{Dev: dev, Root: "/", Point: point, FSType: fstype, Source: source}
 }
 
-func fs(point, fstype, source string, dev uint64) top.Filesystem {
+func filesystem(point, fstype, source string, dev uint64) top.Filesystem {
 	return top.Filesystem{Dev: dev, FSType: fstype, Source: source, Mounts: []top.Mount{mount(point, fstype, source, dev)}}
 }
 
 // machine is a snapshot with every kind of filesystem and row the
 // exporter must turn into series.
 func machine() top.Snapshot {
-	root := fs("/", "ext4", "/dev/vda", unix.Mkdev(254, 0))
-	shm := fs("/dev/shm", "tmpfs", "tmpfs", unix.Mkdev(0, 25))
-	run := fs("/run", "tmpfs", "tmpfs", unix.Mkdev(0, 26))
-	bad := fs("/mnt/bad", "xfs", "/dev/vdb", unix.Mkdev(254, 16))
-	covered := fs("/mnt/covered", "ext4", "/dev/vdc", unix.Mkdev(254, 32))
-	odd := fs("/mnt/\xffodd", "tmpfs", "tmpfs", unix.Mkdev(0, 40))
+	root := filesystem("/", "ext4", "/dev/vda", unix.Mkdev(254, 0))
+	shm := filesystem("/dev/shm", "tmpfs", "tmpfs", unix.Mkdev(0, 25))
+	run := filesystem("/run", "tmpfs", "tmpfs", unix.Mkdev(0, 26))
+	bad := filesystem("/mnt/bad", "xfs", "/dev/vdb", unix.Mkdev(254, 16))
+	covered := filesystem("/mnt/covered", "ext4", "/dev/vdc", unix.Mkdev(254, 32))
+	gone := filesystem("/mnt/gone", "tmpfs", "tmpfs", unix.Mkdev(0, 41))
+	odd := filesystem("/mnt/\xffodd", "tmpfs", "tmpfs", unix.Mkdev(0, 40))
 	shmem := top.Filesystem{Label: top.ShmemLabel, FSType: "shmem", Dev: unix.Mkdev(0, 1)}
 	bdev := top.Filesystem{Label: top.BdevLabel, FSType: "bdev", Dev: unix.Mkdev(0, 2)}
 	return top.Snapshot{
@@ -107,6 +108,8 @@ func machine() top.Snapshot {
 			{FS: odd, Pages: 500, Inodes: 3, Cached: 1, Complete: true},               // a name that is not UTF-8
 			{FS: shmem, Pages: 5, Inodes: 9, Cached: 1, Complete: true, Shmem: true},  // folded
 			{FS: bdev, Pages: 400, Inodes: 2, Cached: 1, Complete: true},
+			// Unmounted between reading the mount table and opening it: gone, not failed.
+			{FS: gone, Err: fmt.Errorf("open /mnt/gone: %w", unix.ENOENT)},
 		},
 		Rows: []top.Row{
 			{FS: 0, Path: "/usr/lib/big.so", Pages: 600, Ino: 11},
@@ -174,7 +177,7 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 	for k := range m {
-		for _, absent := range []string{"/mnt/covered", "/dev/shm", `mountpoint="shmem"`, "/etc/small"} {
+		for _, absent := range []string{"/mnt/covered", "/mnt/gone", "/dev/shm", `mountpoint="shmem"`, "/etc/small"} {
 			if strings.Contains(k, absent) {
 				t.Errorf("%s: %s should not be a series of its own", k, absent)
 			}
@@ -213,7 +216,7 @@ func TestRootFS(t *testing.T) {
 		{Dev: 1, Root: "/var/lib/kubelet/pods/p/etc-hosts", Point: "/etc/hosts"},
 		{Dev: 1, Root: "/", Point: "/host"},
 	}}
-	own := fs("/dev", "tmpfs", "tmpfs", 2)
+	own := filesystem("/dev", "tmpfs", "tmpfs", 2)
 	shmem := top.Filesystem{Label: top.ShmemLabel, FSType: "shmem"}
 	fss := Rooted([]top.Filesystem{host, own, shmem}, "/host/")
 	if len(fss) != 3 || len(fss[0].Mounts) != 1 || fss[0].Name() != "/host" || fss[1].Name() != "/dev" || fss[2].Name() != "shmem" {

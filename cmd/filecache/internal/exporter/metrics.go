@@ -85,7 +85,7 @@ func (e *Exporter) metrics(r *result, walks uint64, ch chan<- prometheus.Metric)
 	other := &fsSum{complete: true, walked: true}
 	folded, total := 0, 0.0
 	for _, t := range s.FS {
-		if t.Err != nil && top.Skipped(t.Err) {
+		if t.Err != nil && unreachable(t.Err) {
 			continue
 		}
 		sum := &fsSum{bytes: float64(t.Pages) * ps, inodes: float64(t.Cached), complete: t.Err == nil && t.Complete, walked: t.Err == nil}
