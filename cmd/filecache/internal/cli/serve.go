@@ -106,10 +106,11 @@ func (o *ServeCmd) Run(g *Globals) error {
 	case sig := <-sigs:
 		log.Info("stopping", "signal", sig.String())
 	}
-	// Requests under way get a few seconds to finish; then their
-	// connections are closed. Stop (deferred) waits for a walk under way,
-	// and only then is the walk program unloaded.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// Scrapes under way get shutdownGrace to finish; then every
+	// connection is closed, a client stuck sending its request too (the
+	// server would otherwise wait for its header timeout). Stop (deferred)
+	// waits for a walk under way, and only then is the program unloaded.
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
 		srv.Close()
@@ -119,6 +120,10 @@ func (o *ServeCmd) Run(g *Globals) error {
 	}
 	return nil
 }
+
+// shutdownGrace is how long scrapes under way may take once serve is told
+// to stop: a walk of a million inodes takes a fraction of it.
+const shutdownGrace = 2 * time.Second
 
 // serveSignals is the channel whose first signal stops serving.
 func serveSignals(env *Env) (<-chan os.Signal, func()) {
