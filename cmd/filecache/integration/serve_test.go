@@ -892,7 +892,8 @@ func TestServePrometheus(t *testing.T) {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("Prometheus holds no scrape of a walk after %.3f within %v (last: %+v)\nserve's log:\n%s", before, runTimeout, r, s.stderr)
+				up, _ := promQuery(base, "up"+sel, at)
+				t.Fatalf("Prometheus holds no scrape of a walk after %.3f within %v (walk start %+v, up %+v)\nserve's log:\n%s", before, runTimeout, r, up, s.stderr)
 			}
 			time.Sleep(200 * time.Millisecond)
 		}

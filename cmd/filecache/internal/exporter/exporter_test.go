@@ -290,7 +290,16 @@ func TestConcurrentScrapesShareOneWalk(t *testing.T) {
 		}()
 	}
 	<-g.started
-	waiting.Wait() // the other 49 found the walk under way
+	// The other 49 find the walk under way (or, broken, start their own:
+	// then they never all wait, and the test fails instead of hanging).
+	waited := make(chan struct{})
+	go func() { waiting.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-time.After(10 * time.Second):
+		close(g.release)
+		t.Fatalf("after 10 s, not every scrape was waiting for the walk under way (%d walks started)", g.walks.Load())
+	}
 	close(g.release)
 	var ends []float64
 	for range 50 {
