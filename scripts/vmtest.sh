@@ -301,6 +301,8 @@ case " \$(cat /proc/cmdline) " in *" vmtest.probe "*)
 	poweroff -f
 esac
 mount -t tmpfs tmpfs /tmp
+# Loopback, for the tests of filecache serve (an HTTP server on 127.0.0.1).
+ifconfig lo 127.0.0.1 up || echo "$marker no loopback"
 # Pseudo-terminals, for the tests of what filecache does on a terminal.
 mkdir -p /dev/pts && mount -t devpts -o ptmxmode=0666 devpts /dev/pts && { [ -e /dev/ptmx ] || ln -s pts/ptmx /dev/ptmx; }
 echo "$marker kernel \$(uname -r)"
