@@ -215,6 +215,22 @@ func fetch(u string) (metrics, error) {
 	return mfs, nil
 }
 
+// fetchRaw scrapes and reads the answer without parsing it.
+func fetchRaw(u string) error {
+	resp, err := http.Get(u)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return err
+	}
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	return nil
+}
+
 func (s *server) scrape(t *testing.T) metrics {
 	t.Helper()
 	m, err := fetch(s.url + "/metrics")
@@ -581,6 +597,11 @@ func vmRSS(t *testing.T, pid int) int64 {
 func TestServeMemoryFlat(t *testing.T) {
 	bin := filecacheBin(t)
 	serveKernel(t, bin)
+	if os.Getenv("FILECACHE_VMTEST_GUEST") != "" {
+		// The exporter's memory is the Go program's, the same on every
+		// kernel; under emulation its 2,000 scrapes take minutes.
+		t.Skip("skip[vmtest]: memory flatness is checked on the host (2,000 scrapes take minutes under emulation)")
+	}
 	s := startServe(t, serveOpts{}, bin, "serve", "--web.listen-address=127.0.0.1:0", "--max-age=200ms")
 	pid := s.cmd.Process.Pid
 	scrapes := func(count, clients int) {
@@ -591,7 +612,7 @@ func TestServeMemoryFlat(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for i := c; i < count; i += clients {
-					if _, err := fetch(s.url + "/metrics"); err != nil {
+					if err := fetchRaw(s.url + "/metrics"); err != nil {
 						errs <- err
 						return
 					}
@@ -679,7 +700,10 @@ func TestServeStops(t *testing.T) {
 		if code := s.stop(t, sig); code != 0 {
 			t.Errorf("%v: exit status %d, want 0\n%s", sig, code, s.stderr)
 		}
-		if took := time.Since(start); took > 4*time.Second {
+		// Scrapes under way get 2 s, then every connection is closed;
+		// 10 s leaves room for emulated guests and still catches a stop
+		// that hangs on a connection or a walk.
+		if took := time.Since(start); took > 10*time.Second {
 			t.Errorf("%v: serve took %v to stop", sig, took.Round(time.Millisecond))
 		}
 		wg.Wait()
