@@ -968,9 +968,18 @@ func TestServePrometheus(t *testing.T) {
 		if v := one(t, base, "filecache_scrape_error"+sel, at); v != 0 {
 			t.Errorf("filecache_scrape_error %v\n%s", v, s.stderr)
 		}
-		// The README's first query.
-		if r := mustQuery(t, base, "topk(1, filecache_file_cached_bytes{path!=\"(other)\"})", at); len(r) != 1 {
-			t.Errorf("topk(1, ...): %+v", r)
+		// The README's first queries are PromQL this Prometheus takes.
+		if r := mustQuery(t, base, `topk(10, filecache_file_cached_bytes{path!="(other)"})`, at); len(r) != min(10, len(files)-1) {
+			t.Errorf("topk(10, ...): %d samples, %d files listed", len(r), len(files)-1)
+		}
+		for _, q := range []string{
+			`topk(5, sum by (instance) (filecache_filesystem_cached_bytes))`,
+			`sum by (instance) (filecache_filesystem_cached_bytes{fstype!="bdev"}) / on (instance) filecache_meminfo_cached_bytes`,
+			`topk by (instance) (1, filecache_file_cached_bytes{path!="(other)"})`,
+			`sum by (fstype) (filecache_filesystem_cached_bytes)`,
+			`filecache_scrape_error == 1 or filecache_filesystem_walk_complete == 0`,
+		} {
+			mustQuery(t, base, q, at)
 		}
 		return
 	}
