@@ -66,8 +66,12 @@ for arch in amd64 arm64; do
 	for f in filecache.1 completions/_filecache completions/filecache.bash completions/filecache.fish; do
 		cmp -s "$d/$f" "docs/${f}" || fail "$tgz: $f differs from docs/$f"
 	done
-	cmp -s "$d/README.md" README.md && cmp -s "$d/LICENSE" LICENSE || fail "$tgz: README.md or LICENSE differs"
-	warn=$(groff -man -ww -z "$d/filecache.1" 2>&1) && [ -z "$warn" ] || fail "$tgz: groff on filecache.1: $warn"
+	for f in README.md LICENSE; do
+		cmp -s "$d/$f" "$f" || fail "$tgz: $f differs"
+	done
+	if ! warn=$(groff -man -ww -z "$d/filecache.1" 2>&1) || [ -n "$warn" ]; then
+		fail "$tgz: groff on filecache.1: $warn"
+	fi
 	echo "check-release: $tgz ($(du -k "$tgz" | cut -f1) KiB): static $arch binary, man page, completions, README.md, LICENSE"
 done
 # The binary this machine runs says which build it is.

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# sysroot.sh ARCH DIR [PACKAGE...]: download Debian packages built for ARCH
-# (default: the static libraries libbpf links against: libelf, zlib, zstd)
-# and extract them into DIR/root, a sysroot for cross builds.
+# sysroot.sh [--depends] ARCH DIR [PACKAGE...]: download Debian packages
+# built for ARCH (default: the static libraries libbpf links against:
+# libelf, zlib, zstd) and extract them into DIR/root, a sysroot for cross
+# builds. With --depends, the packages they depend on too (recursively), as
+# a guest's userland needs (scripts/vmtest-arm64.sh).
 #
 # apt runs with a private state under DIR/apt (its own lists, cache and
 # sources, APT::Architecture=ARCH): the machine's dpkg architecture list and
@@ -12,8 +14,13 @@
 # holds the same packages.
 set -euo pipefail
 
-arch=${1:?usage: sysroot.sh ARCH DIR [PACKAGE...]}
-dir=${2:?usage: sysroot.sh ARCH DIR [PACKAGE...]}
+depends=
+if [ "${1:-}" = --depends ]; then
+	depends=1
+	shift
+fi
+arch=${1:?usage: sysroot.sh [--depends] ARCH DIR [PACKAGE...]}
+dir=${2:?usage: sysroot.sh [--depends] ARCH DIR [PACKAGE...]}
 shift 2
 packages=("$@")
 [ ${#packages[@]} -gt 0 ] || packages=(libelf-dev zlib1g-dev libzstd-dev)
@@ -31,7 +38,7 @@ apt_uris() {
 
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
-want=$(printf '%s\n' "$arch" "${packages[@]}")
+want=$(printf '%s\n' "$arch" "${depends:+--depends}" "${packages[@]}")
 if [ -f "$dir/root/.packages" ] && [ "$(cat "$dir/root/.packages")" = "$want" ]; then
 	exit 0
 fi
@@ -65,6 +72,11 @@ apt=(
 )
 echo "sysroot.sh: $arch: ${packages[*]} ($codename)" >&2
 apt-get "${apt[@]}" update >"$a/update.log" 2>&1 || die "apt-get update failed:$(printf '\n'; tail -5 "$a/update.log")"
+if [ -n "$depends" ]; then
+	# Every package named, and what each depends on (alternatives included).
+	mapfile -t packages < <(apt-cache "${apt[@]}" depends --recurse --no-recommends --no-suggests \
+		--no-conflicts --no-breaks --no-replaces --no-enhances "${packages[@]}" | grep -v '^[ <]' | sort -u)
+fi
 rm -f "$dir"/debs/*.deb
 (cd "$dir/debs" && apt-get "${apt[@]}" download "${packages[@]}" >/dev/null) || die "apt-get download ${packages[*]} for $arch failed"
 rm -rf "$dir/root"
