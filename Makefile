@@ -1,7 +1,7 @@
 # filecache: `make run` builds and runs the main job; `make test` installs
 # what it needs, builds, and runs every test. See README.md.
 .DELETE_ON_ERROR:
-.PHONY: all build run test unit integration check-static deps bench vmlinux-full vmtest clean \
+.PHONY: FORCE all build run test unit integration check-static deps bench vmlinux-full vmtest clean \
 	release build-arm64 check-release docs
 
 GO        ?= go
@@ -38,7 +38,14 @@ $(BPF_OBJ): bpf/filecache.bpf.c bpf/filecache.h bpf/vmlinux.h $(LIBBPF_A)
 	$(CLANG) $(BPF_CFLAGS) -D__TARGET_ARCH_$(ARCH) -c $< -o $@
 	$(STRIP) -g $@
 
-$(BIN): $(BPF_OBJ) $(LIBBPF_A) $(GO_SRC)
+# The version and commit the binaries say: the stamp is rewritten, and the
+# binaries linked again, only when they change.
+VERSION_STAMP := bin/.version
+$(VERSION_STAMP): FORCE
+	@mkdir -p $(@D); echo '$(VERSION) $(COMMIT)' | cmp -s - $@ || echo '$(VERSION) $(COMMIT)' >$@
+FORCE:
+
+$(BIN): $(BPF_OBJ) $(LIBBPF_A) $(GO_SRC) $(VERSION_STAMP)
 	@mkdir -p bin
 	$(GO_BUILD) -o $@ ./cmd/filecache
 
@@ -122,7 +129,7 @@ $(ARM64_OBJ): bpf/filecache.bpf.c bpf/filecache.h bpf/vmlinux.h $(LIBBPF_A)
 	$(CLANG) $(BPF_CFLAGS) -D__TARGET_ARCH_arm64 -c $< -o $@
 	$(STRIP) -g $@
 
-$(ARM64_BIN): $(ARM64_OBJ) $(ARM64_LIBBPF)/lib/libbpf.a $(GO_SRC)
+$(ARM64_BIN): $(ARM64_OBJ) $(ARM64_LIBBPF)/lib/libbpf.a $(GO_SRC) $(VERSION_STAMP)
 	@mkdir -p $(@D)
 	printf '{"Replace":{"%s":"%s"}}\n' $(CURDIR)/$(BPF_OBJ) $(CURDIR)/$(ARM64_OBJ) >$(@D)/overlay.json
 	CGO_ENABLED=1 GOARCH=arm64 CC=aarch64-linux-gnu-gcc \
