@@ -137,7 +137,8 @@ $(ARM64_BIN): $(ARM64_OBJ) $(ARM64_LIBBPF)/lib/libbpf.a $(GO_SRC) $(VERSION_STAM
 	CGO_LDFLAGS='-L$(ARM64_LIBBPF)/lib -L$(ARM64_ROOT)/usr/lib/aarch64-linux-gnu -lbpf -lelf -lz -lzstd' \
 		$(GO_BUILD) -overlay $(@D)/overlay.json -o $@ ./cmd/filecache
 
-# make release twice, the second time in a fresh clone elsewhere, and compare.
+# make release, then again from a copy of the sources elsewhere: the same bytes?
+# And what each tarball holds (scripts/check-release.sh).
 check-release:
 	./scripts/check-release.sh
 
