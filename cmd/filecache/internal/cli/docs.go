@@ -15,15 +15,15 @@ import (
 // (TestDocs fails when they differ; make docs rewrites them) and shipped in
 // the release tarballs.
 
-// Docs names each generated file (under docs/) and its generator.
-var Docs = []struct {
+// docFiles names each generated file (under docs/) and its generator.
+var docFiles = []struct {
 	Path  string
 	Write func(io.Writer) error
 }{
-	{"filecache.1", ManPage},
-	{"completions/filecache.bash", BashCompletion},
-	{"completions/_filecache", ZshCompletion},
-	{"completions/filecache.fish", FishCompletion},
+	{"filecache.1", manPage},
+	{"completions/filecache.bash", bashCompletion},
+	{"completions/_filecache", zshCompletion},
+	{"completions/filecache.fish", fishCompletion},
 }
 
 // docCmd is one command as the page and the completions show it.
@@ -169,9 +169,9 @@ func (c docCmd) synopsis() string {
 	return s
 }
 
-// ManPage writes filecache(1) in roff (man macros). It carries no date or
+// manPage writes filecache(1) in roff (man macros). It carries no date or
 // version, so it changes only when the grammar does.
-func ManPage(w io.Writer) error {
+func manPage(w io.Writer) error {
 	g, err := grammarModel()
 	if err != nil {
 		return err
@@ -286,9 +286,9 @@ func (g docGrammar) cmd(name string) docCmd {
 	return docCmd{}
 }
 
-// BashCompletion writes the bash completion script (plain bash; it needs
+// bashCompletion writes the bash completion script (plain bash; it needs
 // no bash-completion helpers).
-func BashCompletion(w io.Writer) error {
+func bashCompletion(w io.Writer) error {
 	g, err := grammarModel()
 	if err != nil {
 		return err
@@ -411,8 +411,8 @@ func zshSpec(f *kong.Flag, all []*kong.Flag) string {
 	return strings.Join(out, " \\\n\t\t\t")
 }
 
-// ZshCompletion writes the zsh completion function (#compdef).
-func ZshCompletion(w io.Writer) error {
+// zshCompletion writes the zsh completion function (#compdef).
+func zshCompletion(w io.Writer) error {
 	g, err := grammarModel()
 	if err != nil {
 		return err
@@ -468,8 +468,8 @@ func fishQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `\'`) + "'"
 }
 
-// FishCompletion writes the fish completions.
-func FishCompletion(w io.Writer) error {
+// fishCompletion writes the fish completions.
+func fishCompletion(w io.Writer) error {
 	g, err := grammarModel()
 	if err != nil {
 		return err

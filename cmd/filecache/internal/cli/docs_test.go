@@ -28,7 +28,7 @@ func generate(t *testing.T, write func(w *bytes.Buffer) error) string {
 
 func genDoc(t *testing.T, path string) string {
 	t.Helper()
-	for _, d := range Docs {
+	for _, d := range docFiles {
 		if d.Path == path {
 			return generate(t, func(b *bytes.Buffer) error { return d.Write(b) })
 		}
@@ -40,7 +40,7 @@ func genDoc(t *testing.T, path string) string {
 // TestDocs: the checked-in man page and completions are what the grammar
 // gives today (run make docs after changing a flag or a command).
 func TestDocs(t *testing.T) {
-	for _, d := range Docs {
+	for _, d := range docFiles {
 		got := genDoc(t, d.Path)
 		p := filepath.Join(docsDir, d.Path)
 		if *update {
@@ -89,7 +89,7 @@ func TestDocsCoverGrammar(t *testing.T) {
 	if len(g.cmds) != 6 || g.deflt != "query" {
 		t.Fatalf("grammar: %d commands, default %q", len(g.cmds), g.deflt)
 	}
-	for _, d := range Docs {
+	for _, d := range docFiles {
 		text := genDoc(t, d.Path)
 		if d.Path == "filecache.1" {
 			text = strings.ReplaceAll(text, `\-`, "-")
@@ -155,7 +155,7 @@ func stripOverstrike(s string) string {
 	return strings.NewReplacer("\u2010", "-", "\u2212", "-").Replace(string(out))
 }
 
-// complete runs a shell with the generated script and returns the
+// bashComplete runs bash with the generated script and returns the
 // candidates, sorted, for the words typed (the last one being completed).
 func bashComplete(t *testing.T, script string, words ...string) []string {
 	t.Helper()
