@@ -38,7 +38,7 @@ apt_uris() {
 
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
-want=$(printf '%s\n' "$arch" "${depends:+--depends}" "${packages[@]}")
+want="$arch ${depends:+--depends }${packages[*]}"
 if [ -f "$dir/root/.packages" ] && [ "$(cat "$dir/root/.packages")" = "$want" ]; then
 	exit 0
 fi
