@@ -2,8 +2,15 @@
 
 package cgo
 
-import "github.com/aquasecurity/libbpfgo"
+/*
+#include <bpf/libbpf.h>
+*/
+import "C"
 
-// LibbpfVersion is the version of the libbpf linked in, as its headers
-// say it (vMAJOR.MINOR).
-func LibbpfVersion() string { return libbpfgo.LibbpfVersionString() }
+import "fmt"
+
+// LibbpfVersion is the version of the libbpf linked into this binary,
+// MAJOR.MINOR, as the library itself says (not its headers' macros).
+func LibbpfVersion() string {
+	return fmt.Sprintf("%d.%d", C.libbpf_major_version(), C.libbpf_minor_version())
+}

@@ -17,6 +17,11 @@ packages=(
 	prometheus              # a real Prometheus scraping filecache serve (TestServePrometheus; promtool)
 	file                    # check-static
 	qemu-system-x86 busybox-static e2fsprogs zstd debian-archive-keyring  # make vmtest: kernels in QEMU
+	# make release: the arm64 cross build (its static libelf/zlib/zstd come
+	# from arm64 .debs, scripts/sysroot.sh), its arm64 kernels in QEMU, and
+	# the shells and groff the completion and man page tests run
+	gcc-aarch64-linux-gnu libc6-dev-arm64-cross linux-libc-dev-arm64-cross qemu-system-arm
+	bash zsh fish groff-base
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -6,6 +6,7 @@ package main
 
 import (
 	"os"
+	"runtime"
 
 	"golang.org/x/sys/unix"
 
@@ -15,11 +16,11 @@ import (
 	"github.com/filecache/filecache/cmd/filecache/internal/top"
 )
 
-// version and revision are set at build time (-X main.version=...,
-// -X main.revision=...).
+// version and commit are set at build time (-X main.version=... -X
+// main.commit=...; see the Makefile).
 var (
-	version  = "dev"
-	revision = "unknown"
+	version = "dev"
+	commit  = "unknown"
 )
 
 func main() {
@@ -28,10 +29,14 @@ func main() {
 		Terminal: isTerminal(os.Stderr),
 		Stdout:   os.Stdout,
 		Stderr:   os.Stderr,
-		Version:  version,
-		Revision: revision,
-		Libbpf:   cgo.LibbpfVersion(),
-		Load:     loadBPF,
+		Build: cli.Build{
+			Version: version,
+			Commit:  commit,
+			Go:      runtime.Version(),
+			Libbpf:  cgo.LibbpfVersion(),
+			Arch:    runtime.GOOS + "/" + runtime.GOARCH,
+		},
+		Load: loadBPF,
 		LoadWalker: func(opts cli.LoadOptions) (top.Walker, func(), error) {
 			w, err := cgo.LoadWalker(cgo.Options{BTFPath: opts.BTF})
 			if err != nil {

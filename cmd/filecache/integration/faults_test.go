@@ -59,14 +59,13 @@ func lockSuite() {
 func denyBPFAndExec(argv []string) {
 	runtime.LockOSThread() // the filter and the exec must be on one thread
 	const (
-		ldW        = unix.BPF_LD | unix.BPF_W | unix.BPF_ABS
-		jeq        = unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K
-		ret        = unix.BPF_RET | unix.BPF_K
-		archX86_64 = 0xc000003e
+		ldW = unix.BPF_LD | unix.BPF_W | unix.BPF_ABS
+		jeq = unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K
+		ret = unix.BPF_RET | unix.BPF_K
 	)
 	filter := []unix.SockFilter{
 		{Code: ldW, K: 4}, // seccomp_data.arch
-		{Code: jeq, K: archX86_64, Jt: 0, Jf: 3},
+		{Code: jeq, K: auditArch, Jt: 0, Jf: 3},
 		{Code: ldW, K: 0}, // seccomp_data.nr
 		{Code: jeq, K: unix.SYS_BPF, Jt: 0, Jf: 1},
 		{Code: ret, K: unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)},

@@ -42,7 +42,7 @@ type Env struct {
 	Stdout, Stderr io.Writer
 	// Terminal says stderr is a terminal: a table run then shows progress.
 	Terminal bool
-	Version  string
+	Build    Build // what --version and doctor say this binary is
 	Load     LoadFunc
 	// LoadWalker loads the filesystem walk of filecache top; close unloads it.
 	LoadWalker func(LoadOptions) (w top.Walker, close func(), err error)
@@ -54,8 +54,6 @@ type Env struct {
 	// Held, if set, is called once a lock run holds every page it will
 	// hold, its pidfile written: the moment a test may look.
 	Held func()
-	// Revision and Libbpf are what filecache_build_info says (serve).
-	Revision, Libbpf string
 	// Serving, if set, is called with the address serve listens on once
 	// it accepts scrapes.
 	Serving func(addr string)
@@ -161,14 +159,7 @@ func Main(args []string, env Env) (code int) {
 // bytes. kong's --help and --version panic with kongExit.
 func parse(args []string, env *Env) (*CLI, *kong.Context, error) {
 	c := &CLI{}
-	parser, err := kong.New(c,
-		kong.Name("filecache"),
-		kong.Description(description),
-		kong.Vars{"version": env.Version, "methods": joinMethods()},
-		kong.Writers(env.Stdout, env.Stderr),
-		kong.Exit(func(code int) { panic(kongExit(code)) }),
-		kong.Bind(env),
-	)
+	parser, err := newParser(c, env)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -180,6 +171,19 @@ func parse(args []string, env *Env) (*CLI, *kong.Context, error) {
 	restore.fields(c)
 	c.env, c.args = env, args
 	return c, ctx, nil
+}
+
+// newParser is the grammar's parser; the man page and the shell completions
+// are generated from its model too (docs.go).
+func newParser(c *CLI, env *Env) (*kong.Kong, error) {
+	return kong.New(c,
+		kong.Name("filecache"),
+		kong.Description(description),
+		kong.Vars{"version": env.Build.String(), "methods": joinMethods()},
+		kong.Writers(env.Stdout, env.Stderr),
+		kong.Exit(func(code int) { panic(kongExit(code)) }),
+		kong.Bind(env),
+	)
 }
 
 func joinMethods() string {

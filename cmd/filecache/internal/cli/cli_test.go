@@ -52,7 +52,7 @@ func runCLI(t *testing.T, env Env, args ...string) run {
 	t.Helper()
 	var out, errb bytes.Buffer
 	r := run{}
-	env.Stdout, env.Stderr, env.Version = &out, &errb, "v-test"
+	env.Stdout, env.Stderr, env.Build = &out, &errb, testBuild
 	if env.Load == nil {
 		env.Load = func(LoadOptions) (pagecache.Engine, error) { r.loads++; return fakeEngine{}, nil }
 	}
@@ -83,7 +83,7 @@ func TestUsage(t *testing.T) {
 			t.Errorf("%q: status %d, stdout %q, stderr %q; want 2 and one line on stderr", args, r.status, r.stdout, r.stderr)
 		}
 	}
-	if r := runCLI(t, Env{}, "--version"); r.status != 0 || r.stdout != "v-test\n" {
+	if r := runCLI(t, Env{}, "--version"); r.status != 0 || r.stdout != "filecache v-test (commit c0ffee, go1.99, libbpf 9.9, linux/test64)\n" {
 		t.Errorf("--version: %d %q", r.status, r.stdout)
 	}
 	if r := runCLI(t, Env{}, "--help"); r.status != 0 || !strings.Contains(r.stdout, "--json") || !strings.Contains(r.stdout, "--btf=FILE") {

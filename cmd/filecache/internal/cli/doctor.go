@@ -30,6 +30,7 @@ type Check struct {
 
 // Doctor is what filecache doctor found.
 type Doctor struct {
+	Build    Build  `json:"build"`
 	Kernel   string `json:"kernel"`
 	Arch     string `json:"arch"`
 	PageSize int    `json:"page_size"`
@@ -61,7 +62,7 @@ type DoctorCmd struct{}
 // Run tries every engine and BPF method on a test file and says which work.
 func (DoctorCmd) Run(g *Globals) error {
 	env := g.env
-	d := Doctor{PageSize: unix.Getpagesize(), UID: os.Geteuid(), Capabilities: []string{}}
+	d := Doctor{Build: env.Build, PageSize: unix.Getpagesize(), UID: os.Geteuid(), Capabilities: []string{}}
 	var u unix.Utsname
 	if unix.Uname(&u) == nil {
 		d.Kernel, d.Arch = unix.ByteSliceToString(u.Release[:]), unix.ByteSliceToString(u.Machine[:])
@@ -235,6 +236,7 @@ func (g *Globals) tryTop(fd int) Check {
 
 func (d Doctor) table(w io.Writer, verbose bool) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "filecache\t%s (commit %s), %s, libbpf %s, %s\n", d.Build.Version, d.Build.Commit, d.Build.Go, d.Build.Libbpf, d.Build.Arch)
 	fmt.Fprintf(tw, "kernel\t%s (%s), page size %d\n", d.Kernel, d.Arch, d.PageSize)
 	if d.BTF.Present {
 		fmt.Fprintf(tw, "btf\t%s (%d bytes)\n", d.BTF.Path, d.BTF.Bytes)

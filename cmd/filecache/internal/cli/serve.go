@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime"
 	"strings"
 	"time"
 
@@ -84,7 +83,7 @@ func (o *ServeCmd) Run(g *Globals) error {
 	}
 	e := exporter.New(walk, exporter.Config{
 		N: o.N, MinBytes: uint64(minBytes), MaxAge: o.MaxAge, RootFS: o.RootFS, Log: log,
-		Build: exporter.BuildInfo{Version: env.Version, Revision: env.Revision, GoVersion: runtime.Version(), Libbpf: env.Libbpf},
+		Build: exporter.BuildInfo{Version: env.Build.Version, Revision: env.Build.Commit, GoVersion: env.Build.Go, Libbpf: env.Build.Libbpf},
 	})
 	defer e.Stop()
 
@@ -95,7 +94,7 @@ func (o *ServeCmd) Run(g *Globals) error {
 	srv := exporter.Server(exporter.Handler(exporter.Registry(e), o.TelemetryPath, log), exporter.DefaultTimeouts, log)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	log.Info("listening", "address", ln.Addr().String(), "path", o.TelemetryPath, "version", env.Version)
+	log.Info("listening", "address", ln.Addr().String(), "path", o.TelemetryPath, "version", env.Build.Version)
 	if env.Serving != nil {
 		env.Serving(ln.Addr().String())
 	}

@@ -63,8 +63,6 @@ func TestServeCommand(t *testing.T) {
 	env := Env{
 		LoadWalker: func(LoadOptions) (top.Walker, func(), error) { return w, func() { closed++ }, nil },
 		Signals:    sigs,
-		Revision:   "r1",
-		Libbpf:     "v1.5",
 		Serving: func(addr string) {
 			first = scrape(t, "http://"+addr+"/m")
 			walksAfterFirst = w.walks
@@ -87,7 +85,7 @@ func TestServeCommand(t *testing.T) {
 	if n := len(first["filecache_file_cached_bytes"].GetMetric()); n != 4 {
 		t.Errorf("-n 3: %d file series, want 3 and the rest", n)
 	}
-	if _, ok := value(first, "filecache_build_info", map[string]string{"version": "v-test", "revision": "r1", "libbpf": "v1.5"}); !ok {
+	if _, ok := value(first, "filecache_build_info", map[string]string{"version": testBuild.Version, "revision": testBuild.Commit, "goversion": testBuild.Go, "libbpf": testBuild.Libbpf}); !ok {
 		t.Errorf("build info: %v", first["filecache_build_info"])
 	}
 	if walksAfterFirst == 0 || w.walks != walksAfterFirst {
