@@ -413,17 +413,13 @@ func TestServeMetrics(t *testing.T) {
 		if m.must(t, "filecache_meminfo_cached_bytes") < m.sum("filecache_filesystem_cached_bytes")/2 {
 			t.Errorf("meminfo Cached %v is less than half the walked figures", m.must(t, "filecache_meminfo_cached_bytes"))
 		}
-		version := strings.TrimSpace(run(t, bin, "--version").stdout)
-		found := false
-		for _, x := range m["filecache_build_info"].GetMetric() {
-			for _, l := range x.GetLabel() {
-				if l.GetName() == "version" && l.GetValue() == version {
-					found = true
-				}
-			}
+		// filecache VERSION (commit C, GO, libbpf L, ARCH)
+		v := regexp.MustCompile(`^filecache (\S+) \(commit (\S+), (\S+), libbpf (\S+), \S+\)$`).FindStringSubmatch(strings.TrimSpace(run(t, bin, "--version").stdout))
+		if v == nil {
+			t.Fatalf("--version: %q", run(t, bin, "--version").stdout)
 		}
-		if !found {
-			t.Errorf("filecache_build_info %v; --version says %q", m["filecache_build_info"], version)
+		if _, ok := m.get("filecache_build_info", "version", v[1], "revision", v[2], "goversion", v[3], "libbpf", v[4]); !ok {
+			t.Errorf("filecache_build_info %v; --version says %q", m["filecache_build_info"], v[0])
 		}
 		return
 	}
