@@ -243,11 +243,13 @@ guest_init() {
 #!/bin/sh
 # Written by scripts/vmtest-arm64.sh.
 export PATH=/usr/bin:/bin
+export FILECACHE_VMTEST_GUEST=1 # as in vmtest.sh
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 exec </dev/null >/dev/console 2>&1
 mount -t tmpfs tmpfs /tmp
+ifconfig lo 127.0.0.1 up || echo "$marker no loopback" # for filecache serve's tests
 mkdir -p /dev/pts && mount -t devpts -o ptmxmode=0666 devpts /dev/pts && { [ -e /dev/ptmx ] || ln -s pts/ptmx /dev/ptmx; }
 echo "$marker kernel \$(uname -r) \$(uname -m)"
 while read -r m; do
