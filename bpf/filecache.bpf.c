@@ -395,21 +395,12 @@ __noinline int emit(__u64 sbp, __u64 inodep, __u64 n)
 }
 
 /* visit counts one inode and returns a record of it if asked for. */
-static __always_inline void visit(struct walker *k, struct inode *inode)
+/* cached counts an inode of n > 0 pages and returns a record of it if asked for. */
+static __always_inline void cached(struct walker *k, struct inode *inode, __u64 n)
 {
 	struct fc_walk *w = k->w;
 	struct fc_walk_params *p = k->p;
-	__u64 n;
 
-	w->inodes++;
-	/*
-	 * The inode's own cache, i_data, not *i_mapping: the two differ only
-	 * where a filesystem points i_mapping at another inode's cache, which
-	 * would then be counted twice.
-	 */
-	n = BPF_CORE_READ(inode, i_data.nrpages);
-	if (!n)
-		return;
 	w->pages += n;
 	w->cached++;
 	if (n < p->min_pages)
@@ -419,6 +410,22 @@ static __always_inline void visit(struct walker *k, struct inode *inode)
 		return;
 	if (keep(n))
 		emit((__u64)k->sb, (__u64)inode, n);
+}
+
+/* visit counts one inode and returns a record of it if asked for. */
+static __always_inline void visit(struct walker *k, struct inode *inode)
+{
+	__u64 n;
+
+	k->w->inodes++;
+	/*
+	 * The inode's own cache, i_data, not *i_mapping: the two differ only
+	 * where a filesystem points i_mapping at another inode's cache, which
+	 * would then be counted twice.
+	 */
+	n = BPF_CORE_READ(inode, i_data.nrpages);
+	if (n)
+		cached(k, inode, n);
 }
 
 static long walk_step(__u32 i, void *ctx)
@@ -465,27 +472,23 @@ static __always_inline struct super_block *bdev_sb(struct super_block *sb)
 	return BPF_CORE_READ(bdev, bd_inode, i_sb);
 }
 
-SEC("raw_tp")
-int walk_sb(struct bpf_raw_tracepoint_args *ctx)
+/*
+ * walk_target is the superblock a walk run is asked about: that of params.fd
+ * (of its f_mapping's host with FC_WALK_MAPPING), or with FC_WALK_BDEV the
+ * block devices' one reached through it. It says FC_WALK_NO_FILE until found.
+ */
+static __always_inline struct super_block *walk_target(struct fc_walk_params *p, struct fc_walk *w)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct walker k = {};
-	struct fc_walk_params *p;
 	struct super_block *sb;
 	struct file **fds, *file = 0;
 	struct fdtable *fdt;
-	__u32 zero = 0;
 	__s32 fd;
 
-	p = bpf_map_lookup_elem(&walk_params, &zero);
-	k.w = bpf_map_lookup_elem(&walk, &zero);
-	if (!p || !k.w)
-		return 1;
-	k.p = p;
-	k.w->status = FC_WALK_NO_FILE;
+	w->status = FC_WALK_NO_FILE;
 	fdt = BPF_CORE_READ(task, files, fdt);
 	if (!fdt)
-		return 1;
+		return 0;
 	fds = BPF_CORE_READ(fdt, fd);
 	fd = p->fd;
 	if (fd < 0 || (__u32)fd >= BPF_CORE_READ(fdt, max_fds) ||
@@ -499,13 +502,270 @@ int walk_sb(struct bpf_raw_tracepoint_args *ctx)
 		sb = bdev_sb(sb);
 	if (!sb)
 		return 0;
+	w->dev = BPF_CORE_READ(sb, s_dev);
+	w->magic = BPF_CORE_READ(sb, s_magic);
+	return sb;
+}
+
+SEC("raw_tp")
+int walk_sb(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct walker k = {};
+	struct fc_walk_params *p;
+	struct super_block *sb;
+	__u32 zero = 0;
+
+	p = bpf_map_lookup_elem(&walk_params, &zero);
+	k.w = bpf_map_lookup_elem(&walk, &zero);
+	if (!p || !k.w)
+		return 1;
+	k.p = p;
+	sb = walk_target(p, k.w);
+	if (!sb)
+		return 0;
 	k.sb = sb;
-	k.w->dev = BPF_CORE_READ(sb, s_dev);
-	k.w->magic = BPF_CORE_READ(sb, s_magic);
 	k.head = (void *)sb + bpf_core_field_offset(struct super_block, s_inodes);
 	k.cur = k.head;
 	bpf_loop(p->max_steps, walk_step, &k, 0);
 	if (!k.done)
 		k.w->status = FC_WALK_STEPS;
+	return 0;
+}
+
+/*
+ * walk_sb_bounded: walk_sb for kernels without bpf_loop (Linux < 5.17). The
+ * verifier of those kernels follows every step of a loop, so one run takes
+ * at most FC_RUN_STEPS steps (FC_CHUNKS calls of walk_chunk, a global
+ * function checked once, each a loop of FC_CHUNK steps) and leaves a cursor
+ * on the last inode it visited; user space runs it again until the walk
+ * ends. Sums, heap and records carry over in their maps, so the runs
+ * together answer what one walk_sb run does.
+ *
+ * Between two runs the RCU read lock is let go: the cursor's inode may leave
+ * the list, be freed, and its memory be reused, by another inode (of this
+ * filesystem or another one of the same type: inode caches with a
+ * constructor are never merged with other caches) or, once its slab page is
+ * freed, by anything. The program holds no reference, so it never follows a
+ * cursor it has not checked, and reads it only with probe reads, which fail
+ * instead of faulting. A resumed run trusts the cursor only if, read inside
+ * this run (under its RCU read lock, so what it checks stays allocated until
+ * the run ends):
+ *   - it is on a list: it does not point at itself (list_del_init leaves an
+ *     inode that left the list so, until it is freed and reused);
+ *   - it is an inode of this superblock, with the inode number and
+ *     generation recorded when the last run stopped;
+ *   - its neighbours are at the addresses recorded then, both point back at
+ *     it, and each (unless it is the list head, which lives as long as the
+ *     mounted superblock the anchor fd pins) has the inode number and
+ *     generation recorded for it.
+ * Otherwise the run ends as FC_WALK_LOST (fc_cursor.refused says which
+ * check failed) and user space walks that filesystem again from the start,
+ * or calls it partial: never a wrong row. An inode of another filesystem, or
+ * another inode of this one, fails the identity check; memory that is no
+ * inode any more would have to hold this superblock's address, the number
+ * and generation, and two pointers to list nodes that point back at it.
+ * What a check cannot tell apart is the same file read back from disk into
+ * the same memory: it then fails the neighbour check, since a new inode
+ * goes to the head of the list, not between the inodes the cursor had,
+ * unless those two were evicted and read back into their own memory too,
+ * in an order that rebuilt the same three links, all between two runs. Even
+ * then every row is still a live inode of this filesystem read in this run
+ * (the walk only follows next pointers from a checked inode); the walk
+ * could count again inodes it had passed, as a run that started over would.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fc_cursor);
+} walk_cursor SEC(".maps");
+
+static __always_inline struct inode *inode_of(struct list_head *node)
+{
+	return (void *)node - bpf_core_field_offset(struct inode, i_sb_list);
+}
+
+/* link_of records the place node (an inode's i_sb_list) on the list; non-zero if a read failed. */
+static __always_inline int link_of(struct list_head *node, struct fc_link *l)
+{
+	struct inode *in = inode_of(node);
+
+	l->addr = (__u64)node;
+	return bpf_core_read(&l->ino, sizeof(l->ino), &in->i_ino) |
+	       bpf_core_read(&l->gen, sizeof(l->gen), &in->i_generation);
+}
+
+/* same says whether node (not the list head) is the inode recorded in want. */
+static __always_inline int same(struct list_head *node, struct fc_link *want)
+{
+	struct fc_link l = {};
+
+	return !link_of(node, &l) && l.ino == want->ino && l.gen == want->gen;
+}
+
+/* cursor_check: may this run resume after c->node? FC_CUR_OK or why not (see above). */
+static __always_inline __u32 cursor_check(struct fc_cursor *c, struct super_block *sb, struct list_head *head)
+{
+	struct list_head *node = (void *)c->node.addr, *prev = 0, *next = 0, *back = 0;
+	struct super_block *isb = 0;
+
+	if (c->sb != (__u64)sb)
+		return FC_CUR_SUPER;
+	if (bpf_core_read(&next, sizeof(next), &node->next) || bpf_core_read(&prev, sizeof(prev), &node->prev))
+		return FC_CUR_FAULT;
+	if (next == node || prev == node)
+		return FC_CUR_UNLINKED;
+	if (bpf_core_read(&isb, sizeof(isb), &inode_of(node)->i_sb))
+		return FC_CUR_FAULT;
+	if (isb != sb)
+		return FC_CUR_SB;
+	if (!same(node, &c->node))
+		return FC_CUR_INODE;
+	if ((__u64)prev != c->prev.addr || (__u64)next != c->next.addr)
+		return FC_CUR_NEIGHBOURS;
+	if (bpf_core_read(&back, sizeof(back), &prev->next) || back != node)
+		return FC_CUR_NEIGHBOURS;
+	back = 0;
+	if (bpf_core_read(&back, sizeof(back), &next->prev) || back != node)
+		return FC_CUR_NEIGHBOURS;
+	if (prev != head && !same(prev, &c->prev))
+		return FC_CUR_NEIGHBOURS;
+	if (next != head && !same(next, &c->next))
+		return FC_CUR_NEIGHBOURS;
+	return FC_CUR_OK;
+}
+
+/* cursor_mark records the cursor's inode and its neighbours for the next run to check. */
+static __always_inline void cursor_mark(struct fc_cursor *c, struct list_head *head)
+{
+	struct list_head *node = (void *)c->node.addr;
+	struct list_head *prev = BPF_CORE_READ(node, prev), *next = BPF_CORE_READ(node, next);
+
+	/* A failed read leaves zeros, which no check at resume accepts. */
+	link_of(node, &c->node);
+	c->prev.addr = (__u64)prev;
+	c->prev.ino = c->prev.gen = 0;
+	if (prev != head)
+		link_of(prev, &c->prev);
+	c->next.addr = (__u64)next;
+	c->next.ino = c->next.gen = 0;
+	if (next != head)
+		link_of(next, &c->next);
+}
+
+/* visit_cached is cached() as a global function: the verifier checks it once. */
+__noinline int visit_cached(__u64 sbp, __u64 inodep, __u64 n)
+{
+	struct walker k = {};
+	__u32 zero = 0;
+
+	k.p = bpf_map_lookup_elem(&walk_params, &zero);
+	k.w = bpf_map_lookup_elem(&walk, &zero);
+	if (!k.p || !k.w)
+		return 0;
+	k.sb = (void *)sbp;
+	cached(&k, (void *)inodep, n);
+	return 0;
+}
+
+/* walk_chunk's answers. */
+#define CHUNK_ON 0    /* FC_CHUNK steps taken: call again */
+#define CHUNK_ENDED 1 /* the walk ended: fc_walk.status says how */
+#define CHUNK_SPENT 2 /* the run's steps (fc_cursor.left) are spent */
+
+/*
+ * walk_chunk takes up to FC_CHUNK steps from the cursor, within the run's
+ * fc_cursor.left, and leaves the cursor on the last inode visited; -1 when a
+ * map is missing. Global, so the verifier checks its loop once, not once for
+ * each call; everything it changes is in maps, so the caller's loop gives
+ * the verifier one state an iteration.
+ */
+__noinline int walk_chunk(__u64 sbp)
+{
+	struct fc_cursor *c;
+	struct fc_walk *w;
+	struct list_head *head, *cur, *next;
+	__u32 zero = 0, i;
+	__u64 n;
+
+	w = bpf_map_lookup_elem(&walk, &zero);
+	c = bpf_map_lookup_elem(&walk_cursor, &zero);
+	if (!w || !c)
+		return -1;
+	head = (void *)sbp + bpf_core_field_offset(struct super_block, s_inodes);
+	cur = (void *)c->node.addr;
+	for (i = 0; i < FC_CHUNK; i++) {
+		if (!c->left)
+			return CHUNK_SPENT;
+		next = BPF_CORE_READ(cur, next);
+		if (next == head) {
+			w->status = FC_WALK_DONE;
+			return CHUNK_ENDED;
+		}
+		/* It left the list under this run: as in walk_step. */
+		if (!next || next == cur) {
+			w->status = FC_WALK_LOST;
+			return CHUNK_ENDED;
+		}
+		cur = next;
+		c->node.addr = (__u64)cur;
+		c->left--;
+		c->steps++;
+		w->inodes++;
+		n = BPF_CORE_READ(inode_of(cur), i_data.nrpages);
+		if (n)
+			visit_cached(sbp, (__u64)inode_of(cur), n);
+	}
+	return CHUNK_ON;
+}
+
+SEC("raw_tp")
+int walk_sb_bounded(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct fc_walk_params *p;
+	struct fc_cursor *c;
+	struct super_block *sb;
+	struct list_head *head;
+	struct fc_walk *w;
+	__u32 zero = 0, j;
+	__u64 left;
+	int r = CHUNK_SPENT;
+
+	p = bpf_map_lookup_elem(&walk_params, &zero);
+	w = bpf_map_lookup_elem(&walk, &zero);
+	c = bpf_map_lookup_elem(&walk_cursor, &zero);
+	if (!p || !w || !c)
+		return 1;
+	sb = walk_target(p, w);
+	if (!sb)
+		return 0;
+	head = (void *)sb + bpf_core_field_offset(struct super_block, s_inodes);
+	if (c->runs++ == 0) {
+		c->sb = (__u64)sb;
+		c->node.addr = (__u64)head;
+	} else {
+		c->refused = cursor_check(c, sb, head);
+		if (c->refused) {
+			w->status = FC_WALK_LOST;
+			return 0;
+		}
+	}
+	c->left = p->run_steps;
+	if (!c->left || c->left > FC_RUN_STEPS)
+		c->left = FC_RUN_STEPS;
+	left = p->max_steps > c->steps ? p->max_steps - c->steps : 0;
+	if (c->left > left)
+		c->left = left;
+	for (j = 0; j < FC_CHUNKS; j++) {
+		r = walk_chunk((__u64)sb);
+		if (r != CHUNK_ON)
+			break;
+	}
+	if (r < 0)
+		return 1;
+	if (r == CHUNK_ENDED)
+		return 0;
+	w->status = c->steps >= p->max_steps ? FC_WALK_STEPS : FC_WALK_MORE;
+	cursor_mark(c, head);
 	return 0;
 }

@@ -160,7 +160,7 @@ func (m *Module) bpfMap(name string) (*libbpfgo.BPFMap, error) {
 
 // allPrograms are the object's programs: the query methods' and the walk's.
 func allPrograms() []string {
-	all := []string{walkProgram}
+	all := []string{walkProgram, walkBoundedProgram}
 	for _, name := range programs {
 		all = append(all, name)
 	}

@@ -45,7 +45,13 @@ type Env struct {
 	Version  string
 	Load     LoadFunc
 	// LoadWalker loads the filesystem walk of filecache top; close unloads it.
+	// LoadOptions.Method picks the walk: bpf_loop's or the bounded one, else
+	// (auto, attached) what WalkMethod says.
 	LoadWalker func(LoadOptions) (w top.Walker, close func(), err error)
+	// WalkMethod is the walk LoadWalker loads for a --bpf-method ("" for
+	// auto): bpf_loop's where libbpf's probe finds the helper, else the
+	// bounded one.
+	WalkMethod func(method string) string
 	// Caps and Stat default to this process's capabilities and os.Stat.
 	Caps func() (pagecache.Caps, error)
 	Stat func(string) error
@@ -65,7 +71,7 @@ type CLI struct {
 	Touch  TouchCmd  `cmd:"" help:"Bring files into the page cache (like vmtouch -t), showing the figures before and after."`
 	Evict  EvictCmd  `cmd:"" help:"Drop files' clean pages from the page cache (like vmtouch -e), showing the figures before and after."`
 	Lock   LockCmd   `cmd:"" help:"Map and lock files in memory (like vmtouch -l) until SIGTERM, SIGINT or SIGHUP, showing the figures before and after."`
-	Top    TopCmd    `cmd:"" help:"List what fills the page cache across every mounted filesystem, without a list of files (needs the bpf engine, Linux >= 5.17)."`
+	Top    TopCmd    `cmd:"" help:"List what fills the page cache across every mounted filesystem, without a list of files (needs the bpf engine)."`
 }
 
 // Globals are the flags every command takes, and what the commands share.

@@ -25,6 +25,8 @@ type fakeWalker struct {
 	failOn int32 // an fd whose walk fails
 }
 
+func (f *fakeWalker) Method() string { return "test" }
+
 func (f *fakeWalker) Walk(p bpf.WalkParams, each func(bpf.Inode) error) (bpf.Walk, error) {
 	f.runs++
 	var w bpf.Walk
