@@ -23,6 +23,7 @@ type topDoc struct {
 	PageSize    int64      `json:"page_size"`
 	Partial     bool       `json:"partial"`
 	Restricted  bool       `json:"restricted"`
+	Method      string     `json:"method"`
 	Rows        []topRow   `json:"rows"`
 	Filesystems []topFS    `json:"filesystems"`
 	Total       topTotal   `json:"total"`
@@ -46,7 +47,10 @@ type topFS struct {
 	FSType      string `json:"fstype"`
 	Device      string `json:"device"`
 	CachedPages uint64 `json:"cached_pages"`
+	Inodes      uint64 `json:"inodes"`
 	Complete    bool   `json:"complete"`
+	Walks       int    `json:"walks"`
+	Runs        int    `json:"runs"`
 }
 
 type topTotal struct {
@@ -57,24 +61,17 @@ type topTotal struct {
 	AccountedPercent    float64 `json:"accounted_percent"`
 }
 
-// topKernel skips the top tests on a kernel without bpf_loop, after
-// checking that top says so clearly there.
+// topKernel: the top tests run on every kernel (bpf_loop's walk from 5.17,
+// the bounded one before), in the suite's unforced run and in the one that
+// forces the bounded loop; see topwalk_test.go.
 func topKernel(t *testing.T, bin string) {
 	t.Helper()
-	once(t)
-	if kernelMethod(t) == "bpf_loop" {
-		return
-	}
-	res := run(t, bin, "top", "-n", "1")
-	if res.code != 1 || !strings.Contains(res.stderr, "bpf_loop") || !strings.Contains(res.stderr, "5.17") || res.stdout != "" {
-		t.Fatalf("on a kernel without bpf_loop, top must fail with one line naming bpf_loop and Linux 5.17\n%s", res)
-	}
-	t.Skip("filecache top needs bpf_loop (Linux >= 5.17); checked that it says so")
+	topConfig(t)
 }
 
 func runTop(t *testing.T, bin string, args ...string) topDoc {
 	t.Helper()
-	res := run(t, bin, append([]string{"--json", "top"}, args...)...)
+	res := run(t, bin, append([]string{"--json", "top"}, topArgs(t, args)...)...)
 	if res.code != 0 {
 		t.Fatalf("top failed\n%s", res)
 	}
@@ -82,6 +79,7 @@ func runTop(t *testing.T, bin string, args ...string) topDoc {
 	if err := json.Unmarshal([]byte(res.stdout), &d); err != nil {
 		t.Fatalf("top --json: %v\n%s", err, res)
 	}
+	checkWalk(t, d, args)
 	return d
 }
 

@@ -197,24 +197,18 @@ func try(engine, method string, h pagecache.Handle, load func() (pagecache.Engin
 	return ch
 }
 
-// topWalk says which walk filecache top gets here (--bpf-method as given),
-// and why.
+// topWalk says which walk filecache top gets on this kernel unforced (as
+// "filecache uses" is the automatic choice), and why.
 func (g *Globals) topWalk() TopWalk {
-	forced := g.bpfMethod()
-	var t TopWalk
-	switch {
-	case forced == bpf.MethodLoop || forced == bpf.MethodBounded:
-		t.Method, t.Reason = forced, "forced with --bpf-method"
-	case g.env.WalkMethod == nil:
+	if g.env.WalkMethod == nil {
 		return TopWalk{Reason: "no BPF loader in this build"}
-	default:
-		t.Method = g.env.WalkMethod(forced)
-		t.Reason = "libbpf's probe finds the bpf_loop helper (Linux >= 5.17): one test run walks a whole filesystem"
-		if t.Method == bpf.MethodBounded {
-			t.Reason = fmt.Sprintf("libbpf's probe finds no bpf_loop helper (Linux < 5.17): test runs of at most %d inodes walk a filesystem, each resuming after an inode it first checks is still on the list", bpf.RunSteps)
-		}
 	}
+	t := TopWalk{Method: g.env.WalkMethod("")}
 	t.Program = bpf.WalkPrograms[t.Method]
+	t.Reason = "libbpf's probe finds the bpf_loop helper (Linux >= 5.17): one test run walks a whole filesystem"
+	if t.Method == bpf.MethodBounded {
+		t.Reason = fmt.Sprintf("libbpf's probe finds no bpf_loop helper (Linux < 5.17): test runs of at most %d inodes walk a filesystem, each resuming after an inode it first checks is still on the list", bpf.RunSteps)
+	}
 	return t
 }
 
