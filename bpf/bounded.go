@@ -5,9 +5,10 @@ import "fmt"
 // The bounded walk's layout (filecache.h, walk_sb_bounded); cgo's layout
 // test checks it.
 const (
-	Chunk      = 64             // FC_CHUNK: list steps of one call of walk_chunk
-	Chunks     = 256            // FC_CHUNKS: calls of walk_chunk one run makes at most
-	RunSteps   = Chunk * Chunks // FC_RUN_STEPS: list steps one run takes at most
+	Chunk      = 16                      // FC_CHUNK: list steps of one call of walk_chunk
+	Chunks     = 32                      // FC_CHUNKS: calls of walk_chunk one call of walk_chunks makes
+	Groups     = 32                      // FC_GROUPS: calls of walk_chunks one run makes
+	RunSteps   = Chunk * Chunks * Groups // FC_RUN_STEPS: list steps one run takes at most
 	CursorSize = 3*24 + 2*8 + 4*4
 )
 

@@ -124,17 +124,18 @@ struct fc_inode {
 
 /*
  * The bounded walk (walk_sb_bounded), for kernels without bpf_loop (< 5.17):
- * the same walk cut into test runs of at most FC_RUN_STEPS list steps, each
- * a loop the verifier of Linux 5.10 accepts. Each run resumes after the
+ * the same walk cut into test runs of at most FC_RUN_STEPS list steps, in
+ * nested loops the verifier of Linux 5.10 accepts. Each run resumes after the
  * inode the previous one stopped at (the cursor), once it has checked that
  * the cursor is still that inode on that list; fc_walk and the records carry
  * over from run to run, so the runs together answer what one walk_sb run
  * does. fc_walk.status is FC_WALK_MORE after a run that stopped at its step
  * bound.
  */
-#define FC_CHUNK 64   /* list steps of one call of walk_chunk, a loop of its own */
-#define FC_CHUNKS 256 /* calls of walk_chunk one run makes at most */
-#define FC_RUN_STEPS (FC_CHUNK * FC_CHUNKS)
+#define FC_CHUNK 16  /* list steps of one call of walk_chunk, a loop of its own */
+#define FC_CHUNKS 32 /* calls of walk_chunk one call of walk_chunks makes at most */
+#define FC_GROUPS 32 /* calls of walk_chunks one run makes at most */
+#define FC_RUN_STEPS (FC_CHUNK * FC_CHUNKS * FC_GROUPS)
 
 #define FC_WALK_MORE 4 /* fc_walk.status: the run took its steps; run again to go on */
 

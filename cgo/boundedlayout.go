@@ -20,6 +20,7 @@ func cBoundedLayout() map[string]uintptr {
 	return map[string]uintptr{
 		"FC_CHUNK":                 C.FC_CHUNK,
 		"FC_CHUNKS":                C.FC_CHUNKS,
+		"FC_GROUPS":                C.FC_GROUPS,
 		"FC_RUN_STEPS":             C.FC_RUN_STEPS,
 		"FC_WALK_MORE":             C.FC_WALK_MORE,
 		"FC_CUR_OK":                C.FC_CUR_OK,

@@ -15,7 +15,7 @@ func TestBoundedLayout(t *testing.T) {
 	c := cBoundedLayout()
 	le := binary.LittleEndian
 	for name, goValue := range map[string]uintptr{
-		"FC_CHUNK": bpf.Chunk, "FC_CHUNKS": bpf.Chunks, "FC_RUN_STEPS": bpf.RunSteps,
+		"FC_CHUNK": bpf.Chunk, "FC_CHUNKS": bpf.Chunks, "FC_GROUPS": bpf.Groups, "FC_RUN_STEPS": bpf.RunSteps,
 		"FC_WALK_MORE": uintptr(bpf.WalkMore), "FC_CUR_OK": uintptr(bpf.CursorOK),
 		"FC_CUR_FAULT": uintptr(bpf.CursorFault), "FC_CUR_UNLINKED": uintptr(bpf.CursorUnlinked),
 		"FC_CUR_SB": uintptr(bpf.CursorSB), "FC_CUR_INODE": uintptr(bpf.CursorInode),
