@@ -394,7 +394,6 @@ __noinline int emit(__u64 sbp, __u64 inodep, __u64 n)
 	return 1;
 }
 
-/* visit counts one inode and returns a record of it if asked for. */
 /* cached counts an inode of n > 0 pages and returns a record of it if asked for. */
 static __always_inline void cached(struct walker *k, struct inode *inode, __u64 n)
 {
@@ -473,11 +472,13 @@ static __always_inline struct super_block *bdev_sb(struct super_block *sb)
 }
 
 /*
- * walk_target is the superblock a walk run is asked about: that of params.fd
- * (of its f_mapping's host with FC_WALK_MAPPING), or with FC_WALK_BDEV the
- * block devices' one reached through it. It says FC_WALK_NO_FILE until found.
+ * walk_target finds the superblock a walk run is asked about: that of
+ * params.fd (of its f_mapping's host with FC_WALK_MAPPING), or with
+ * FC_WALK_BDEV the block devices' one reached through it; *sbp stays 0 and
+ * the status FC_WALK_NO_FILE when there is none. Non-zero when this task's
+ * fd table is unreadable.
  */
-static __always_inline struct super_block *walk_target(struct fc_walk_params *p, struct fc_walk *w)
+static __always_inline int walk_target(struct fc_walk_params *p, struct fc_walk *w, struct super_block **sbp)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct super_block *sb;
@@ -485,10 +486,11 @@ static __always_inline struct super_block *walk_target(struct fc_walk_params *p,
 	struct fdtable *fdt;
 	__s32 fd;
 
+	*sbp = 0;
 	w->status = FC_WALK_NO_FILE;
 	fdt = BPF_CORE_READ(task, files, fdt);
 	if (!fdt)
-		return 0;
+		return 1;
 	fds = BPF_CORE_READ(fdt, fd);
 	fd = p->fd;
 	if (fd < 0 || (__u32)fd >= BPF_CORE_READ(fdt, max_fds) ||
@@ -504,7 +506,8 @@ static __always_inline struct super_block *walk_target(struct fc_walk_params *p,
 		return 0;
 	w->dev = BPF_CORE_READ(sb, s_dev);
 	w->magic = BPF_CORE_READ(sb, s_magic);
-	return sb;
+	*sbp = sb;
+	return 0;
 }
 
 SEC("raw_tp")
@@ -520,7 +523,8 @@ int walk_sb(struct bpf_raw_tracepoint_args *ctx)
 	if (!p || !k.w)
 		return 1;
 	k.p = p;
-	sb = walk_target(p, k.w);
+	if (walk_target(p, k.w, &sb))
+		return 1;
 	if (!sb)
 		return 0;
 	k.sb = sb;
@@ -541,10 +545,10 @@ int walk_sb(struct bpf_raw_tracepoint_args *ctx)
  * checked once: a run makes FC_GROUPS calls of walk_chunks, which makes
  * FC_CHUNKS calls of walk_chunk, a loop of FC_CHUNK steps (FC_RUN_STEPS =
  * 16384 steps for 12,200 instructions verified on 5.10, 11,600 on 6.18,
- * where walk_sb takes 7,400). A run leaves a cursor on the last inode it visited; user
- * space runs the program again until the walk ends. Sums, heap and records
- * carry over in their maps, so the runs together answer what one walk_sb
- * run does.
+ * where walk_sb takes 7,400). A run leaves a cursor on the last inode it
+ * visited; user space runs the program again until the walk ends. Sums, heap
+ * and records carry over in their maps, so the runs together answer what
+ * one walk_sb run does.
  *
  * Between two runs the RCU read lock is let go: the cursor's inode may leave
  * the list, be freed, and its memory be reused, by another inode (of this
@@ -747,7 +751,8 @@ int walk_sb_bounded(struct bpf_raw_tracepoint_args *ctx)
 	c = bpf_map_lookup_elem(&walk_cursor, &zero);
 	if (!p || !w || !c)
 		return 1;
-	sb = walk_target(p, w);
+	if (walk_target(p, w, &sb))
+		return 1;
 	if (!sb)
 		return 0;
 	head = (void *)sb + bpf_core_field_offset(struct super_block, s_inodes);

@@ -24,8 +24,8 @@ type fakeWalker struct {
 	// refused is why a lost walk's cursor was refused, as a bounded walk
 	// that took two test runs says.
 	refused bpf.CursorRefusal
-	runs   int
-	failOn int32 // an fd whose walk fails
+	runs    int
+	failOn  int32 // an fd whose walk fails
 }
 
 func (f *fakeWalker) Method() string { return "test" }
