@@ -82,7 +82,7 @@ type Globals struct {
 	Verbose bool             `short:"v" help:"On a BPF load failure, also print the kernel verifier's last lines."`
 	Engine  string           `enum:"auto,bpf,cachestat,mincore" default:"auto" help:"How to measure: ${enum}. auto takes bpf, then cachestat, then mincore, file by file."`
 	BTF     string           `name:"btf" placeholder:"FILE" help:"Kernel BTF to load against, for kernels without /sys/kernel/btf/vmlinux."`
-	Method  string           `name:"bpf-method" hidden:"" enum:"auto,${methods}" default:"auto" help:"Force the BPF program (${enum}); for tests."`
+	Method  string           `name:"bpf-method" hidden:"" enum:"auto,${methods}" default:"auto" help:"Force the BPF program (${enum}), and with bpf_loop or bounded-loop top's walk; for tests."`
 
 	env  *Env
 	args []string // the command line as given, for lock --daemon to run again
