@@ -100,6 +100,8 @@ check-static: $(BIN)
 bench: $(BIN)
 	./scripts/bench.sh
 	./scripts/bench-top.sh
+	# top's two walks alone, loaded once: ns an inode (cgo/walk_test.go)
+	$(GO) test -run '^$$' -bench Walk -benchtime 40x -count 5 ./cgo/
 
 # The full vmlinux.h of the running kernel, to compare with the trimmed one.
 vmlinux-full:

@@ -12,13 +12,20 @@ const (
 	progQueryLoop     = "query_loop"
 	progQueryBounded  = "query_bounded"
 	progQueryAttached = "query_attached"
-	progWalk          = "walk_sb"
 
 	mapParams      = "params"
 	mapResults     = "results"
 	mapWalkParams  = "walk_params"
 	mapWalk        = "walk"
 	mapWalkRecords = "walk_records"
+	mapWalkCursor  = "walk_cursor"
+)
+
+// The walks of filecache top: their names are bpf.WalkPrograms', which
+// doctor shows too.
+var (
+	progWalk        = bpf.WalkPrograms[bpf.MethodLoop]
+	progWalkBounded = bpf.WalkPrograms[bpf.MethodBounded]
 )
 
 // programs is the query program of each method.
@@ -30,7 +37,7 @@ var programs = map[string]string{
 
 // objectPrograms are all the object's programs: open disables every one
 // but the program it loads, so one missing here would be loaded too.
-var objectPrograms = []string{progQueryLoop, progQueryBounded, progQueryAttached, progWalk}
+var objectPrograms = []string{progQueryLoop, progQueryBounded, progQueryAttached, progWalk, progWalkBounded}
 
 // objectMaps are all the object's maps.
-var objectMaps = []string{mapParams, mapResults, mapWalkParams, mapWalk, mapWalkRecords}
+var objectMaps = []string{mapParams, mapResults, mapWalkParams, mapWalk, mapWalkRecords, mapWalkCursor}

@@ -50,7 +50,7 @@ var objectFields = map[string][]string{
 	"files_struct":            {"fdt"},
 	"fdtable":                 {"max_fds", "fd"},
 	"file":                    {"f_inode", "f_mapping"},
-	"inode":                   {"i_mode", "i_sb", "i_mapping", "i_ino", "i_nlink", "i_rdev", "i_size", "i_sb_list", "i_dentry", "i_data"},
+	"inode":                   {"i_mode", "i_sb", "i_mapping", "i_ino", "i_nlink", "i_rdev", "i_size", "i_generation", "i_sb_list", "i_dentry", "i_data"},
 	"address_space":           {"host", "nrpages"},
 	"super_block":             {"s_dev", "s_magic", "s_root", "s_inodes", "s_bdev"},
 	"dentry":                  {"d_hash", "d_parent", "d_name", "d_u"},

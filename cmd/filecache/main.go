@@ -38,12 +38,13 @@ func main() {
 		},
 		Load: loadBPF,
 		LoadWalker: func(opts cli.LoadOptions) (top.Walker, func(), error) {
-			w, err := cgo.LoadWalker(cgo.Options{BTFPath: opts.BTF})
+			w, err := cgo.LoadWalker(cgo.Options{BTFPath: opts.BTF, Method: opts.Method})
 			if err != nil {
 				return nil, nil, err
 			}
 			return w, w.Close, nil
 		},
+		WalkMethod: cgo.WalkMethod,
 	}))
 }
 

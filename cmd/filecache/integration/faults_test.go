@@ -217,6 +217,7 @@ type doctorReport struct {
 		Engine, Method string
 		OK             bool
 	}
+	Top struct{ Method, Program string }
 }
 
 // doctor's verdicts match what the kernel has: every engine the kernel
@@ -230,7 +231,8 @@ func TestDoctor(t *testing.T) {
 	}
 	method := kernelMethod(t) // doctor ignores FILECACHE_BPF_METHOD: it tries them all
 	want := map[string]bool{"bpf_loop": method == "bpf_loop", "bounded-loop": true, "attached": true,
-		"cachestat(2)": haveCachestat(), "mmap+mincore(2)": true, "walk_sb (bpf_loop)": method == "bpf_loop"}
+		"cachestat(2)": haveCachestat(), "mmap+mincore(2)": true, "walk_sb (bpf_loop)": method == "bpf_loop",
+		"walk_sb_bounded (bounded-loop)": true}
 	for _, c := range d.Checks {
 		if c.OK != want[c.Method] {
 			t.Errorf("doctor says %s %s works=%v (%s), want %v", c.Engine, c.Method, c.OK, c.Error, want[c.Method])
@@ -238,6 +240,11 @@ func TestDoctor(t *testing.T) {
 	}
 	if len(d.Checks) != len(want) || !d.Auto.OK || d.Auto.Engine != "bpf" || d.Auto.Method != method {
 		t.Errorf("doctor: %+v, want %d checks and auto = bpf %s", d, len(want), method)
+	}
+	// top's walk: bpf_loop's from 5.17, the bounded one before (the same
+	// split as the query methods').
+	if d.Top.Method != method {
+		t.Errorf("doctor says top walks with %q (%s), want %s", d.Top.Method, d.Top.Program, method)
 	}
 
 	res = runWith(t, runOpts{cred: nobody(), ownEngine: true}, binForAll(t, bin), "doctor", "--json")

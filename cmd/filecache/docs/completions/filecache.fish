@@ -7,8 +7,8 @@ complete -c filecache -n "not __fish_seen_subcommand_from $filecache_commands" -
 complete -c filecache -n "not __fish_seen_subcommand_from $filecache_commands" -a touch -d 'Bring files into the page cache (like vmtouch -t), showing the figures before and after'
 complete -c filecache -n "not __fish_seen_subcommand_from $filecache_commands" -a evict -d 'Drop files\' clean pages from the page cache (like vmtouch -e), showing the figures before and after'
 complete -c filecache -n "not __fish_seen_subcommand_from $filecache_commands" -a lock -d 'Map and lock files in memory (like vmtouch -l) until SIGTERM, SIGINT or SIGHUP, showing the figures before and after'
-complete -c filecache -n "not __fish_seen_subcommand_from $filecache_commands" -a top -d 'List what fills the page cache across every mounted filesystem, without a list of files (needs the bpf engine, Linux >= 5.17)'
-complete -c filecache -n "not __fish_seen_subcommand_from $filecache_commands" -a serve -d 'Serve what fills the page cache to Prometheus, walking it when scraped (needs the bpf engine, Linux >= 5.17)'
+complete -c filecache -n "not __fish_seen_subcommand_from $filecache_commands" -a top -d 'List what fills the page cache across every mounted filesystem, without a list of files (needs the bpf engine)'
+complete -c filecache -n "not __fish_seen_subcommand_from $filecache_commands" -a serve -d 'Serve what fills the page cache to Prometheus, walking it when scraped (needs the bpf engine)'
 
 # Flags of every command.
 complete -c filecache -s h -l help -d 'Show context-sensitive help'

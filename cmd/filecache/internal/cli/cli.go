@@ -45,7 +45,13 @@ type Env struct {
 	Build    Build // what --version and doctor say this binary is
 	Load     LoadFunc
 	// LoadWalker loads the filesystem walk of filecache top; close unloads it.
+	// LoadOptions.Method picks the walk: bpf_loop's or the bounded one, else
+	// (auto, attached) what WalkMethod says.
 	LoadWalker func(LoadOptions) (w top.Walker, close func(), err error)
+	// WalkMethod is the walk LoadWalker loads for a --bpf-method ("" for
+	// auto): bpf_loop's where libbpf's probe finds the helper, else the
+	// bounded one.
+	WalkMethod func(method string) string
 	// Caps and Stat default to this process's capabilities and os.Stat.
 	Caps func() (pagecache.Caps, error)
 	Stat func(string) error
@@ -68,8 +74,8 @@ type CLI struct {
 	Touch  TouchCmd  `cmd:"" help:"Bring files into the page cache (like vmtouch -t), showing the figures before and after."`
 	Evict  EvictCmd  `cmd:"" help:"Drop files' clean pages from the page cache (like vmtouch -e), showing the figures before and after."`
 	Lock   LockCmd   `cmd:"" help:"Map and lock files in memory (like vmtouch -l) until SIGTERM, SIGINT or SIGHUP, showing the figures before and after."`
-	Top    TopCmd    `cmd:"" help:"List what fills the page cache across every mounted filesystem, without a list of files (needs the bpf engine, Linux >= 5.17)."`
-	Serve  ServeCmd  `cmd:"" help:"Serve what fills the page cache to Prometheus, walking it when scraped (needs the bpf engine, Linux >= 5.17)."`
+	Top    TopCmd    `cmd:"" help:"List what fills the page cache across every mounted filesystem, without a list of files (needs the bpf engine)."`
+	Serve  ServeCmd  `cmd:"" help:"Serve what fills the page cache to Prometheus, walking it when scraped (needs the bpf engine)."`
 }
 
 // Globals are the flags every command takes, and what the commands share.
@@ -80,7 +86,7 @@ type Globals struct {
 	Verbose bool             `short:"v" help:"On a BPF load failure, also print the kernel verifier's last lines."`
 	Engine  string           `enum:"auto,bpf,cachestat,mincore" default:"auto" help:"How to measure: ${enum}. auto takes bpf, then cachestat, then mincore, file by file."`
 	BTF     string           `name:"btf" placeholder:"FILE" help:"Kernel BTF to load against, for kernels without /sys/kernel/btf/vmlinux."`
-	Method  string           `name:"bpf-method" hidden:"" enum:"auto,${methods}" default:"auto" help:"Force the BPF program (${enum}); for tests."`
+	Method  string           `name:"bpf-method" hidden:"" enum:"auto,${methods}" default:"auto" help:"Force the BPF program (${enum}), and with bpf_loop or bounded-loop top's walk; for tests."`
 
 	env  *Env
 	args []string // the command line as given, for lock --daemon to run again

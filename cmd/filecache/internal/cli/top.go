@@ -27,6 +27,7 @@ type TopCmd struct {
 	Iterations int      `placeholder:"N" help:"With --watch, stop after N refreshes (0: until interrupted)."`
 	Format     string   `enum:"table,prometheus" default:"table" help:"table, or prometheus: the text format of node_exporter's textfile collector."`
 	Output     string   `placeholder:"FILE" help:"Write to FILE instead of standard output, each time whole: through a temporary file beside it, renamed over it (as the textfile collector expects)."`
+	RunSteps   uint32   `name:"run-steps" hidden:"" placeholder:"N" help:"The bounded walk: list steps of one BPF test run at most (0: its most); for tests."`
 }
 
 // Run lists the inodes holding the most page cache, once or every --watch.
@@ -41,7 +42,7 @@ func (o *TopCmd) Run(g *Globals) error {
 	if o.Watch < 0 || (o.Watch == 0 && o.Iterations != 0) {
 		return usagef("--watch takes a positive number of seconds; --iterations needs --watch")
 	}
-	opts := top.Options{N: o.N}
+	opts := top.Options{N: o.N, RunSteps: o.RunSteps}
 	if o.N < 0 {
 		opts.N = screenRows()
 	}
@@ -69,7 +70,7 @@ func (o *TopCmd) Run(g *Globals) error {
 	var w top.Walker
 	var closeW func()
 	err = g.checkedLoad(func() (err error) {
-		w, closeW, err = env.LoadWalker(LoadOptions{BTF: g.BTF})
+		w, closeW, err = env.LoadWalker(LoadOptions{BTF: g.BTF, Method: g.bpfMethod()})
 		return err
 	})
 	if err != nil {
