@@ -28,7 +28,7 @@ build: $(BIN)
 $(LIBBPF_A): vendor.sh
 	./vendor.sh
 
-$(BPF_OBJ): bpf/filecache.bpf.c bpf/filecache.h bpf/vmlinux.h $(LIBBPF_A)
+$(BPF_OBJ): bpf/filecache.bpf.c bpf/overlay.bpf.c bpf/pages.bpf.c bpf/filecache.h bpf/vmlinux.h $(LIBBPF_A)
 	$(CLANG) -target bpf -O2 -g -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 		-Ibpf -I$(LIBBPF_OUT)/include -c $< -o $@
 	$(STRIP) -g $@

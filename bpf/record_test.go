@@ -11,9 +11,11 @@ import (
 )
 
 // A slot as the kernel wrote it (Linux 6.18, 16 MiB tmpfs file, inode 2 on
-// device 0:27): 4096 pages, 16777216 bytes, tmpfs magic, mode 0100644, one link.
+// device 0:27): 4096 pages, 16777216 bytes, tmpfs magic, mode 0100644, one
+// link, not on overlayfs.
 const tmpfsSlot = "0010000000000000" + "0000000100000000" + "0200000000000000" +
-	"9419020100000000" + "1b000000" + "a4810000" + "00000000" + "01000000"
+	"9419020100000000" + "1b000000" + "a4810000" + "00000000" + "01000000" +
+	"0000000000000000" + "00000000" + "00000000"
 
 func TestDecodeResults(t *testing.T) {
 	b := UnsetResults()
@@ -73,7 +75,7 @@ func TestEncodeParams(t *testing.T) {
 }
 
 func TestStatusString(t *testing.T) {
-	for _, s := range []Status{StatusOK, StatusNoFile, StatusNoMapping, StatusFault, StatusUnset, 77} {
+	for _, s := range []Status{StatusOK, StatusNoFile, StatusNoMapping, StatusFault, StatusNoOverlay, StatusPageRace, StatusNoMemcg, StatusUnset, 77} {
 		if s.String() == "" {
 			t.Errorf("status %d has no text", uint32(s))
 		}
@@ -111,6 +113,9 @@ func FuzzDecodeResults(f *testing.F) {
 			le.PutUint32(re[36:], r.Mode)
 			le.PutUint32(re[40:], uint32(r.Status))
 			le.PutUint32(re[44:], r.Nlink)
+			le.PutUint64(re[48:], r.RealIno)
+			le.PutUint32(re[56:], r.RealDev)
+			le.PutUint32(re[60:], uint32(r.Layer))
 			if !bytes.Equal(re, b[:ResultSize]) {
 				t.Fatalf("slot 0 does not round-trip:\n%x\n%x", re, b[:ResultSize])
 			}

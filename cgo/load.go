@@ -137,7 +137,7 @@ func loadMethod(opts Options, method string) (_ *Module, err error) {
 			m.Close()
 		}
 	}()
-	if err := m.open(opts, use, 1); err != nil {
+	if err := m.open(opts, use, nil); err != nil {
 		return nil, err
 	}
 	if m.params, err = m.bpfMap("params"); err != nil {
@@ -158,20 +158,25 @@ func (m *Module) bpfMap(name string) (*libbpfgo.BPFMap, error) {
 	return bm, nil
 }
 
-// allPrograms are the object's programs: the query methods' and the walk's.
+// allPrograms are the object's programs: the query methods', the
+// superblock walk's and the page walk's.
 func allPrograms() []string {
-	all := []string{walkProgram}
+	all := []string{walkProgram, pagesLoopProgram, pagesBoundedProgram}
 	for _, name := range programs {
 		all = append(all, name)
 	}
 	return all
 }
 
+// recordMaps are the object's large record maps, each shrunk to one entry
+// unless the program loaded uses it (4 MiB of walk records would only slow
+// every query down).
+var recordMaps = []string{"walk_records", pagesRecordsMap}
+
 // open opens the embedded object and loads only the program use (m.prog),
-// with the walk's records map sized to records entries (one when use is a
-// query program: its 4 MiB would only slow every query down). Errors are
-// *LoadError, with what libbpf printed.
-func (m *Module) open(opts Options, use string, records uint32) (err error) {
+// with the record maps named in sizes sized so, the others to one entry.
+// Errors are *LoadError, with what libbpf printed.
+func (m *Module) open(opts Options, use string, sizes map[string]uint32) (err error) {
 	takeLog()
 	defer func() {
 		if err != nil {
@@ -205,12 +210,18 @@ func (m *Module) open(opts Options, use string, records uint32) (err error) {
 			return fmt.Errorf("disable program %s: %w", name, err)
 		}
 	}
-	recs, err := m.mod.GetMap("walk_records")
-	if err != nil {
-		return fmt.Errorf("find map walk_records: %w", err)
-	}
-	if err := recs.SetMaxEntries(records); err != nil {
-		return fmt.Errorf("size map walk_records: %w", err)
+	for _, name := range recordMaps {
+		recs, err := m.mod.GetMap(name)
+		if err != nil {
+			return fmt.Errorf("find map %s: %w", name, err)
+		}
+		n, ok := sizes[name]
+		if !ok {
+			n = 1
+		}
+		if err := recs.SetMaxEntries(n); err != nil {
+			return fmt.Errorf("size map %s: %w", name, err)
+		}
 	}
 	if err := m.mod.BPFLoadObject(); err != nil {
 		return fmt.Errorf("load BPF program %s: %w", use, err)
@@ -243,9 +254,15 @@ func (m *Module) minimalBTF(path string) string {
 	if kernel == nil {
 		kernel, err = os.ReadFile(src)
 	}
+	// overlayfs built as a module has its types in the module's BTF, which
+	// libbpf does not read once given a BTF file: add them.
+	var module []byte
+	if path == "" {
+		module, _ = os.ReadFile(overlayModuleBTF)
+	}
 	if err == nil {
 		var min []byte
-		if min, err = btfmin.MinimalBTF(kernel, object); err == nil {
+		if min, err = btfmin.MinimalBTFModule(kernel, module, object); err == nil {
 			var p string
 			if p, err = m.memfile("vmlinux.btf", min); err == nil {
 				return p
@@ -258,6 +275,9 @@ func (m *Module) minimalBTF(path string) string {
 	logMu.Unlock()
 	return path
 }
+
+// overlayModuleBTF is the BTF of overlayfs when it is a loaded module.
+const overlayModuleBTF = "/sys/kernel/btf/overlay"
 
 // mapFile maps a whole file read-only.
 func mapFile(path string) ([]byte, error) {

@@ -33,7 +33,7 @@ func LoadWalker(opts Options) (_ *Walker, err error) {
 			w.Close()
 		}
 	}()
-	if err := w.open(opts, walkProgram, bpf.WalkCap); err != nil {
+	if err := w.open(opts, walkProgram, map[string]uint32{"walk_records": bpf.WalkCap}); err != nil {
 		return nil, err
 	}
 	if w.walkParams, err = w.bpfMap("walk_params"); err != nil {
