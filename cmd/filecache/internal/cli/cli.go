@@ -46,6 +46,10 @@ type Env struct {
 	Load     LoadFunc
 	// LoadWalker loads the filesystem walk of filecache top; close unloads it.
 	LoadWalker func(LoadOptions) (w top.Walker, close func(), err error)
+	// LoadPages loads the page walk of --by-cgroup.
+	LoadPages LoadFunc
+	// CgroupNames finds the memory cgroup hierarchy (nil: this machine's).
+	CgroupNames func() (CgroupNames, error)
 	// Caps and Stat default to this process's capabilities and os.Stat.
 	Caps func() (pagecache.Caps, error)
 	Stat func(string) error
