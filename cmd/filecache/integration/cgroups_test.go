@@ -371,7 +371,7 @@ func TestByCgroup(t *testing.T) {
 	}
 	for _, m := range []memcg{a, b} {
 		if !strings.Contains(tab.stdout, fmt.Sprintf("%d/%d", pagesFor(nc1), pagesFor(nc1+nc2))) ||
-			!regexp.MustCompile(`(?m)\s` + regexp.QuoteMeta(m.path) + `\s+` + regexp.QuoteMeta(fc) + `$`).MatchString(tab.stdout) {
+			!regexp.MustCompile(`(?m)\s`+regexp.QuoteMeta(m.path)+`\s+`+regexp.QuoteMeta(fc)+`$`).MatchString(tab.stdout) {
 			t.Errorf("table: no row of %s for %s\n%s", m.path, fc, tab)
 		}
 	}
