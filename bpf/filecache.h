@@ -188,8 +188,9 @@ struct fc_pg_state {
 	__u64 steps;     /* steps of this run */
 	__u64 node;      /* within a run: the tree node being read (0: descend from the head) */
 	__u64 mapping;   /* within a run: files[slot]'s mapping (0: look it up) */
-	__u64 cur_memcg; /* the run of pages being counted */
-	__u64 cur_pages;
+	__u64 cur_memcg; /* the run of pages being counted: its memory cgroup, */
+	__u64 cur_pages; /* its pages */
+	__u64 cur_id;    /* and the cgroup's id */
 	__u32 slot;      /* cursor: the file being walked */
 	__u32 off;       /* node's slot being read */
 	__u32 shift;     /* node's shift */

@@ -93,7 +93,6 @@ static __always_inline __u64 page_memcg(__u64 pagep)
 static __always_inline void pg_flush(struct fc_pg_params *p, struct fc_pg_state *st)
 {
 	struct fc_pg_rec *rec;
-	struct mem_cgroup *memcg = (void *)st->cur_memcg;
 	__u32 idx = st->nrec;
 
 	if (!st->cur_pages)
@@ -103,8 +102,8 @@ static __always_inline void pg_flush(struct fc_pg_params *p, struct fc_pg_state 
 	rec = bpf_map_lookup_elem(&pg_records, &idx);
 	if (!rec)
 		return;
-	rec->memcg = (__u64)memcg;
-	rec->id = memcg ? BPF_CORE_READ(memcg, css.cgroup, kn, id) : 0;
+	rec->memcg = st->cur_memcg;
+	rec->id = st->cur_id;
 	rec->pages = st->cur_pages;
 	rec->slot = st->slot;
 	rec->pad = 0;
@@ -133,16 +132,26 @@ static __always_inline void pg_finish(struct fc_pg_params *p, struct fc_pg_state
 static __always_inline int pg_count(struct fc_pg_params *p, struct fc_pg_state *st,
 				    struct fc_pg_file *f, __u64 pagep, __u64 n)
 {
-	__u64 memcg = page_memcg(pagep);
+	__u64 memcg = page_memcg(pagep), id = 0;
+	struct mem_cgroup *m = (void *)memcg;
 
-	if (memcg == MEMCG_UNKNOWN) {
-		st->cur_pages = 0;
-		pg_finish(p, st, f, FC_PG_NO_MEMCG);
-		return 1;
-	}
-	if (st->cur_pages && memcg != st->cur_memcg)
+	if (memcg != st->cur_memcg || !st->cur_pages) {
+		/*
+		 * A new run: its cgroup's id. Cgroup ids start at 1, so a
+		 * memory cgroup whose id reads 0 is a layout misread, which
+		 * must not pass for pages charged to no cgroup.
+		 */
+		if (memcg != MEMCG_UNKNOWN && memcg)
+			id = BPF_CORE_READ(m, css.cgroup, kn, id);
+		if (memcg == MEMCG_UNKNOWN || (memcg && !id)) {
+			st->cur_pages = 0;
+			pg_finish(p, st, f, FC_PG_NO_MEMCG);
+			return 1;
+		}
 		pg_flush(p, st);
-	st->cur_memcg = memcg;
+		st->cur_memcg = memcg;
+		st->cur_id = id;
+	}
 	st->cur_pages += n;
 	f->walked += n;
 	return 0;

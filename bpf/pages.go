@@ -14,7 +14,7 @@ const (
 	PageParamsSize = Batch*4 + 16                      // sizeof(struct fc_pg_params)
 	PageFileSize   = 7*8 + 6*4                         // sizeof(struct fc_pg_file)
 	PageRecSize    = 32                                // sizeof(struct fc_pg_rec)
-	pageFilesOff   = 6*8 + 6*4                         // offsetof(struct fc_pg_state, files)
+	pageFilesOff   = 7*8 + 6*4                         // offsetof(struct fc_pg_state, files)
 	PageStateSize  = pageFilesOff + Batch*PageFileSize // sizeof(struct fc_pg_state)
 )
 
@@ -93,7 +93,7 @@ type PageState struct {
 // written before a batch's first run.
 func NewPageState() []byte {
 	b := make([]byte, PageStateSize)
-	le.PutUint32(b[6*8+4*4:], uint32(PageUnset))
+	le.PutUint32(b[7*8+4*4:], uint32(PageUnset))
 	return b
 }
 
@@ -105,9 +105,9 @@ func DecodePageState(b []byte) (PageState, error) {
 	}
 	s.Next = le.Uint64(b[0:])
 	s.Steps = le.Uint64(b[8:])
-	s.Slot = le.Uint32(b[48:])
-	s.Nrec = le.Uint32(b[60:])
-	s.Status = PageWalkStatus(le.Uint32(b[64:]))
+	s.Slot = le.Uint32(b[56:])
+	s.Nrec = le.Uint32(b[68:])
+	s.Status = PageWalkStatus(le.Uint32(b[72:]))
 	for i := range s.Files {
 		f := b[pageFilesOff+i*PageFileSize:]
 		s.Files[i] = PageFile{

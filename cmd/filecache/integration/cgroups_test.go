@@ -1,8 +1,6 @@
 package integration
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -38,9 +36,6 @@ type memcg struct {
 // memory cgroup in it, with the memory controller enabled for its children.
 func ownMemcg(t *testing.T) memcg {
 	t.Helper()
-	if !memoryControllerEnabled(t) {
-		t.Skip("skip[config:memcg]: this kernel has no memory cgroup controller (or it is disabled)")
-	}
 	h, err := cgroups.Find()
 	if errors.Is(err, cgroups.ErrNoMemory) {
 		h = mountMemoryHierarchy(t)
@@ -62,23 +57,8 @@ func ownMemcg(t *testing.T) memcg {
 	if h.Version == 2 {
 		enableMemory(t, dir)
 	}
+	t.Logf("memory cgroup v%d at %s; this process's: %s", h.Version, h.Mount, p)
 	return memcg{h: h, path: p, dir: dir}
-}
-
-// memoryControllerEnabled reads /proc/cgroups.
-func memoryControllerEnabled(t *testing.T) bool {
-	b, err := os.ReadFile("/proc/cgroups")
-	if err != nil {
-		return false
-	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) == 4 && f[0] == "memory" {
-			return f[3] == "1"
-		}
-	}
-	return false
 }
 
 // mountMemoryHierarchy mounts cgroup2 (or, where the memory controller is
@@ -94,7 +74,9 @@ func mountMemoryHierarchy(t *testing.T) cgroups.Hierarchy {
 		unmountRetry(t, d)
 	}
 	if err := unix.Mount("cgroup", d, "cgroup", 0, "memory"); err != nil {
-		t.Fatalf("no memory hierarchy mounted, and mounting one on %s failed: %v", d, err)
+		// /proc/cgroups is no witness: Linux 7.x lists only controllers
+		// cgroup v1 can have there.
+		t.Skipf("skip[config:memcg]: no memory controller: cgroup2 does not list it and mounting cgroup v1's on %s failed: %v", d, err)
 	}
 	t.Cleanup(func() { unmountRetry(t, d) })
 	return cgroups.Hierarchy{Version: 1, Mount: d, Root: "/"}
@@ -171,7 +153,10 @@ func (m memcg) id(t *testing.T) uint64 {
 	return st.Ino
 }
 
-var ddBytes = regexp.MustCompile(`(?m)^(\d+) bytes`)
+var (
+	ddBytes   = regexp.MustCompile(`(?m)^(\d+) bytes`)
+	ddRecords = regexp.MustCompile(`(?m)^(\d+)\+(\d+) records out`)
+)
 
 // ddIn runs dd in cgroup m (the shell moves itself there, then execs dd) and
 // returns the bytes dd says it copied: the process's own count. stdin, if
@@ -185,12 +170,41 @@ func ddIn(t *testing.T, m memcg, stdin *os.File, args ...string) int64 {
 	if err != nil {
 		t.Fatalf("dd %s in %s: %v\n%s", strings.Join(args, " "), m.path, err, out)
 	}
-	mm := ddBytes.FindSubmatch(out)
-	if mm == nil {
+	if mm := ddBytes.FindSubmatch(out); mm != nil {
+		n, _ := strconv.ParseInt(string(mm[1]), 10, 64)
+		return n
+	}
+	// busybox's dd may count records only: whole ones of bs bytes each.
+	mm := ddRecords.FindSubmatch(out)
+	bs := ddSize(args)
+	if mm == nil || string(mm[2]) != "0" || bs == 0 {
 		t.Fatalf("dd %s: no byte count in its output:\n%s", strings.Join(args, " "), out)
 	}
 	n, _ := strconv.ParseInt(string(mm[1]), 10, 64)
-	return n
+	return n * bs
+}
+
+// ddSize is dd's bs= operand in bytes (k and M suffixes), 0 if none.
+func ddSize(args []string) int64 {
+	for _, a := range args {
+		v, ok := strings.CutPrefix(a, "bs=")
+		if !ok {
+			continue
+		}
+		mult := int64(1)
+		switch {
+		case strings.HasSuffix(v, "k"):
+			mult, v = 1024, strings.TrimSuffix(v, "k")
+		case strings.HasSuffix(v, "M"):
+			mult, v = mib, strings.TrimSuffix(v, "M")
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0
+		}
+		return n * mult
+	}
+	return 0
 }
 
 // cgEntry is one entry of files[].cgroups or trees[].cgroups.
