@@ -148,6 +148,7 @@ struct fc_inode {
 /* fc_pg_file.status, besides FC_OK, FC_NO_FILE, FC_NO_MAPPING, FC_FAULT and FC_NO_OVL */
 #define FC_PG_RACE 4     /* the tree changed under the walk: walk the file again */
 #define FC_PG_NO_MEMCG 5 /* a folio's memory cgroup is kept where this program does not look */
+#define FC_PG_LAYOUT 7   /* the page-cache tree's nodes are not of 64 slots */
 
 struct fc_pg_params {
 	__s32 fds[FC_BATCH];
@@ -198,6 +199,9 @@ struct fc_pg_state {
 	__u32 status;    /* FC_PG_* */
 	__u32 started;   /* files[slot]'s figures are read */
 	struct fc_pg_file files[FC_BATCH];
+	/* Within a run: the slots of node slots_of, read in one go. */
+	__u64 slots_of;
+	__u64 slots[64];
 };
 
 #endif /* FILECACHE_H */

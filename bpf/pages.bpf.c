@@ -242,6 +242,11 @@ static __always_inline void pg_descend(struct fc_pg_params *p, struct fc_pg_stat
 	__u64 head, e;
 	__u32 shift = 0, off = 0, d;
 
+	/* The tree's nodes have 64 slots (XA_CHUNK_SHIFT 6) on every kernel of the matrix. */
+	if (bpf_core_field_size(struct xa_node, slots) != sizeof(st->slots)) {
+		pg_finish(p, st, f, FC_PG_LAYOUT);
+		return;
+	}
 	head = (__u64)BPF_CORE_READ(mapping, i_pages.xa_head);
 	if (!head || XA_VALUE(head)) {
 		pg_finish(p, st, f, FC_OK);
@@ -315,10 +320,17 @@ static __always_inline void pg_slot(struct fc_pg_params *p, struct fc_pg_state *
 		st->node = (__u64)parent;
 		return;
 	}
-	if (xa_slot(st->node, st->off, &e)) {
-		pg_finish(p, st, f, FC_FAULT);
-		return;
+	if (st->slots_of != st->node) {
+		/* One read for the node's 64 slots, not one a slot. */
+		void *slots = (void *)st->node + bpf_core_field_offset(struct xa_node, slots);
+
+		if (bpf_probe_read_kernel(st->slots, sizeof(st->slots), slots)) {
+			pg_finish(p, st, f, FC_FAULT);
+			return;
+		}
+		st->slots_of = st->node;
 	}
+	e = st->slots[st->off & (XA_SLOTS - 1)];
 	if (XA_NODE(e)) {
 		child = (void *)(e - 2);
 		st->node = (__u64)child;
@@ -333,7 +345,7 @@ static __always_inline void pg_slot(struct fc_pg_params *p, struct fc_pg_state *
 		 * the shadow an evicted one left; any other internal entry is
 		 * a node being freed.
 		 */
-		if (!XA_SIBLING(e) || xa_slot(st->node, e >> 2, &folio) || !folio || XA_INTERNAL(folio)) {
+		if (!XA_SIBLING(e) || !(folio = st->slots[(e >> 2) & (XA_SLOTS - 1)]) || XA_INTERNAL(folio)) {
 			pg_finish(p, st, f, FC_PG_RACE);
 			return;
 		}
@@ -392,6 +404,7 @@ static __always_inline int pg_run_begin(void)
 	if (!st)
 		return -1;
 	st->node = 0;
+	st->slots_of = 0;
 	st->mapping = 0;
 	st->steps = 0;
 	st->nrec = 0;

@@ -11,17 +11,18 @@ const (
 	PageCap   = 4096 // FC_PG_CAP: records one run returns at most
 	PageSteps = 2048 // FC_PG_STEPS: steps of one walk_pages_bounded run
 
-	PageParamsSize = Batch*4 + 16                      // sizeof(struct fc_pg_params)
-	PageFileSize   = 7*8 + 6*4                         // sizeof(struct fc_pg_file)
-	PageRecSize    = 32                                // sizeof(struct fc_pg_rec)
-	pageFilesOff   = 7*8 + 6*4                         // offsetof(struct fc_pg_state, files)
-	PageStateSize  = pageFilesOff + Batch*PageFileSize // sizeof(struct fc_pg_state)
+	PageParamsSize = Batch*4 + 16                                 // sizeof(struct fc_pg_params)
+	PageFileSize   = 7*8 + 6*4                                    // sizeof(struct fc_pg_file)
+	PageRecSize    = 32                                           // sizeof(struct fc_pg_rec)
+	pageFilesOff   = 7*8 + 6*4                                    // offsetof(struct fc_pg_state, files)
+	PageStateSize  = pageFilesOff + Batch*PageFileSize + 8 + 64*8 // sizeof(struct fc_pg_state): files, then a node's slots
 )
 
 // More statuses of a walked file (fc_pg_file.status).
 const (
 	StatusPageRace Status = 4 // FC_PG_RACE: the tree changed under the walk
 	StatusNoMemcg  Status = 5 // FC_PG_NO_MEMCG
+	StatusLayout   Status = 7 // FC_PG_LAYOUT
 )
 
 // PageWalkStatus says how a run of the walk ended (fc_pg_state.status).

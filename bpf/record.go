@@ -47,6 +47,8 @@ func (s Status) String() string {
 		return "its page cache changed shape during the walk"
 	case StatusNoMemcg:
 		return "this kernel keeps a page's memory cgroup where filecache does not look"
+	case StatusLayout:
+		return "this kernel's page-cache tree nodes are not the 64-slot ones filecache reads"
 	case StatusUnset:
 		return "not answered by the BPF program"
 	}

@@ -75,7 +75,7 @@ func TestEncodeParams(t *testing.T) {
 }
 
 func TestStatusString(t *testing.T) {
-	for _, s := range []Status{StatusOK, StatusNoFile, StatusNoMapping, StatusFault, StatusNoOverlay, StatusPageRace, StatusNoMemcg, StatusUnset, 77} {
+	for _, s := range []Status{StatusOK, StatusNoFile, StatusNoMapping, StatusFault, StatusNoOverlay, StatusPageRace, StatusNoMemcg, StatusLayout, StatusUnset, 77} {
 		if s.String() == "" {
 			t.Errorf("status %d has no text", uint32(s))
 		}

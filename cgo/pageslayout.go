@@ -26,6 +26,7 @@ func cPagesLayout() map[string]uintptr {
 		"FC_PG_UNSET":            C.FC_PG_UNSET,
 		"FC_PG_RACE":             C.FC_PG_RACE,
 		"FC_PG_NO_MEMCG":         C.FC_PG_NO_MEMCG,
+		"FC_PG_LAYOUT":           C.FC_PG_LAYOUT,
 		"sizeof(fc_pg_params)":   unsafe.Sizeof(p),
 		"sizeof(fc_pg_file)":     unsafe.Sizeof(f),
 		"sizeof(fc_pg_rec)":      unsafe.Sizeof(r),

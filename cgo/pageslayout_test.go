@@ -18,7 +18,7 @@ func TestPagesLayout(t *testing.T) {
 	for name, goValue := range map[string]uintptr{
 		"FC_PG_CAP": bpf.PageCap, "FC_PG_STEPS": bpf.PageSteps,
 		"FC_PG_DONE": uintptr(bpf.PageDone), "FC_PG_MORE": uintptr(bpf.PageMore), "FC_PG_UNSET": uintptr(bpf.PageUnset),
-		"FC_PG_RACE": uintptr(bpf.StatusPageRace), "FC_PG_NO_MEMCG": uintptr(bpf.StatusNoMemcg),
+		"FC_PG_RACE": uintptr(bpf.StatusPageRace), "FC_PG_NO_MEMCG": uintptr(bpf.StatusNoMemcg), "FC_PG_LAYOUT": uintptr(bpf.StatusLayout),
 		"sizeof(fc_pg_params)": bpf.PageParamsSize, "sizeof(fc_pg_file)": bpf.PageFileSize,
 		"sizeof(fc_pg_rec)": bpf.PageRecSize, "sizeof(fc_pg_state)": bpf.PageStateSize,
 	} {

@@ -118,13 +118,13 @@ var (
 // (a module's) has a base: ids below first and string offsets below strOff
 // are the base's.
 type btfData struct {
-	what  string // "kernel BTF" or "object BTF", for errors
-	types []byte
-	strs  []byte
-	n     uint32   // types, void and the base's included: ids are below n
-	chk   []uint32 // chk[i]: start of type id first+i<<chkShift in types
-	base  *btfData
-	first uint32 // the first id of types (1 without a base)
+	what   string // "kernel BTF" or "object BTF", for errors
+	types  []byte
+	strs   []byte
+	n      uint32   // types, void and the base's included: ids are below n
+	chk    []uint32 // chk[i]: start of type id first+i<<chkShift in types
+	base   *btfData
+	first  uint32 // the first id of types (1 without a base)
 	strOff uint32 // the offset of strs (0 without a base)
 }
 

@@ -571,7 +571,7 @@ func TestMinimalBTFModule(t *testing.T) {
 	// The module's strings start with a name, not the empty one; "int" is
 	// the kernel's string.
 	mod := &builder{n: kernel.n, strBase: uint32(len(kernel.strs))}
-	mPtr := mod.add("", kindPtr, 0, false, kInode) // 4
+	mPtr := mod.add("", kindPtr, 0, false, kInode)    // 4
 	mod.composite(kindStruct, "ovl_inode", 48, false, // 5
 		mem{"flags", kInt, 0, 0}, mem{"vfs_inode", kInode, 64, 0}, mem{"upper", mPtr, 256, 0})
 	mod.composite(kindStruct, "shared", 16, false, mem{"s", kInt, 96, 0}) // 6
