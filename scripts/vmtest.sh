@@ -288,6 +288,8 @@ prepare_modules() {
 # disk on /var/tmp, run the test binary once per line of /vmtest/configs
 # between begin and end markers, power off.
 guest_init() {
+	local run_arg=
+	[ -z "${VMTEST_RUN:-}" ] || run_arg="-test.run='$VMTEST_RUN'"
 	cat <<INIT
 #!/bin/sh
 # Written by scripts/vmtest.sh.
@@ -316,7 +318,7 @@ while IFS='|' read -r name envs; do
 	echo "$marker begin \$name"
 	s=\$(date +%s)
 	env \$envs FILECACHE_INTEGRATION=1 FILECACHE_BIN=/bin/filecache TMPDIR=/tmp \\
-		/integration.test -test.v -test.count=1 -test.timeout=${test_timeout}s ${VMTEST_RUN:+-test.run='$VMTEST_RUN'}
+		/integration.test -test.v -test.count=1 -test.timeout=${test_timeout}s $run_arg
 	rc=\$?
 	echo "$marker end \$name rc=\$rc secs=\$((\$(date +%s) - s))"
 done </vmtest/configs
