@@ -168,13 +168,22 @@ func allPrograms() []string {
 	return all
 }
 
-// recordMaps are the object's large record maps, each shrunk to one entry
-// unless the program loaded uses it (4 MiB of walk records would only slow
-// every query down).
-var recordMaps = []string{"walk_records", pagesRecordsMap}
+// programMaps are the maps each program uses. A load creates only those of
+// the program it loads: the others would cost their memory for nothing, and
+// before Linux 5.11 it counts against RLIMIT_MEMLOCK, 64 KiB by default
+// before 5.16, which a process with CAP_BPF but not CAP_SYS_RESOURCE cannot
+// raise.
+var programMaps = map[string][]string{
+	"query_loop":        {"params", "results"},
+	"query_bounded":     {"params", "results"},
+	"query_attached":    {"params", "results"},
+	walkProgram:         {"walk_params", "walk", "walk_records"},
+	pagesLoopProgram:    {pagesParamsMap, pagesStateMap, pagesRecordsMap},
+	pagesBoundedProgram: {pagesParamsMap, pagesStateMap, pagesRecordsMap},
+}
 
-// open opens the embedded object and loads only the program use (m.prog),
-// with the record maps named in sizes sized so, the others to one entry.
+// open opens the embedded object and loads only the program use (m.prog)
+// and the maps it uses, those named in sizes with that many entries.
 // Errors are *LoadError, with what libbpf printed.
 func (m *Module) open(opts Options, use string, sizes map[string]uint32) (err error) {
 	takeLog()
@@ -210,17 +219,24 @@ func (m *Module) open(opts Options, use string, sizes map[string]uint32) (err er
 			return fmt.Errorf("disable program %s: %w", name, err)
 		}
 	}
-	for _, name := range recordMaps {
-		recs, err := m.mod.GetMap(name)
-		if err != nil {
-			return fmt.Errorf("find map %s: %w", name, err)
-		}
-		n, ok := sizes[name]
-		if !ok {
-			n = 1
-		}
-		if err := recs.SetMaxEntries(n); err != nil {
-			return fmt.Errorf("size map %s: %w", name, err)
+	used := map[string]bool{}
+	for _, name := range programMaps[use] {
+		used[name] = true
+	}
+	for _, names := range programMaps {
+		for _, name := range names {
+			bm, err := m.mod.GetMap(name)
+			if err != nil {
+				return fmt.Errorf("find map %s: %w", name, err)
+			}
+			if err := bm.SetAutocreate(used[name]); err != nil {
+				return fmt.Errorf("map %s: set autocreate: %w", name, err)
+			}
+			if n, ok := sizes[name]; ok {
+				if err := bm.SetMaxEntries(n); err != nil {
+					return fmt.Errorf("size map %s: %w", name, err)
+				}
+			}
 		}
 	}
 	if err := m.mod.BPFLoadObject(); err != nil {
