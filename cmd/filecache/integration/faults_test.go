@@ -190,7 +190,8 @@ func TestDoctor(t *testing.T) {
 	}
 	method := kernelMethod(t) // doctor ignores FILECACHE_BPF_METHOD: it tries them all
 	want := map[string]bool{"bpf_loop": method == "bpf_loop", "bounded-loop": true, "attached": true,
-		"cachestat(2)": haveCachestat(), "mmap+mincore(2)": true, "walk_sb (bpf_loop)": method == "bpf_loop"}
+		"cachestat(2)": haveCachestat(), "mmap+mincore(2)": true, "walk_sb (bpf_loop)": method == "bpf_loop",
+		"walk_pages (" + method + ")": true}
 	for _, c := range d.Checks {
 		if c.OK != want[c.Method] {
 			t.Errorf("doctor says %s %s works=%v (%s), want %v", c.Engine, c.Method, c.OK, c.Error, want[c.Method])
@@ -205,7 +206,7 @@ func TestDoctor(t *testing.T) {
 		t.Fatalf("doctor --json as nobody: %v\n%s", err, res)
 	}
 	for _, c := range d.Checks {
-		if (c.Engine == "bpf" || c.Engine == "top") && (c.OK || !strings.Contains(c.Error, "needs root")) {
+		if (c.Engine == "bpf" || c.Engine == "top" || c.Engine == "by-cgroup") && (c.OK || !strings.Contains(c.Error, "needs root")) {
 			t.Errorf("as nobody, doctor says %s %s works=%v (%s)", c.Engine, c.Method, c.OK, c.Error)
 		}
 	}

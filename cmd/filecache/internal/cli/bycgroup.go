@@ -2,6 +2,10 @@ package cli
 
 import (
 	"fmt"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/filecache/filecache/bpf"
 	"github.com/filecache/filecache/cmd/filecache/internal/cgroups"
@@ -134,4 +138,74 @@ func (l *lazyEngine) Close() {
 	if l.e != nil {
 		l.e.Close()
 	}
+}
+
+// tryPages checks the page walk of --by-cgroup (doctor): it must find the
+// test file's pages, all charged to one cgroup, this process's own memory
+// cgroup where a hierarchy names it (doctor wrote them).
+func (g *Globals) tryPages(h pagecache.Handle) (ch Check) {
+	ch = Check{Engine: "by-cgroup", Method: "walk_pages"}
+	start := time.Now()
+	defer func() { ch.Seconds = time.Since(start).Seconds() }()
+	eng, err := g.loadPages()
+	if err != nil {
+		ch.fail(err)
+		return ch
+	}
+	defer eng.Close()
+	ch.Method = "walk_pages (" + eng.Method() + ")"
+	ans, err := eng.Query([]pagecache.Handle{h})
+	if err == nil && ans[0].Err != nil {
+		err = ans[0].Err
+	}
+	page := int64(unix.Getpagesize())
+	if err == nil && (ans[0].Pages != testCached || ans[0].Size != testPages*page) {
+		err = fmt.Errorf("wrong answer on a test file: %d pages of %d bytes, want %d of %d", ans[0].Pages, ans[0].Size, testCached, testPages*page)
+	}
+	if err != nil {
+		ch.fail(err)
+		return ch
+	}
+	cgs := ans[0].Cgroups
+	own, ownErr := ownMemcgID()
+	switch {
+	case len(cgs) != 1 || cgs[0].Pages != testCached:
+		ch.fail(fmt.Errorf("wrong split of a test file of %d pages: %v", testCached, cgs))
+		return ch
+	case ownErr == nil && cgs[0].ID != own:
+		ch.fail(fmt.Errorf("a test file this process wrote is charged to cgroup id %d, not to its own (%d)", cgs[0].ID, own))
+		return ch
+	case ownErr == nil:
+		ch.Detail = fmt.Sprintf("%d/%d pages of a test file, all charged to this process's memory cgroup, right", testCached, testPages)
+	default:
+		ch.Detail = fmt.Sprintf("%d/%d pages of a test file, all charged to cgroup id %d (%v)", testCached, testPages, cgs[0].ID, ownErr)
+	}
+	ch.OK = true
+	return ch
+}
+
+// ownMemcgID is the id of this process's memory cgroup: the inode number of
+// its directory in the mounted hierarchy.
+func ownMemcgID() (uint64, error) {
+	h, err := cgroups.Find()
+	if err != nil {
+		return 0, err
+	}
+	self, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return 0, err
+	}
+	p, _, err := cgroups.OwnMemoryCgroup(self)
+	if err != nil {
+		return 0, err
+	}
+	dir, ok := cgroups.Dir(h, p)
+	if !ok {
+		return 0, fmt.Errorf("%s is outside the mount %s", p, h.Mount)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return 0, err
+	}
+	return st.Ino, nil
 }

@@ -256,7 +256,7 @@ func TestDoctor(t *testing.T) {
 	}
 	// The fake BPF engine answers from fstat, not the page cache: doctor
 	// must see that its answer is wrong and say so.
-	if len(d.Checks) != 6 || d.Checks[0].OK || !strings.Contains(d.Checks[0].Error, "wrong answer") {
+	if len(d.Checks) != 7 || d.Checks[0].OK || !strings.Contains(d.Checks[0].Error, "wrong answer") {
 		t.Errorf("checks: %+v", d.Checks)
 	}
 	if c := d.Checks[4]; c.Engine != "mincore" || !c.OK {
@@ -265,6 +265,10 @@ func TestDoctor(t *testing.T) {
 	// No walker in this environment: the top check says so.
 	if c := d.Checks[5]; c.Engine != "top" || c.OK || c.Error == "" {
 		t.Errorf("top check: %+v", c)
+	}
+	// Nor a page walk: the by-cgroup check says so.
+	if c := d.Checks[6]; c.Engine != "by-cgroup" || c.OK || c.Error == "" {
+		t.Errorf("by-cgroup check: %+v", c)
 	}
 	if d.Auto == nil || d.Kernel == "" || d.PageSize == 0 {
 		t.Errorf("doctor: %+v", d)

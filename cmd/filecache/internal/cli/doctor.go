@@ -103,7 +103,7 @@ func (DoctorCmd) Run(g *Globals) error {
 	d.Checks = append(d.Checks,
 		try("cachestat", "cachestat(2)", h, func() (pagecache.Engine, error) { return pagecache.CachestatEngine{}, nil }),
 		try("mincore", "mmap+mincore(2)", h, func() (pagecache.Engine, error) { return pagecache.MincoreEngine{}, nil }))
-	d.Checks = append(d.Checks, g.tryTop(fd))
+	d.Checks = append(d.Checks, g.tryTop(fd), g.tryPages(h))
 	auto := &pagecache.Chain{Stages: (&Globals{Engine: "auto", BTF: g.BTF, Method: "auto", env: env}).stages(nil)}
 	a := try("auto", "", h, func() (pagecache.Engine, error) { return auto, nil })
 	a.Engine, a.Method = auto.Name(), auto.Method()
