@@ -63,15 +63,14 @@ func (c *Cgroups) Resolve(files []scan.File) {
 	}
 }
 
-// Notes say which cgroups have no name, and why.
+// Notes say which cgroups have no directory in the hierarchy (with no
+// hierarchy mounted, none has, and the run says so once).
 func (c *Cgroups) Notes() []string {
 	var out []string
 	for _, id := range c.missing {
-		if c.Version == 0 {
-			out = append(out, fmt.Sprintf("memory cgroup id %d has no name here: %v", id, "no mounted cgroup hierarchy holds the memory controller"))
-			continue
+		if c.Version != 0 {
+			out = append(out, fmt.Sprintf("memory cgroup id %d is not a directory of %s: a removed cgroup, whose pages stay charged to it until they are reclaimed or moved to its parent", id, c.Mount))
 		}
-		out = append(out, fmt.Sprintf("memory cgroup id %d is not a directory of %s: a removed cgroup, whose pages stay charged to it until they are reclaimed or moved to its parent", id, c.Mount))
 	}
 	return out
 }

@@ -57,8 +57,8 @@ func TestCgroupLabels(t *testing.T) {
 		t.Errorf("notes %q", notes)
 	}
 	none := &Cgroups{}
-	if got := none.label(9); got != "(id 9)" {
-		t.Errorf("no hierarchy: label %q", got)
+	if got := none.label(9); got != "(id 9)" || len(none.Notes()) != 0 {
+		t.Errorf("no hierarchy: label %q, notes %q (the run notes once that no hierarchy is mounted)", got, none.Notes())
 	}
 	// A report by cgroup with no hierarchy says so in JSON: null.
 	r := Report{PageSize: 4096, Cgroups: none}
