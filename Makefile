@@ -14,6 +14,8 @@ COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LIBBPF_OUT := $(CURDIR)/libbpf/out
 LIBBPF_A   := $(LIBBPF_OUT)/lib/libbpf.a
 BPF_OBJ    := cgo/filecache.bpf.o
+# One object: filecache.bpf.c includes the page walk and the overlay code.
+BPF_SRC    := bpf/filecache.bpf.c bpf/overlay.bpf.c bpf/pages.bpf.c bpf/filecache.h bpf/vmlinux.h
 BIN        := bin/filecache
 
 # cgo flags for the vendored static libbpf; Debian's static libelf needs zstd.
@@ -35,7 +37,7 @@ $(LIBBPF_A): vendor.sh
 	./vendor.sh
 	touch $@ # vendor.sh leaves a built library alone
 
-$(BPF_OBJ): bpf/filecache.bpf.c bpf/filecache.h bpf/vmlinux.h $(LIBBPF_A)
+$(BPF_OBJ): $(BPF_SRC) $(LIBBPF_A)
 	$(CLANG) $(BPF_CFLAGS) -D__TARGET_ARCH_$(ARCH) -c $< -o $@
 	$(STRIP) -g $@
 
@@ -139,7 +141,7 @@ $(ARM64_ROOT)/.packages: scripts/sysroot.sh
 $(ARM64_LIBBPF)/lib/libbpf.a: vendor.sh $(ARM64_ROOT)/.packages
 	SYSROOT=$(ARM64_ROOT) ./vendor.sh arm64
 
-$(ARM64_OBJ): bpf/filecache.bpf.c bpf/filecache.h bpf/vmlinux.h $(LIBBPF_A)
+$(ARM64_OBJ): $(BPF_SRC) $(LIBBPF_A)
 	@mkdir -p $(@D)
 	$(CLANG) $(BPF_CFLAGS) -D__TARGET_ARCH_arm64 -c $< -o $@
 	$(STRIP) -g $@

@@ -27,6 +27,8 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+#include "overlay.bpf.c"
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -81,6 +83,20 @@ static __always_inline void answer(struct query *q, __u32 i)
 	res->nlink = BPF_CORE_READ(inode, i_nlink);
 	res->dev = BPF_CORE_READ(inode, i_sb, s_dev);
 	res->magic = BPF_CORE_READ(inode, i_sb, s_magic);
+	if (res->magic == OVERLAYFS_SUPER_MAGIC && (res->mode & 0170000) == 0100000) {
+		/* The pages are the real file's: measure that one. */
+		__u64 real = fc_real_inode((__u64)inode);
+
+		if (real == FC_REAL_NO_BTF || real == FC_REAL_FAULT) {
+			res->status = real == FC_REAL_NO_BTF ? FC_NO_OVL : FC_FAULT;
+			return;
+		}
+		inode = (void *)(real & ~3ULL);
+		res->layer = real & 3;
+		res->real_ino = BPF_CORE_READ(inode, i_ino);
+		res->real_dev = BPF_CORE_READ(inode, i_sb, s_dev);
+		mapping = BPF_CORE_READ(inode, i_mapping);
+	}
 	if (!mapping) {
 		res->status = FC_NO_MAPPING;
 		return;
@@ -785,3 +801,5 @@ int walk_sb_bounded(struct bpf_raw_tracepoint_args *ctx)
 	cursor_mark(c, head);
 	return 0;
 }
+
+#include "pages.bpf.c"

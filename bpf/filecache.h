@@ -23,6 +23,12 @@
 #define FC_NO_MAPPING 2 /* the file has no address_space */
 #define FC_FAULT 3      /* a kernel read failed (a lost race): no figure */
 #define FC_UNSET 0xffffffffu /* the program never reached this slot */
+#define FC_NO_OVL 6     /* overlayfs, and no overlayfs BTF says where the file's pages are */
+
+/* fc_result.layer and fc_pg_file.layer: where an overlayfs file's pages are */
+#define FC_LAYER_NONE 0  /* not an overlayfs file */
+#define FC_LAYER_UPPER 1 /* the upper file (copied up) */
+#define FC_LAYER_LOWER 2 /* a lower file */
 
 struct fc_result {
 	__u64 nrpages; /* file->f_mapping->nrpages: pages in the page cache */
@@ -33,6 +39,10 @@ struct fc_result {
 	__u32 mode;    /* file->f_inode->i_mode */
 	__u32 status;  /* FC_OK or why the slot has no figure */
 	__u32 nlink;   /* file->f_inode->i_nlink: hard links to count once */
+	/* An overlayfs file: the inode its pages are cached under (nrpages and size are its). */
+	__u64 real_ino;
+	__u32 real_dev;
+	__u32 layer;   /* FC_LAYER_* */
 };
 
 /* The parameter map's single value: the fds of one batch. */
@@ -166,6 +176,80 @@ struct fc_cursor {
 	__u32 refused; /* FC_CUR_* */
 	__u32 left;    /* list steps this run may still take */
 	__u32 pad;
+};
+
+/*
+ * The page walk (walk_pages, --by-cgroup): for each fd of a batch, a pass
+ * over the file's page-cache tree (mapping->i_pages) that counts its pages
+ * by the memory cgroup each is charged to. Its cursor (file, page index) is
+ * kept in the state map, so a run that ends early (steps or records used
+ * up) is continued by the next run of the same batch.
+ */
+#define FC_PG_CAP 4096   /* records one run can return (the pg_records map) */
+#define FC_PG_STEPS 2048 /* steps of one run of walk_pages_bounded (no bpf_loop) */
+
+/* fc_pg_state.status */
+#define FC_PG_DONE 0  /* every file of the batch walked */
+#define FC_PG_MORE 1  /* steps or record room ran out: run again */
+#define FC_PG_UNSET 0xffffffffu
+
+/* fc_pg_file.status, besides FC_OK, FC_NO_FILE, FC_NO_MAPPING, FC_FAULT and FC_NO_OVL */
+#define FC_PG_RACE 4     /* the tree changed under the walk: walk the file again */
+#define FC_PG_NO_MEMCG 5 /* a folio's memory cgroup is kept where this program does not look */
+#define FC_PG_LAYOUT 7   /* the page-cache tree's nodes are not of 64 slots */
+
+struct fc_pg_params {
+	__s32 fds[FC_BATCH];
+	__u32 count;     /* slots of fds[] in use */
+	__u32 cap;       /* records a run may write (<= FC_PG_CAP) */
+	__u64 max_steps; /* steps of a walk_pages run (bpf_loop iterations) */
+};
+
+/* One file of the batch. */
+struct fc_pg_file {
+	__u64 nrpages;     /* mapping->nrpages when its walk began */
+	__u64 nrpages_end; /* ... and when it ended */
+	__u64 walked;      /* pages the walk found in the tree */
+	__u64 size;        /* the mapping's host's i_size */
+	__u64 ino;         /* the fd's inode */
+	__u64 magic;
+	__u64 real_ino;    /* overlayfs: the inode holding the pages */
+	__u32 dev;
+	__u32 mode;
+	__u32 nlink;
+	__u32 status;      /* FC_OK or why the file has no figures */
+	__u32 real_dev;
+	__u32 layer;       /* FC_LAYER_* */
+};
+
+/* A run of pages of one file charged to one memory cgroup: a value of pg_records. */
+struct fc_pg_rec {
+	__u64 memcg; /* the struct mem_cgroup (0: charged to none) */
+	__u64 id;    /* its cgroup id: the kernfs node id, its directory's inode number */
+	__u64 pages;
+	__u32 slot;  /* the file: fds[slot] */
+	__u32 pad;
+};
+
+/* The walk's state: the single value of pg_state, zeroed by user space for each batch. */
+struct fc_pg_state {
+	__u64 next;      /* cursor: the next page index of files[slot] */
+	__u64 steps;     /* steps of this run */
+	__u64 node;      /* within a run: the tree node being read (0: descend from the head) */
+	__u64 mapping;   /* within a run: files[slot]'s mapping (0: look it up) */
+	__u64 cur_memcg; /* the run of pages being counted: its memory cgroup, */
+	__u64 cur_pages; /* its pages */
+	__u64 cur_id;    /* and the cgroup's id */
+	__u32 slot;      /* cursor: the file being walked */
+	__u32 off;       /* node's slot being read */
+	__u32 shift;     /* node's shift */
+	__u32 nrec;      /* records written by this run */
+	__u32 status;    /* FC_PG_* */
+	__u32 started;   /* files[slot]'s figures are read */
+	struct fc_pg_file files[FC_BATCH];
+	/* Within a run: the slots of node slots_of, read in one go. */
+	__u64 slots_of;
+	__u64 slots[64];
 };
 
 #endif /* FILECACHE_H */

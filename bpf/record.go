@@ -14,7 +14,7 @@ const (
 	Batch = 64 // FC_BATCH: fds answered by one run of query_loop
 	Step  = 64 // FC_STEP: fds answered by one run of query_bounded
 
-	ResultSize  = 48                 // sizeof(struct fc_result)
+	ResultSize  = 64                 // sizeof(struct fc_result)
 	ParamsSize  = Batch*4 + 16       // sizeof(struct fc_params)
 	ResultsSize = Batch * ResultSize // sizeof(struct fc_results)
 )
@@ -27,6 +27,7 @@ const (
 	StatusNoFile    Status = 1          // FC_NO_FILE
 	StatusNoMapping Status = 2          // FC_NO_MAPPING
 	StatusFault     Status = 3          // FC_FAULT
+	StatusNoOverlay Status = 6          // FC_NO_OVL
 	StatusUnset     Status = 0xffffffff // FC_UNSET
 )
 
@@ -40,6 +41,14 @@ func (s Status) String() string {
 		return "file has no page cache mapping"
 	case StatusFault:
 		return "kernel read failed (the file changed during the query)"
+	case StatusNoOverlay:
+		return ErrNoOverlayBTF.Error()
+	case StatusPageRace:
+		return "its page cache changed shape during the walk"
+	case StatusNoMemcg:
+		return "this kernel keeps a page's memory cgroup where filecache does not look"
+	case StatusLayout:
+		return "this kernel's page-cache tree nodes are not the 64-slot ones filecache reads"
 	case StatusUnset:
 		return "not answered by the BPF program"
 	}
@@ -56,6 +65,32 @@ type Result struct {
 	Mode    uint32 // i_mode
 	Status  Status
 	Nlink   uint32 // i_nlink
+	// An overlayfs file: the inode its pages are cached under (NrPages and
+	// Size are that inode's), and which layer it is in.
+	RealIno uint64
+	RealDev uint32 // kernel encoding
+	Layer   Layer
+}
+
+// Layer says where an overlayfs file's pages are (fc_result.layer).
+type Layer uint32
+
+const (
+	LayerNone  Layer = 0 // FC_LAYER_NONE: not an overlayfs file
+	LayerUpper Layer = 1 // FC_LAYER_UPPER: the upper file, once copied up
+	LayerLower Layer = 2 // FC_LAYER_LOWER: a lower file
+)
+
+func (l Layer) String() string {
+	switch l {
+	case LayerNone:
+		return ""
+	case LayerUpper:
+		return "upper"
+	case LayerLower:
+		return "lower"
+	}
+	return fmt.Sprintf("layer %d", uint32(l))
 }
 
 // Params is struct fc_params.
@@ -112,6 +147,9 @@ func DecodeResults(b []byte, n int) ([]Result, error) {
 			Mode:    le.Uint32(s[36:]),
 			Status:  Status(le.Uint32(s[40:])),
 			Nlink:   le.Uint32(s[44:]),
+			RealIno: le.Uint64(s[48:]),
+			RealDev: le.Uint32(s[56:]),
+			Layer:   Layer(le.Uint32(s[60:])),
 		}
 	}
 	return out, nil

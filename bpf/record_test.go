@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
+	"maps"
 	"os"
 	"strconv"
 	"strings"
@@ -13,9 +14,11 @@ import (
 )
 
 // A slot as the kernel wrote it (Linux 6.18, 16 MiB tmpfs file, inode 2 on
-// device 0:27): 4096 pages, 16777216 bytes, tmpfs magic, mode 0100644, one link.
+// device 0:27): 4096 pages, 16777216 bytes, tmpfs magic, mode 0100644, one
+// link, not on overlayfs.
 const tmpfsSlot = "0010000000000000" + "0000000100000000" + "0200000000000000" +
-	"9419020100000000" + "1b000000" + "a4810000" + "00000000" + "01000000"
+	"9419020100000000" + "1b000000" + "a4810000" + "00000000" + "01000000" +
+	"0000000000000000" + "00000000" + "00000000"
 
 func TestDecodeResults(t *testing.T) {
 	b := UnsetResults()
@@ -77,16 +80,22 @@ func TestEncodeParams(t *testing.T) {
 // TestStatusString: every status filecache.h defines has a text of its
 // own, so an error says which; any other value is said with its number.
 func TestStatusString(t *testing.T) {
-	testStatusTexts(t, "fc_result.status", func(v uint32) string { return Status(v).String() })
+	// The page walk's statuses share the type (and FC_OK and the others).
+	testStatusTexts(t, func(v uint32) string { return Status(v).String() },
+		"fc_result.status", "fc_pg_file.status, besides FC_OK, FC_NO_FILE, FC_NO_MAPPING, FC_FAULT and FC_NO_OVL")
 }
 
 // testStatusTexts checks the texts of the status values filecache.h defines
-// after the comment /* field */.
-func testStatusTexts(t *testing.T, field string, text func(uint32) string) {
+// after the comments /* field */, one type's values for all of them.
+func testStatusTexts(t *testing.T, text func(uint32) string, fields ...string) {
 	t.Helper()
-	defs := headerDefines(t, field)
-	if len(defs) < 2 {
-		t.Fatalf("filecache.h: %d values after /* %s */", len(defs), field)
+	defs := map[string]uint32{}
+	for _, field := range fields {
+		d := headerDefines(t, field)
+		if len(d) < 2 {
+			t.Fatalf("filecache.h: %d values after /* %s */", len(d), field)
+		}
+		maps.Copy(defs, d)
 	}
 	seen := map[string]string{}
 	unused := uint32(0)
@@ -166,6 +175,9 @@ func FuzzDecodeResults(f *testing.F) {
 			le.PutUint32(re[36:], r.Mode)
 			le.PutUint32(re[40:], uint32(r.Status))
 			le.PutUint32(re[44:], r.Nlink)
+			le.PutUint64(re[48:], r.RealIno)
+			le.PutUint32(re[56:], r.RealDev)
+			le.PutUint32(re[60:], uint32(r.Layer))
 			if !bytes.Equal(re, b[:ResultSize]) {
 				t.Fatalf("slot 0 does not round-trip:\n%x\n%x", re, b[:ResultSize])
 			}

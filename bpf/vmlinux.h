@@ -100,6 +100,7 @@ struct dentry {
 	struct dentry *d_parent;
 	struct qstr d_name;
 	struct hlist_node d_alias;
+	struct inode *d_inode;
 };
 
 struct dentry___old {
@@ -110,8 +111,14 @@ struct dentry___old {
 
 struct inode;
 
+/* The page cache's tree (see the page walk below). */
+struct xarray {
+	void *xa_head;
+};
+
 struct address_space {
 	struct inode *host;
+	struct xarray i_pages;
 	unsigned long nrpages;
 };
 
@@ -145,6 +152,83 @@ struct files_struct {
 
 struct task_struct {
 	struct files_struct *files;
+};
+
+/*
+ * The page walk (--by-cgroup): a page-cache tree node, and where each kernel
+ * keeps the memory cgroup a folio is charged to: page->mem_cgroup until
+ * 5.10, memcg_data (low bits flags) from 5.11, folio->memcg_data from 5.16;
+ * from 7.x (per-node obj_cgroup, mem_cgroup_per_node.objcg) memcg_data
+ * points to an obj_cgroup, whose memcg is the folio's memory cgroup.
+ */
+struct xa_node {
+	unsigned char shift;
+	unsigned char offset;
+	struct xa_node *parent;
+	void *slots[64];
+};
+
+struct kernfs_node {
+	__u64 id;
+};
+
+struct cgroup {
+	struct kernfs_node *kn;
+};
+
+struct cgroup_subsys_state {
+	struct cgroup *cgroup;
+};
+
+struct mem_cgroup {
+	struct cgroup_subsys_state css;
+};
+
+struct obj_cgroup {
+	struct mem_cgroup *memcg;
+};
+
+struct mem_cgroup_per_node {
+	struct obj_cgroup *objcg;
+};
+
+struct page {
+	unsigned long memcg_data;
+	struct mem_cgroup *mem_cgroup;
+};
+
+struct folio {
+	unsigned long memcg_data;
+};
+
+/*
+ * overlayfs (fs/overlayfs/ovl_entry.h), in vmlinux when built in, else in
+ * the overlay module's BTF. Where a file's data lies: the upper dentry once
+ * copied up (with its data: OVL_UPPERDATA), else the lower one: oe's lower
+ * stack from 6.5, lowerpath from 5.19, lower before; lowerdata (until 6.4)
+ * names a metacopy file's data inode.
+ */
+struct ovl_path {
+	struct dentry *dentry;
+};
+
+struct ovl_entry {
+	unsigned int __numlower;
+	struct ovl_path __lowerstack[0];
+};
+
+struct ovl_inode {
+	unsigned long flags;
+	struct inode vfs_inode;
+	struct dentry *__upperdentry;
+	struct ovl_entry *oe;
+	struct ovl_path lowerpath;
+	struct inode *lower;
+	struct inode *lowerdata;
+};
+
+enum ovl_inode_flag {
+	OVL_UPPERDATA = 3,
 };
 
 #pragma clang attribute pop

@@ -25,11 +25,15 @@ func TestLayout(t *testing.T) {
 	put32(c["fc_result.mode"], 55)
 	put32(c["fc_result.status"], 3)
 	put32(c["fc_result.nlink"], 66)
+	put64(c["fc_result.real_ino"], 77)
+	put32(c["fc_result.real_dev"], 88)
+	put32(c["fc_result.layer"], 2)
 	got, err := bpf.DecodeResults(b, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := bpf.Result{NrPages: 11, Size: 22, Ino: 33, Magic: 0x794c7630, Dev: 44, Mode: 55, Status: bpf.StatusFault, Nlink: 66}
+	want := bpf.Result{NrPages: 11, Size: 22, Ino: 33, Magic: 0x794c7630, Dev: 44, Mode: 55, Status: bpf.StatusFault, Nlink: 66,
+		RealIno: 77, RealDev: 88, Layer: bpf.LayerLower}
 	if got[0] != want {
 		t.Errorf("decoded %+v, want %+v", got[0], want)
 	}
@@ -55,6 +59,10 @@ func TestLayout(t *testing.T) {
 		"FC_NO_MAPPING":      uintptr(bpf.StatusNoMapping),
 		"FC_FAULT":           uintptr(bpf.StatusFault),
 		"FC_UNSET":           uintptr(bpf.StatusUnset),
+		"FC_NO_OVL":          uintptr(bpf.StatusNoOverlay),
+		"FC_LAYER_NONE":      uintptr(bpf.LayerNone),
+		"FC_LAYER_UPPER":     uintptr(bpf.LayerUpper),
+		"FC_LAYER_LOWER":     uintptr(bpf.LayerLower),
 		"sizeof(fc_result)":  bpf.ResultSize,
 		"sizeof(fc_params)":  bpf.ParamsSize,
 		"sizeof(fc_results)": bpf.ResultsSize,

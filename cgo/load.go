@@ -131,7 +131,7 @@ func loadMethod(opts Options, method string) (_ *Module, err error) {
 			m.Close()
 		}
 	}()
-	if err := m.open(opts, use, 1); err != nil {
+	if err := m.open(opts, use, nil); err != nil {
 		return nil, err
 	}
 	if m.params, err = m.bpfMap(mapParams); err != nil {
@@ -152,11 +152,10 @@ func (m *Module) bpfMap(name string) (*libbpfgo.BPFMap, error) {
 	return bm, nil
 }
 
-// open opens the embedded object and loads only the program use (m.prog),
-// with the walk's records map sized to records entries (one when use is a
-// query program: its 4 MiB would only slow every query down). Errors are
-// *LoadError, with what libbpf printed.
-func (m *Module) open(opts Options, use string, records uint32) (err error) {
+// open opens the embedded object and loads only the program use (m.prog)
+// and the maps it uses, those named in sizes with that many entries.
+// Errors are *LoadError, with what libbpf printed.
+func (m *Module) open(opts Options, use string, sizes map[string]uint32) (err error) {
 	takeLog()
 	defer func() {
 		if err != nil {
@@ -190,12 +189,25 @@ func (m *Module) open(opts Options, use string, records uint32) (err error) {
 			return fmt.Errorf("disable program %s: %w", name, err)
 		}
 	}
-	recs, err := m.mod.GetMap(mapWalkRecords)
-	if err != nil {
-		return fmt.Errorf("find map %s: %w", mapWalkRecords, err)
+	used := map[string]bool{}
+	for _, name := range programMaps[use] {
+		used[name] = true
 	}
-	if err := recs.SetMaxEntries(records); err != nil {
-		return fmt.Errorf("size map %s: %w", mapWalkRecords, err)
+	for _, names := range programMaps {
+		for _, name := range names {
+			bm, err := m.mod.GetMap(name)
+			if err != nil {
+				return fmt.Errorf("find map %s: %w", name, err)
+			}
+			if err := bm.SetAutocreate(used[name]); err != nil {
+				return fmt.Errorf("map %s: set autocreate: %w", name, err)
+			}
+			if n, ok := sizes[name]; ok {
+				if err := bm.SetMaxEntries(n); err != nil {
+					return fmt.Errorf("size map %s: %w", name, err)
+				}
+			}
+		}
 	}
 	if err := m.mod.BPFLoadObject(); err != nil {
 		return fmt.Errorf("load BPF program %s: %w", use, err)
@@ -228,9 +240,15 @@ func (m *Module) minimalBTF(path string) string {
 	if kernel == nil {
 		kernel, err = os.ReadFile(src)
 	}
+	// overlayfs built as a module has its types in the module's BTF, which
+	// libbpf does not read once given a BTF file: add them.
+	var module []byte
+	if path == "" {
+		module, _ = os.ReadFile(overlayModuleBTF)
+	}
 	if err == nil {
 		var min []byte
-		if min, err = btfmin.MinimalBTF(kernel, object); err == nil {
+		if min, err = btfmin.MinimalBTFModule(kernel, module, object); err == nil {
 			var p string
 			if p, err = m.memfile("vmlinux.btf", min); err == nil {
 				return p
@@ -243,6 +261,9 @@ func (m *Module) minimalBTF(path string) string {
 	logMu.Unlock()
 	return path
 }
+
+// overlayModuleBTF is the BTF of overlayfs when it is a loaded module.
+const overlayModuleBTF = "/sys/kernel/btf/overlay"
 
 // mapFile maps a whole file read-only.
 func mapFile(path string) ([]byte, error) {

@@ -19,6 +19,13 @@ const (
 	mapWalk        = "walk"
 	mapWalkRecords = "walk_records"
 	mapWalkCursor  = "walk_cursor"
+
+	// The page walk of --by-cgroup (pages.bpf.c).
+	pagesLoopProgram    = "walk_pages"
+	pagesBoundedProgram = "walk_pages_bounded"
+	pagesParamsMap      = "pg_params"
+	pagesStateMap       = "pg_state"
+	pagesRecordsMap     = "pg_records"
 )
 
 // The walks of filecache top: their names are bpf.WalkPrograms', which
@@ -37,7 +44,24 @@ var programs = map[string]string{
 
 // objectPrograms are all the object's programs: open disables every one
 // but the program it loads, so one missing here would be loaded too.
-var objectPrograms = []string{progQueryLoop, progQueryBounded, progQueryAttached, progWalk, progWalkBounded}
+var objectPrograms = []string{progQueryLoop, progQueryBounded, progQueryAttached, progWalk, progWalkBounded,
+	pagesLoopProgram, pagesBoundedProgram}
 
 // objectMaps are all the object's maps.
-var objectMaps = []string{mapParams, mapResults, mapWalkParams, mapWalk, mapWalkRecords, mapWalkCursor}
+var objectMaps = []string{mapParams, mapResults, mapWalkParams, mapWalk, mapWalkRecords, mapWalkCursor,
+	pagesParamsMap, pagesStateMap, pagesRecordsMap}
+
+// programMaps are the maps each program uses. A load creates only those of
+// the program it loads: the others would cost their memory for nothing, and
+// before Linux 5.11 it counts against RLIMIT_MEMLOCK, 64 KiB by default
+// before 5.16, which a process with CAP_BPF but not CAP_SYS_RESOURCE cannot
+// raise.
+var programMaps = map[string][]string{
+	progQueryLoop:       {mapParams, mapResults},
+	progQueryBounded:    {mapParams, mapResults},
+	progQueryAttached:   {mapParams, mapResults},
+	progWalk:            {mapWalkParams, mapWalk, mapWalkRecords},
+	progWalkBounded:     {mapWalkParams, mapWalk, mapWalkRecords, mapWalkCursor},
+	pagesLoopProgram:    {pagesParamsMap, pagesStateMap, pagesRecordsMap},
+	pagesBoundedProgram: {pagesParamsMap, pagesStateMap, pagesRecordsMap},
+}

@@ -52,7 +52,7 @@ func LoadWalker(opts Options) (_ *Walker, err error) {
 			w.Close()
 		}
 	}()
-	if err := w.open(opts, bpf.WalkPrograms[method], bpf.WalkCap); err != nil {
+	if err := w.open(opts, bpf.WalkPrograms[method], map[string]uint32{mapWalkRecords: bpf.WalkCap}); err != nil {
 		return nil, err
 	}
 	if w.walkParams, err = w.bpfMap(mapWalkParams); err != nil {

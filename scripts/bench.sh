@@ -9,6 +9,10 @@
 #           `filecache DIR`, `vmtouch DIR` and `find DIR -type f -print0 |
 #           xargs -0 fincore` (fincore cannot walk a tree; the whole pipeline is
 #           timed, through one bash -c)
+# then the page walk of --by-cgroup (filecache-cg: filecache --json --by-cgroup)
+# against plain filecache on the small and sparse files and on
+#   gib     a fully cached 1 GiB file (262,144 pages), vmtouch and fincore beside
+# with its cost per cached page (by-cgroup minus plain, over the pages cached).
 # and, with BIG_TREE=1, the peak RSS of filecache on a tree of 1,000,000
 # one-byte files (1000 directories of 1000), as a table and as --ndjson.
 # All files live on a tmpfs this script mounts in a mktemp -d directory (nothing
@@ -127,7 +131,7 @@ trap 'exit 129' HUP
 # nr_inodes leaves room for every file and directory of the trees.
 tree_pages_per_file=$(((TREE_FILE_BYTES + page_size - 1) / page_size))
 tree_dirs=$(((TREE_FILES + TREE_PER_DIR - 1) / TREE_PER_DIR))
-tmpfs_mib=$((448 + TREE_FILES * tree_pages_per_file * page_size / mib + 64))
+tmpfs_mib=$((448 + 1024 + TREE_FILES * tree_pages_per_file * page_size / mib + 64))
 tmpfs_inodes=$((TREE_FILES + tree_dirs + 4096))
 big_dirs=$(((BIG_TREE_FILES + TREE_PER_DIR - 1) / TREE_PER_DIR))
 if [[ $BIG_TREE == 1 ]]; then
@@ -164,6 +168,8 @@ sparse_bytes=$(stat -c %s "$f_sparse")
 seek_mib=$((sparse_bytes / 2 / mib - 32))
 dd if=/dev/urandom of="$f_sparse" bs=1M count=64 seek="$seek_mib" conv=notrunc iflag=fullblock status=none
 head -c $((256 * mib)) /dev/urandom >"$f_full"
+f_gib=$dir/gib
+dd if=/dev/zero of="$f_gib" bs=1M count=1024 status=none
 
 # build_tree ROOT FILES BYTES: ROOT/dNNNN/fNNNN, TREE_PER_DIR files a directory,
 # each BYTES long (slices of one random buffer), all from one python3 process.
@@ -200,7 +206,9 @@ label[small]="small: 12 KiB, all cached"
 label[sparse]="sparse: $SPARSE_SIZE, 64 MiB cached"
 label[full]="full: 256 MiB, all cached"
 label[tree]="tree: $TREE_FILES x $TREE_FILE_BYTES B, cached"
-declare -A file=([small]=$f_small [sparse]=$f_sparse [full]=$f_full [tree]=$d_tree)
+expect[gib]=$((1024 * mib / page_size))
+label[gib]="gib: 1 GiB, all cached"
+declare -A file=([small]=$f_small [sparse]=$f_sparse [full]=$f_full [tree]=$d_tree [gib]=$f_gib)
 workloads=(small sparse full tree)
 
 # workload_tools WORKLOAD: sets the array tools to the tools run on WORKLOAD.
@@ -216,6 +224,7 @@ workload_tools() {
 tool_cmd() {
 	case $1 in
 	filecache) cmd=("$FILECACHE_BIN" --json "$2") ;;
+	filecache-cg) cmd=("$FILECACHE_BIN" --json --by-cgroup "$2") ;;
 	vmtouch) cmd=(vmtouch "$2") ;;
 	fincore) cmd=(fincore --bytes --noheadings --output PAGES "$2") ;;
 	find+fincore)
@@ -252,7 +261,7 @@ print(e["cached_pages"], d.get("engine", "?"), d.get("method", "?"), len(d.get("
 cached_pages() {
 	local n=""
 	case $1 in
-	filecache) n=$(filecache_json "$2" | awk '{print $1}') ;;
+	filecache | filecache-cg) n=$(filecache_json "$2" | awk '{print $1}') ;;
 	vmtouch) n=$(awk -F'[ /]+' '/Resident Pages:/ {print $4; exit}' "$2") ;;
 	fincore) n=$(awk 'NR == 1 {print $1}' "$2") ;;
 	find+fincore) n=$(awk '$1 !~ /^[0-9]+$/ {bad = 1} {s += $1} END {if (NR && !bad) print s}' "$2") ;;
@@ -283,7 +292,7 @@ first_run() {
 	if [[ $t == filecache && $w == small ]]; then
 		read -r _ fc_engine fc_method _ < <(filecache_json "$tf.out")
 	fi
-	if [[ $t == filecache ]] && [[ $(filecache_json "$tf.out" | awk '{print $4}') != 0 ]]; then
+	if [[ $t == filecache* ]] && [[ $(filecache_json "$tf.out" | awk '{print $4}') != 0 ]]; then
 		echo "WARNING: filecache reported errors on $w: $(tr -d '\n' <"$tf.out" | head -c 300)"
 	fi
 	first_us[$key]=$(($(usec "$t1") - $(usec "$t0")))
@@ -446,6 +455,55 @@ for w in "${workloads[@]}"; do
 done
 echo "(wall time: fork to exit, median of the timed runs; RSS: peak resident set of the first run, GNU time %M / 1024;"
 echo " find+fincore: find DIR -type f -print0 | xargs -0 fincore, timed whole through one bash -c; its RSS is its largest process's)"
+echo
+
+# --- the page walk (--by-cgroup) ----------------------------------------------
+# cg_split OUTFILE: "cgroups pages" of the first file of a --by-cgroup JSON:
+# how many cgroups its pages are split over, and their sum.
+cg_split() {
+	python3 -c '
+import json, sys
+cg = json.load(open(sys.argv[1]))["files"][0].get("cgroups")
+print(len(cg), sum(c["cached_pages"] for c in cg)) if cg is not None else print("? ?")
+' "$1" 2>/dev/null || echo "? ?"
+}
+echo "page walk (--by-cgroup): cost per cached page, not per file byte"
+# shellcheck disable=SC2059
+printf "$fmt_row" workload tool runs "median s" "min s" "max s" "RSS MiB" "the walk"
+cg_ok=1
+for w in small sparse gib; do
+	tools=(filecache filecache-cg)
+	[[ $w == gib ]] && tools+=(vmtouch fincore)
+	for t in "${tools[@]}"; do
+		[[ -n ${med_us[$w:$t]:-} ]] && continue # measured above
+		echo "bench: first run of $t on ${label[$w]} ..." >&2
+		first_run "$w" "$t"
+		echo "bench: timing ${label[$w]} with $t ..." >&2
+		timed_runs "$w" "$t" "$RUNS" "$RUNS"
+	done
+	read -r ncg cgsum < <(cg_split "$out/$w.filecache-cg.out")
+	if [[ ${count[$w:filecache-cg]} != "${expect[$w]}" || $cgsum != "${expect[$w]}" ]]; then
+		echo "  WARNING: $w: --by-cgroup counted ${count[$w:filecache-cg]} pages, its cgroups $cgsum, ${expect[$w]} were written"
+		cg_ok=0
+	fi
+	for t in "${tools[@]}"; do
+		k=$w:$t
+		# shellcheck disable=SC2059
+		printf "$fmt_row" "$([[ $t == filecache ]] && echo "${label[$w]}")" "$t" "${nruns[$k]}" \
+			"$(awk -v u="${med_us[$k]}" 'BEGIN {printf "%.4f", u / 1e6}')" \
+			"$(awk -v u="${min_us[$k]}" 'BEGIN {printf "%.4f", u / 1e6}')" \
+			"$(awk -v u="${max_us[$k]}" 'BEGIN {printf "%.4f", u / 1e6}')" \
+			"$(awk -v k="${rss_kib[$k]}" 'BEGIN {printf "%.1f", k / 1024}')" \
+			"$([[ $t == filecache-cg ]] && awk -v c="${med_us[$k]}" -v p="${med_us[$w:filecache]}" -v n="${expect[$w]}" -v g="$ncg" \
+				'BEGIN {
+					printf "%d cgroup(s); %+.1f ms", g, (c - p) / 1e3
+					if (n >= 10000) printf ", %.0f ns a cached page", (c - p) * 1e3 / n
+					else printf " (the walk program loads instead of the query)"
+				}')"
+	done
+done
+[[ $cg_ok == 1 ]] && echo "  --by-cgroup found every page written, and its cgroups hold them all"
+echo "(filecache-cg: filecache --json --by-cgroup; the pages are charged to this script's memory cgroup, one cgroup)"
 echo
 
 # --- the 1,000,000-file tree (BIG_TREE=1) ------------------------------------

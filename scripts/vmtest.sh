@@ -16,6 +16,7 @@
 #   VMTEST_JOBS      VMs run at the same time (default: the number of CPUs)
 #   VMTEST_TIMEOUT   seconds one VM may run before it is killed (default 600)
 #   VMTEST_BIN       the filecache binary (default bin/filecache)
+#   VMTEST_RUN       a -test.run pattern: only the tests it matches (default: all)
 # Everything lives in .cache/vmtest/: private apt state, debs, extracted
 # kernels and initramfs images; logs/SUITE.log (a VM's whole console),
 # logs/SUITE.CONFIG.log and logs/host.CONFIG.log (one test run each) and
@@ -287,6 +288,8 @@ prepare_modules() {
 # disk on /var/tmp, run the test binary once per line of /vmtest/configs
 # between begin and end markers, power off.
 guest_init() {
+	local run_arg=
+	[ -z "${VMTEST_RUN:-}" ] || run_arg="-test.run='$VMTEST_RUN'"
 	cat <<INIT
 #!/bin/sh
 # Written by scripts/vmtest.sh.
@@ -320,7 +323,7 @@ while IFS='|' read -r name envs; do
 	echo "$marker begin \$name"
 	s=\$(date +%s)
 	env \$envs FILECACHE_INTEGRATION=1 FILECACHE_BIN=/bin/filecache TMPDIR=/tmp \\
-		/integration.test -test.v -test.count=1 -test.timeout=${test_timeout}s
+		/integration.test -test.v -test.count=1 -test.timeout=${test_timeout}s $run_arg
 	rc=\$?
 	echo "$marker end \$name rc=\$rc secs=\$((\$(date +%s) - s))"
 done </vmtest/configs
@@ -498,7 +501,7 @@ run_host() {
 		rc=0
 		# shellcheck disable=SC2086 # envs is a list of VAR=value words
 		(cd "$cache" && env $envs FILECACHE_INTEGRATION=1 FILECACHE_BIN="$bin" \
-			"$cache/integration.test" -test.v -test.count=1 -test.timeout=${test_timeout}s) >"$out" 2>&1 || rc=$?
+			"$cache/integration.test" -test.v -test.count=1 -test.timeout=${test_timeout}s ${VMTEST_RUN:+-test.run="$VMTEST_RUN"}) >"$out" 2>&1 || rc=$?
 		record "$release" host "$name" "$rc" $((SECONDS - s)) "$out"
 	done
 }

@@ -28,11 +28,20 @@ import (
 // a named struct or union (type and enum relocations would find too little).
 // Only little-endian BTF is read.
 func MinimalBTF(kernelBTF []byte, object []byte) ([]byte, error) {
+	return MinimalBTFModule(kernelBTF, nil, object)
+}
+
+// MinimalBTFModule is MinimalBTF over the kernel's BTF and the split BTF of
+// one of its modules (/sys/kernel/btf/MODULE, whose type ids and strings
+// continue the kernel's; nil for none), so that relocations against the
+// module's types (overlayfs built as a module) find them too. As libbpf
+// does, an object type the kernel has is not looked for in the module.
+func MinimalBTFModule(kernelBTF, module []byte, object []byte) ([]byte, error) {
 	local, ext, err := objectBTF(object)
 	if err != nil {
 		return nil, err
 	}
-	return minimalBTF(kernelBTF, local, ext)
+	return minimalBTF(kernelBTF, module, local, ext)
 }
 
 // objectBTF returns the .BTF and .BTF.ext sections of a BPF ELF object.
@@ -105,13 +114,18 @@ var (
 
 // btfData is parsed BTF: the type and string sections and where each type
 // starts. Every type's record lies wholly inside types and its name inside
-// strs; the ids it refers to are checked where they are followed.
+// strs; the ids it refers to are checked where they are followed. Split BTF
+// (a module's) has a base: ids below first and string offsets below strOff
+// are the base's.
 type btfData struct {
-	what  string // "kernel BTF" or "object BTF", for errors
-	types []byte
-	strs  []byte
-	n     uint32   // types, void included: ids are below n
-	chk   []uint32 // chk[i]: start of type id 1+i<<chkShift in types
+	what   string // "kernel BTF" or "object BTF", for errors
+	types  []byte
+	strs   []byte
+	n      uint32   // types, void and the base's included: ids are below n
+	chk    []uint32 // chk[i]: start of type id first+i<<chkShift in types
+	base   *btfData
+	first  uint32 // the first id of types (1 without a base)
+	strOff uint32 // the offset of strs (0 without a base)
 }
 
 // One type in 1<<chkShift has its start recorded; a lookup walks at most
@@ -139,10 +153,13 @@ type wantedType struct {
 }
 
 // parseBTF checks the header and walks the type section once, recording
-// where each type starts. With m set, it also collects the structs and
-// unions m looks for.
-func parseBTF(what string, b []byte, m *matcher) (btfData, error) {
-	d := btfData{what: what}
+// where each type starts. With m set, it also collects the structs, unions
+// and enums m looks for. With base set, b is split BTF on top of it.
+func parseBTF(what string, b []byte, base *btfData, m *matcher) (btfData, error) {
+	d := btfData{what: what, base: base, first: 1}
+	if base != nil {
+		d.first, d.strOff = base.n, base.strOff+uint32(len(base.strs))
+	}
 	if len(b) < btfHdrLen {
 		return d, fmt.Errorf("%s: %d bytes, shorter than a header", what, len(b))
 	}
@@ -173,15 +190,16 @@ func parseBTF(what string, b []byte, m *matcher) (btfData, error) {
 	}
 	d.types = rest[typeOff : typeOff+typeLen]
 	d.strs = rest[strOff : strOff+strLen]
-	// Strings are NUL-terminated from any offset: the section must end so.
-	if len(d.strs) == 0 || d.strs[0] != 0 || d.strs[len(d.strs)-1] != 0 {
+	// Strings are NUL-terminated from any offset: the section must end so
+	// (and start with the empty name, unless it continues a base's).
+	if len(d.strs) == 0 && base == nil || len(d.strs) > 0 && (base == nil && d.strs[0] != 0 || d.strs[len(d.strs)-1] != 0) {
 		return d, fmt.Errorf("%s: bad string section", what)
 	}
 
-	types, nstr := d.types, uint32(len(d.strs))
+	types, nstr := d.types, d.strOff+uint32(len(d.strs))
 	// Kernel types take 25 bytes on average, at least 12: rarely grown.
 	chk := make([]uint32, 0, len(types)/(16<<chkShift)+1)
-	id := uint32(1)
+	id := d.first
 	for p := 0; p < len(types); id++ {
 		if len(types)-p < btfTypeLen {
 			return d, fmt.Errorf("%s: type %d truncated", what, id)
@@ -199,10 +217,12 @@ func parseBTF(what string, b []byte, m *matcher) (btfData, error) {
 		if len(types)-p < size {
 			return d, fmt.Errorf("%s: type %d truncated", what, id)
 		}
-		if m != nil && (kind == kindStruct || kind == kindUnion) && nameOff != 0 && m.first[d.strs[nameOff]] {
-			m.match(d.strs, nameOff, kind, id)
+		if m != nil && (kind == kindStruct || kind == kindUnion || kind == kindEnum || kind == kindEnum64) && nameOff != 0 {
+			if name, err := d.str(nameOff); err == nil && len(name) > 0 && m.first[name[0]] {
+				m.match(name, kind, id)
+			}
 		}
-		if (id-1)&(1<<chkShift-1) == 0 {
+		if (id-d.first)&(1<<chkShift-1) == 0 {
 			chk = append(chk, uint32(p))
 		}
 		p += size
@@ -211,10 +231,9 @@ func parseBTF(what string, b []byte, m *matcher) (btfData, error) {
 	return d, nil
 }
 
-// match records kernel type kid (named at nameOff) for every wanted type
-// of its kind and essential name.
-func (m *matcher) match(strs []byte, nameOff, kind, kid uint32) {
-	name := strs[nameOff:] // NUL-terminated
+// match records kernel type kid (named name) for every wanted type of its
+// kind (any enum for an enum, as libbpf) and essential name.
+func (m *matcher) match(name []byte, kind, kid uint32) {
 	var prefix uint32
 	if len(name) >= 4 {
 		prefix = le.Uint32(name)
@@ -224,11 +243,11 @@ func (m *matcher) match(strs []byte, nameOff, kind, kid uint32) {
 		}
 	}
 	for _, w := range m.wanted {
-		if prefix&w.mask != w.prefix || w.kind != kind || len(name) <= len(w.ess) || !bytes.Equal(name[:len(w.ess)], w.ess) {
+		if prefix&w.mask != w.prefix || kindClass(w.kind) != kindClass(kind) || len(name) < len(w.ess) || !bytes.Equal(name[:len(w.ess)], w.ess) {
 			continue
 		}
-		if next := name[len(w.ess)]; next != 0 {
-			if next != '_' || essentialLen(cstr(strs, nameOff)) != len(w.ess) {
+		if len(name) > len(w.ess) {
+			if name[len(w.ess)] != '_' || essentialLen(name) != len(w.ess) {
 				continue
 			}
 		}
@@ -265,13 +284,24 @@ func (t typ) kindFlag() bool   { return t.info>>31 != 0 }
 func (t typ) composite() bool  { return t.kind() == kindStruct || t.kind() == kindUnion }
 func (t typ) u32(i int) uint32 { return le.Uint32(t.data[4*i:]) }
 
+// kindClass is what CO-RE compares of a kind: either enum matches either.
+func kindClass(kind uint32) uint32 {
+	if kind == kindEnum64 {
+		return kindEnum
+	}
+	return kind
+}
+
 func (d *btfData) typ(id uint32) (typ, error) {
+	if d.base != nil && id < d.first {
+		return d.base.typ(id)
+	}
 	if id == 0 || id >= d.n {
 		return typ{}, fmt.Errorf("%s: type id %d out of range", d.what, id)
 	}
 	// parseBTF checked every record lies within types.
-	off := d.chk[(id-1)>>chkShift]
-	for i := (id - 1) & (1<<chkShift - 1); ; i-- {
+	off := d.chk[(id-d.first)>>chkShift]
+	for i := (id - d.first) & (1<<chkShift - 1); ; i-- {
 		info := le.Uint32(d.types[off+4:])
 		size := btfTypeLen + uint32(kindFixed[info>>24&0x1f]) + uint32(kindPerVlen[info>>24&0x1f])*(info&0xffff)
 		if i == 0 {
@@ -283,10 +313,13 @@ func (d *btfData) typ(id uint32) (typ, error) {
 }
 
 func (d *btfData) str(off uint32) ([]byte, error) {
-	if off >= uint32(len(d.strs)) {
+	if d.base != nil && off < d.strOff {
+		return d.base.str(off)
+	}
+	if off-d.strOff >= uint32(len(d.strs)) {
 		return nil, fmt.Errorf("%s: string offset %d out of range", d.what, off)
 	}
-	return cstr(d.strs, off), nil
+	return cstr(d.strs, off-d.strOff), nil
 }
 
 // skipMods follows typedefs and qualifiers to the type that has a layout,
@@ -352,18 +385,19 @@ const arrayIndexName = "__ARRAY_SIZE_TYPE__"
 // allFlavors is the memo key of a kernel type made for all its flavors.
 const allFlavors = ^uint32(0)
 
-func minimalBTF(kernelBTF, localBTF, ext []byte) ([]byte, error) {
-	l, err := parseBTF("object BTF", localBTF, nil)
+func minimalBTF(kernelBTF, module, localBTF, ext []byte) ([]byte, error) {
+	l, err := parseBTF("object BTF", localBTF, nil, nil)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkRelocs(&l, ext); err != nil {
+	enums, err := checkRelocs(&l, ext)
+	if err != nil {
 		return nil, err
 	}
 	var m matcher
 	for id := uint32(1); id < l.n; id++ {
 		t, _ := l.typ(id)
-		if !t.composite() || t.name == 0 {
+		if !t.composite() && !enums[id] || t.name == 0 {
 			continue
 		}
 		name := cstr(l.strs, t.name)
@@ -379,15 +413,44 @@ func minimalBTF(kernelBTF, localBTF, ext []byte) ([]byte, error) {
 		}
 		m.wanted = append(m.wanted, w)
 	}
-	k, err := parseBTF("kernel BTF", kernelBTF, &m)
+	k, err := parseBTF("kernel BTF", kernelBTF, nil, &m)
 	if err != nil {
 		return nil, err
+	}
+	if module != nil {
+		inKernel := map[uint32]bool{}
+		for _, c := range m.found {
+			inKernel[c.lid] = true
+		}
+		n := len(m.found)
+		base := k
+		if k, err = parseBTF("module BTF", module, &base, &m); err != nil {
+			return nil, err
+		}
+		kept := m.found[:n]
+		for _, c := range m.found[n:] {
+			if !inKernel[c.lid] {
+				kept = append(kept, c)
+			}
+		}
+		m.found = kept
 	}
 	mz := &minimizer{k: k, l: l, strs: []byte{0}, names: map[uint32]uint32{}, work: 1 << 20, flavors: map[uint32][]uint32{}}
 	for _, c := range m.found {
 		mz.flavors[c.kid] = append(mz.flavors[c.kid], c.lid)
 	}
 	for _, c := range m.found {
+		kt, err := k.typ(c.kid)
+		if err != nil {
+			return nil, err
+		}
+		if kindClass(kt.kind()) == kindEnum {
+			// Copied whole, values and all.
+			if _, err := mz.memberType(c.kid, 0, 0); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if _, err := mz.composite(c.kid, c.lid, 0); err != nil {
 			return nil, err
 		}
@@ -397,44 +460,46 @@ func minimalBTF(kernelBTF, localBTF, ext []byte) ([]byte, error) {
 
 // checkRelocs refuses objects with CO-RE relocations the minimal BTF cannot
 // answer as the full one would: only field relocations rooted at a named
-// struct or union (and local type ids) are kept exact.
-func checkRelocs(l *btfData, ext []byte) error {
+// struct or union, enum value relocations on a named enum (returned, to be
+// copied whole) and local type ids are kept exact.
+func checkRelocs(l *btfData, ext []byte) (map[uint32]bool, error) {
+	enums := map[uint32]bool{}
 	if ext == nil {
-		return nil
+		return enums, nil
 	}
 	if len(ext) < 8 || le.Uint16(ext) != btfMagic || ext[2] != 1 {
-		return errors.New("object .BTF.ext: bad header")
+		return nil, errors.New("object .BTF.ext: bad header")
 	}
 	hdrLen := uint64(le.Uint32(ext[4:]))
 	if hdrLen < 24 || hdrLen > uint64(len(ext)) {
-		return fmt.Errorf("object .BTF.ext: header length %d out of range", hdrLen)
+		return nil, fmt.Errorf("object .BTF.ext: header length %d out of range", hdrLen)
 	}
 	if hdrLen < 32 {
-		return nil // no CO-RE relocations
+		return enums, nil // no CO-RE relocations
 	}
 	off, n := uint64(le.Uint32(ext[24:])), uint64(le.Uint32(ext[28:]))
 	if hdrLen+off+n > uint64(len(ext)) {
-		return errors.New("object .BTF.ext: CO-RE relocations past the end")
+		return nil, errors.New("object .BTF.ext: CO-RE relocations past the end")
 	}
 	b := ext[hdrLen+off : hdrLen+off+n]
 	if len(b) == 0 {
-		return nil
+		return enums, nil
 	}
 	if len(b) < 4 {
-		return errors.New("object .BTF.ext: CO-RE relocations truncated")
+		return nil, errors.New("object .BTF.ext: CO-RE relocations truncated")
 	}
 	recSize := uint64(le.Uint32(b))
 	if recSize < 16 {
-		return fmt.Errorf("object .BTF.ext: CO-RE record size %d", recSize)
+		return nil, fmt.Errorf("object .BTF.ext: CO-RE record size %d", recSize)
 	}
 	for b = b[4:]; len(b) > 0; {
 		if len(b) < 8 {
-			return errors.New("object .BTF.ext: CO-RE relocations truncated")
+			return nil, errors.New("object .BTF.ext: CO-RE relocations truncated")
 		}
 		num := uint64(le.Uint32(b[4:]))
 		b = b[8:]
 		if num*recSize > uint64(len(b)) {
-			return errors.New("object .BTF.ext: CO-RE relocations truncated")
+			return nil, errors.New("object .BTF.ext: CO-RE relocations truncated")
 		}
 		for i := uint64(0); i < num; i++ {
 			r := b[i*recSize:]
@@ -444,18 +509,27 @@ func checkRelocs(l *btfData, ext []byte) error {
 			case kind <= 5: // BPF_CORE_FIELD_*
 				t, err := l.typ(id)
 				if err != nil {
-					return err
+					return nil, err
 				}
 				if !t.composite() || t.name == 0 {
-					return fmt.Errorf("object: CO-RE field relocation on type %d, not a named struct or union", id)
+					return nil, fmt.Errorf("object: CO-RE field relocation on type %d, not a named struct or union", id)
 				}
+			case kind == 10 || kind == 11: // BPF_CORE_ENUMVAL_EXISTS, BPF_CORE_ENUMVAL_VALUE
+				t, err := l.typ(id)
+				if err != nil {
+					return nil, err
+				}
+				if kindClass(t.kind()) != kindEnum || t.name == 0 {
+					return nil, fmt.Errorf("object: CO-RE enum value relocation on type %d, not a named enum", id)
+				}
+				enums[id] = true
 			default:
-				return fmt.Errorf("object: CO-RE relocation kind %d is not a field relocation", kind)
+				return nil, fmt.Errorf("object: CO-RE relocation kind %d is not a field or enum value relocation", kind)
 			}
 		}
 		b = b[num*recSize:]
 	}
-	return nil
+	return enums, nil
 }
 
 func (mz *minimizer) name(kernelOff uint32) uint32 {
@@ -466,7 +540,8 @@ func (mz *minimizer) name(kernelOff uint32) uint32 {
 		return off
 	}
 	off := uint32(len(mz.strs))
-	mz.strs = append(append(mz.strs, cstr(mz.k.strs, kernelOff)...), 0)
+	name, _ := mz.k.str(kernelOff) // checked where the offset was read
+	mz.strs = append(append(mz.strs, name...), 0)
 	mz.names[kernelOff] = off
 	return off
 }
@@ -558,7 +633,8 @@ func (mz *minimizer) composite(kid, lid uint32, depth int) (uint32, error) {
 	pad := len(ms) > 0 && ms[len(ms)-1].zeroLen && !ms[len(ms)-1].flex
 	for i := range ms {
 		if ms[i].outType, err = mz.memberType(ms[i].typ, ms[i].ltyp, depth+1); err != nil {
-			return 0, fmt.Errorf("%s.%s: %w", kname, cstr(mz.k.strs, ms[i].name), err)
+			mname, _ := mz.k.str(ms[i].name)
+			return 0, fmt.Errorf("%s.%s: %w", kname, mname, err)
 		}
 	}
 	start := len(mz.extra)

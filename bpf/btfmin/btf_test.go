@@ -51,11 +51,26 @@ var objectFields = map[string][]string{
 	"fdtable":                 {"max_fds", "fd"},
 	"file":                    {"f_inode", "f_mapping"},
 	"inode":                   {"i_mode", "i_sb", "i_mapping", "i_ino", "i_nlink", "i_rdev", "i_size", "i_generation", "i_sb_list", "i_dentry", "i_data"},
-	"address_space":           {"host", "nrpages"},
+	"address_space":           {"host", "nrpages", "i_pages"},
 	"super_block":             {"s_dev", "s_magic", "s_root", "s_inodes", "s_bdev"},
-	"dentry":                  {"d_hash", "d_parent", "d_name", "d_u"},
+	"dentry":                  {"d_hash", "d_parent", "d_name", "d_u", "d_inode"},
 	"list_head":               {"next", "prev"},
 	"bpf_raw_tracepoint_args": {"args"},
+	// The page walk; of a folio's memory cgroup, what Linux 6.18 has.
+	"xarray":              {"xa_head"},
+	"xa_node":             {"shift", "offset", "parent", "slots"},
+	"kernfs_node":         {"id"},
+	"cgroup":              {"kn"},
+	"cgroup_subsys_state": {"cgroup"},
+	"mem_cgroup":          {"css"},
+	"obj_cgroup":          {"memcg"},
+	"mem_cgroup_per_node": {},
+	"page":                {"memcg_data"},
+	"folio":               {"memcg_data"},
+	// overlayfs, built into this machine's kernel (6.18 layout).
+	"ovl_inode": {"flags", "vfs_inode", "__upperdentry", "oe"},
+	"ovl_entry": {"__numlower", "__lowerstack"},
+	"ovl_path":  {"dentry"},
 }
 
 // TestMinimalBTFKernel reads the output with a parser of its own; the
@@ -142,7 +157,7 @@ func TestMinimalBTFKernel(t *testing.T) {
 	tHead := b.composite(kindStruct, "callback_head", 16, false, mem{"next", tPtr, 0, 0}, mem{"func", tPtr, 64, 0})
 	b.composite(kindStruct, "inode", 8, false, mem{"i_nlink", tUint, 0, 0}, mem{"i_rcu", tHead, 0, 0},
 		mem{"i_cdev", tPtr, 0, 0}, mem{"i_link", tPtr, 0, 0}, mem{"i_size", tUint, 0, 0})
-	anon, err := minimalBTF(kernel, b.bytes(), nil)
+	anon, err := minimalBTF(kernel, nil, b.bytes(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +263,7 @@ func syntheticObject(fields ...string) []byte {
 }
 
 func TestMinimalBTFSynthetic(t *testing.T) {
-	out, err := minimalBTF(syntheticKernel(),
+	out, err := minimalBTF(syntheticKernel(), nil,
 		syntheticObject("hdr", "y", "q", "p", "in", "arr", "col", "missing"), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -299,7 +314,7 @@ func TestMinimalBTFSynthetic(t *testing.T) {
 
 func TestMinimalBTFRefuses(t *testing.T) {
 	kernel, object := syntheticKernel(), syntheticObject("hdr")
-	valid, err := minimalBTF(kernel, object, nil)
+	valid, err := minimalBTF(kernel, nil, object, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -369,7 +384,7 @@ func TestMinimalBTFRefuses(t *testing.T) {
 		{"object BTF bad", kernel, object[:30], "object BTF"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			out, err := minimalBTF(c.kernel, c.object, nil)
+			out, err := minimalBTF(c.kernel, nil, c.object, nil)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("got %d bytes, error %v; want an error with %q", len(out), err, c.want)
 			}
@@ -402,7 +417,7 @@ func TestMinimalBTFRelocations(t *testing.T) {
 	for _, v := range []uint32{0x0001eb9f, 24, 0, 0, 0, 0} {
 		noRelocs = binary.LittleEndian.AppendUint32(noRelocs, v)
 	}
-	l, err := parseBTF("object BTF", object, nil)
+	l, err := parseBTF("object BTF", object, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -422,14 +437,16 @@ func TestMinimalBTFRelocations(t *testing.T) {
 		{"local type id", ext(1, 6), true},
 		{"no relocations", noRelocs, true},
 		{"type exists", ext(outer, 8), false},
-		{"enum value", ext(5, 11), false},
+		{"enum value of a named enum", ext(5, 11), true},
+		{"enum value exists", ext(5, 10), true},
+		{"enum value of an int", ext(1, 11), false},
 		{"type matches", ext(outer, 12), false},
 		{"field of an int", ext(1, 0), false},
 		{"field of type 0", ext(0, 0), false},
 		{"truncated", ext(outer, 0)[:56], false},
 		{"bad magic", ext(outer, 0)[4:], false},
 	} {
-		_, err := minimalBTF(kernel, object, c.ext)
+		_, err := minimalBTF(kernel, nil, object, c.ext)
 		if (err == nil) != c.wantOK {
 			t.Errorf("%s: error %v", c.name, err)
 		}
@@ -445,11 +462,11 @@ func TestObjectRelocations(t *testing.T) {
 	if ext == nil {
 		t.Fatal("no .BTF.ext")
 	}
-	l, err := parseBTF("object BTF", btf, nil)
+	l, err := parseBTF("object BTF", btf, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := checkRelocs(&l, ext); err != nil {
+	if _, err := checkRelocs(&l, ext); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -493,7 +510,7 @@ func FuzzMinimalBTF(f *testing.F) {
 			if err != nil {
 				return
 			}
-			if _, err := parseBTF("output", out, nil); err != nil {
+			if _, err := parseBTF("output", out, nil, nil); err != nil {
 				t.Fatalf("output does not parse: %v", err)
 			}
 			if _, err := refParse(out); err != nil {
@@ -501,14 +518,136 @@ func FuzzMinimalBTF(f *testing.F) {
 			}
 		}
 		check(MinimalBTF(kernel, object))
-		check(minimalBTF(kernel, object, nil))
+		check(minimalBTF(kernel, nil, object, nil))
 	})
 }
 
-// builder writes BTF for tests.
+// An enum whose values the object reads is emitted whole, as the kernel's.
+func TestMinimalBTFEnum(t *testing.T) {
+	object := syntheticObject("hdr")
+	l, err := parseBTF("object BTF", object, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var color uint32
+	for id := uint32(1); id < l.n; id++ {
+		if ty, _ := l.typ(id); ty.kind() == kindEnum && string(cstr(l.strs, ty.name)) == "color" {
+			color = id
+		}
+	}
+	var ext []byte
+	for _, v := range []uint32{0x0001eb9f, 32, 0, 0, 0, 0, 0, 28, 16, 0, 1, 0, color, 0, 11} {
+		ext = binary.LittleEndian.AppendUint32(ext, v)
+	}
+	out, err := minimalBTF(syntheticKernel(), nil, object, ext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	min := mustRef(t, out)
+	id, ok := min.byName(kindEnum, "color")
+	if !ok {
+		t.Fatal("no enum color")
+	}
+	if got, want := min.describe(id), "enum color/4 {RED=0 GREEN=1 BLUE=7}"; got != want {
+		t.Errorf("got %s, want %s", got, want)
+	}
+	// Without the relocation, an enum the object declares is not asked for.
+	plain, err := minimalBTF(syntheticKernel(), nil, object, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := mustRef(t, plain).byName(kindEnum, "color"); ok {
+		t.Error("enum color emitted with no relocation reading it")
+	}
+}
+
+// A module's split BTF: its ids and strings continue the kernel's, its
+// types refer to the kernel's, and a type the kernel has is taken from the
+// kernel, as libbpf does.
+func TestMinimalBTFModule(t *testing.T) {
+	kernel := newBuilder()
+	kInt := kernel.intType("int", 4, true)                                                // 1
+	kInode := kernel.composite(kindStruct, "inode", 16, false, mem{"i_ino", kInt, 64, 0}) // 2
+	kernel.composite(kindStruct, "shared", 8, false, mem{"s", kInt, 0, 0})                // 3
+	kb := kernel.bytes()
+
+	// The module's strings start with a name, not the empty one; "int" is
+	// the kernel's string.
+	mod := &builder{n: kernel.n, strBase: uint32(len(kernel.strs))}
+	mPtr := mod.add("", kindPtr, 0, false, kInode)    // 4
+	mod.composite(kindStruct, "ovl_inode", 48, false, // 5
+		mem{"flags", kInt, 0, 0}, mem{"vfs_inode", kInode, 64, 0}, mem{"upper", mPtr, 256, 0})
+	mod.composite(kindStruct, "shared", 16, false, mem{"s", kInt, 96, 0}) // 6
+	mod.enum("ovl_flag", "UPPERDATA", 3, "OTHER", 4)                      // 7
+	mb := mod.bytes()
+
+	obj := newBuilder()
+	oInt := obj.intType("int", 4, true)
+	oInode := obj.composite(kindStruct, "inode", 8, false, mem{"i_ino", oInt, 0, 0})
+	oPtr := obj.add("", kindPtr, 0, false, oInode)
+	obj.composite(kindStruct, "ovl_inode", 8, false, mem{"vfs_inode", oInode, 0, 0}, mem{"upper", oPtr, 0, 0})
+	obj.composite(kindStruct, "shared", 8, false, mem{"s", oInt, 0, 0})
+	oEnum := obj.enum("ovl_flag", "UPPERDATA", 0)
+	ob := obj.bytes()
+	var ext []byte
+	for _, v := range []uint32{0x0001eb9f, 32, 0, 0, 0, 0, 0, 28, 16, 0, 1, 0, oEnum, 0, 11} {
+		ext = binary.LittleEndian.AppendUint32(ext, v)
+	}
+
+	out, err := minimalBTF(kb, mb, ob, ext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	min := mustRef(t, out)
+	for kind, want := range map[int]map[string]string{
+		kindStruct: {
+			"ovl_inode": "struct ovl_inode/48 {vfs_inode@64 struct inode/16 {i_ino@64 int}, upper@256 ptr}",
+			"shared":    "struct shared/8 {s@0 int}",
+		},
+		kindEnum: {"ovl_flag": "enum ovl_flag/4 {UPPERDATA=3 OTHER=4}"},
+	} {
+		for name, w := range want {
+			id, ok := min.byName(kind, name)
+			if !ok {
+				t.Errorf("no %s", name)
+				continue
+			}
+			if got := min.describe(id); got != w {
+				t.Errorf("got  %s\nwant %s", got, w)
+			}
+		}
+	}
+	n := 0
+	for _, ty := range min.types {
+		if ty.name == "shared" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d structs shared, want the kernel's only", n)
+	}
+	// Without the module, its types are not there (libbpf then fails
+	// those relocations, as with the full BTF).
+	alone, err := minimalBTF(kb, nil, ob, ext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := mustRef(t, alone).byName(kindStruct, "ovl_inode"); ok {
+		t.Error("struct ovl_inode without the module")
+	}
+	// A module whose ids do not continue this kernel's is refused or
+	// yields nothing, never a type pieced from the wrong base.
+	if _, err := minimalBTF(newBuilder().bytes(), mb, ob, ext); err == nil {
+		t.Error("a module on top of another kernel accepted")
+	}
+}
+
+// builder writes BTF for tests; with n and strBase set, split BTF
+// continuing a base of n types and strBase bytes of strings.
 type builder struct {
 	types, strs []byte
 	n           uint32
+	strBase     uint32
 }
 
 type mem struct {
@@ -522,7 +661,10 @@ func (b *builder) str(s string) uint32 {
 	if s == "" {
 		return 0
 	}
-	off := uint32(len(b.strs))
+	if s == "int" && b.strBase != 0 {
+		return 1 // the base's "int", as a deduplicated module refers to it
+	}
+	off := b.strBase + uint32(len(b.strs))
 	b.strs = append(append(b.strs, s...), 0)
 	return off
 }
@@ -739,7 +881,7 @@ func refParse(data []byte) (*refBTF, error) {
 
 func mustRef(t *testing.T, b []byte) *refBTF {
 	t.Helper()
-	if _, err := parseBTF("output", b, nil); err != nil {
+	if _, err := parseBTF("output", b, nil, nil); err != nil {
 		t.Fatalf("output does not parse: %v", err)
 	}
 	r, err := refParse(b)

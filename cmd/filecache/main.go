@@ -45,6 +45,13 @@ func main() {
 			return w, w.Close, nil
 		},
 		WalkMethod: cgo.WalkMethod,
+		LoadPages: func(opts cli.LoadOptions) (pagecache.Engine, error) {
+			p, err := cgo.LoadPages(cgo.Options{BTFPath: opts.BTF, Method: opts.Method})
+			if err != nil {
+				return nil, err
+			}
+			return pagecache.PageWalk{Walker: p}, nil
+		},
 	}))
 }
 

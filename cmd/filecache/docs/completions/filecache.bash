@@ -119,8 +119,8 @@ _filecache() {
 	esac
 	local flags
 	case $cmd in
-	'') flags='--help -h --version --json --ndjson --verbose -v --engine --btf --from --null -0 --max-depth --xdev --follow --include --exclude --files --bytes --sort --top --detail --map --range --no-headings --output' ;;
-	query) flags='--help -h --version --json --ndjson --verbose -v --engine --btf --from --null -0 --max-depth --xdev --follow --include --exclude --files --bytes --sort --top --detail --map --range --no-headings --output' ;;
+	'') flags='--help -h --version --json --ndjson --verbose -v --engine --btf --from --null -0 --max-depth --xdev --follow --include --exclude --files --bytes --sort --top --detail --map --range --no-headings --output --by-cgroup' ;;
+	query) flags='--help -h --version --json --ndjson --verbose -v --engine --btf --from --null -0 --max-depth --xdev --follow --include --exclude --files --bytes --sort --top --detail --map --range --no-headings --output --by-cgroup' ;;
 	doctor) flags='--help -h --version --json --ndjson --verbose -v --engine --btf' ;;
 	touch) flags='--help -h --version --json --ndjson --verbose -v --engine --btf --from --null -0 --max-depth --xdev --follow --include --exclude --dry-run --range --max-size' ;;
 	evict) flags='--help -h --version --json --ndjson --verbose -v --engine --btf --from --null -0 --max-depth --xdev --follow --include --exclude --dry-run --range --sync' ;;

@@ -52,6 +52,10 @@ type Env struct {
 	// auto): bpf_loop's where libbpf's probe finds the helper, else the
 	// bounded one.
 	WalkMethod func(method string) string
+	// LoadPages loads the page walk of --by-cgroup.
+	LoadPages LoadFunc
+	// CgroupNames finds the memory cgroup hierarchy (nil: this machine's).
+	CgroupNames func() (CgroupNames, error)
 	// Caps and Stat default to this process's capabilities and os.Stat.
 	Caps func() (pagecache.Caps, error)
 	Stat func(string) error

@@ -256,17 +256,21 @@ func TestDoctor(t *testing.T) {
 	}
 	// The fake BPF engine answers from fstat, not the page cache: doctor
 	// must see that its answer is wrong and say so.
-	if len(d.Checks) != 7 || d.Checks[0].OK || !strings.Contains(d.Checks[0].Error, "wrong answer") {
+	if len(d.Checks) != 8 || d.Checks[0].OK || !strings.Contains(d.Checks[0].Error, "wrong answer") {
 		t.Errorf("checks: %+v", d.Checks)
 	}
 	if c := d.Checks[4]; c.Engine != "mincore" || !c.OK {
 		t.Errorf("mincore check: %+v", c)
 	}
-	// No walker in this environment: the top checks say so.
-	for _, c := range d.Checks[5:] {
+	// No walker in this environment: the top checks (one a walk) say so.
+	for _, c := range d.Checks[5:7] {
 		if c.Engine != "top" || c.OK || c.Error == "" {
 			t.Errorf("top check: %+v", c)
 		}
+	}
+	// Nor a page walk: the by-cgroup check says so.
+	if c := d.Checks[7]; c.Engine != "by-cgroup" || c.OK || c.Error == "" {
+		t.Errorf("by-cgroup check: %+v", c)
 	}
 	if d.Auto == nil || d.Kernel == "" || d.PageSize == 0 {
 		t.Errorf("doctor: %+v", d)

@@ -115,6 +115,7 @@ func (DoctorCmd) Run(g *Globals) error {
 	for _, m := range []string{bpf.MethodLoop, bpf.MethodBounded} {
 		d.Checks = append(d.Checks, g.tryTop(fd, m))
 	}
+	d.Checks = append(d.Checks, g.tryPages(h))
 	d.Top = g.topWalk()
 	auto := &pagecache.Chain{Stages: (&Globals{Engine: "auto", BTF: g.BTF, Method: "auto", env: env}).stages(nil)}
 	a := try("auto", "", h, func() (pagecache.Engine, error) { return auto, nil })

@@ -21,13 +21,17 @@ type QueryCmd struct {
 	Map       bool     `help:"Draw which parts of each file are cached, like vmtouch -v: O all, o some, blank none."`
 	Range     string   `placeholder:"OFFSET:LENGTH" help:"Measure only these bytes of each file (sizes take K, M, G, T; no LENGTH: to the end). Uses cachestat or mincore."`
 	NoHead    bool     `name:"no-headings" help:"Print the table without its heading line."`
-	Output    []string `placeholder:"COLUMNS" help:"The table's columns, comma-separated: cached, pages, size, percent, dirty, writeback, evicted, recent, engine, device, inode, path."`
+	Output    []string `placeholder:"COLUMNS" help:"The table's columns, comma-separated: cached, pages, size, percent, dirty, writeback, evicted, recent, engine, device, inode, layer, cgroup, path."`
+	ByCgroup  bool     `name:"by-cgroup" help:"Split each file's (and tree's) cached pages by the memory cgroup each page is charged to: a walk of the file's page cache, costing per cached page (bpf engine)."`
 }
 
 // Run measures the paths and prints the report.
 func (q *QueryCmd) Run(g *Globals) error {
 	env := g.env
 	if err := q.check(); err != nil {
+		return err
+	}
+	if err := q.checkByCgroup(g); err != nil {
 		return err
 	}
 	rng, err := g.parseRange(q.Range)
@@ -42,9 +46,15 @@ func (q *QueryCmd) Run(g *Globals) error {
 	}
 	r := report.Report{PageSize: units.PageSize, Range: rng}
 	chain := g.chain(rng, &r.Notes)
-	var eng pagecache.Engine = chain
+	var base, eng pagecache.Engine = chain, chain
+	if q.ByCgroup {
+		// The page walk alone: no other engine sees a page's cgroup.
+		base = &lazyEngine{name: "bpf", load: g.loadPages}
+		eng = base
+		r.Cgroups = g.cgroupReport(&r.Notes)
+	}
 	if q.Detail {
-		eng = &pagecache.Detailed{Engine: chain, Note: func(err error) {
+		eng = &pagecache.Detailed{Engine: base, Note: func(err error) {
 			g.env.Stderr.Write([]byte("filecache: " + err.Error() + "\n"))
 			r.Notes = append(r.Notes, err.Error())
 		}}
@@ -53,9 +63,10 @@ func (q *QueryCmd) Run(g *Globals) error {
 		eng = pagecache.Mapped{Engine: eng}
 	}
 	s := &scan.Scanner{
-		Engine: func() (pagecache.Engine, error) { return eng, nil },
-		Walk:   q.walkOptions(),
-		Ranged: rng != nil,
+		Engine:   func() (pagecache.Engine, error) { return eng, nil },
+		Walk:     q.walkOptions(),
+		Ranged:   rng != nil,
+		RealPath: realPaths(),
 	}
 	defer s.Close()
 
@@ -101,14 +112,15 @@ func (q *QueryCmd) Run(g *Globals) error {
 		err = *listErr
 	}
 	if err != nil {
-		if g.Engine != "auto" {
+		if g.Engine != "auto" || q.ByCgroup {
 			defer g.printLoadLog(err)
 		}
 		return g.failed(err)
 	}
-	if s.EngineInUse() != nil && chain.Name() != "none" {
-		r.Engine, r.Method = chain.Name(), chain.Method()
+	if s.EngineInUse() != nil && base.Name() != "none" && base.Method() != "" {
+		r.Engine, r.Method = base.Name(), base.Method()
 	}
+	g.cgroupNotes(&r)
 	r.Sort(q.Sort)
 	switch {
 	case g.NDJSON:

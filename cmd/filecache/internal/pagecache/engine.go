@@ -35,7 +35,27 @@ type Answer struct {
 	Dev   uint64
 	Ino   uint64
 	Nlink uint32
-	Err   error
+	// Real is, for an overlayfs file the engine followed, the file whose
+	// pages were counted (Pages and Size are that file's).
+	Real *RealFile
+	// Cgroups splits Pages by the memory cgroup each page is charged to
+	// (the page walk, --by-cgroup), most pages first.
+	Cgroups []CgroupPages
+	Err     error
+}
+
+// RealFile is where an overlayfs file's pages are cached.
+type RealFile struct {
+	Layer string // "upper" or "lower"
+	Dev   uint64 // st_dev of the real file (user-space encoding)
+	Ino   uint64
+	Path  string // its path, where found and checked to be that inode ("" otherwise)
+}
+
+// CgroupPages are a file's pages charged to one memory cgroup.
+type CgroupPages struct {
+	ID    uint64 // the cgroup id (its directory's inode number); 0: charged to no cgroup
+	Pages uint64
 }
 
 // Engine answers how many pages of open files sit in the page cache.
@@ -61,7 +81,8 @@ type Runner interface {
 const overlayfsMagic = 0x794c7630
 
 // ErrOverlay is returned for files on overlayfs, whose own page count would
-// be a plausible wrong zero.
+// be a plausible wrong zero, by engines that cannot follow them to the file
+// holding their pages.
 var ErrOverlay = errors.New("on overlayfs the file's own mapping stays empty (its pages are cached under the upper or lower file), so this engine would say a wrong 0; measure the file on its lower or upper directory")
 
 // BPF is the engine that runs filecache's BPF program over fds.
@@ -95,17 +116,26 @@ func (b BPF) Query(files []Handle) ([]Answer, error) {
 // describe the file the scanner stat'ed.
 func answer(h Handle, r bpf.Result) Answer {
 	switch {
+	case r.Status == bpf.StatusNoOverlay:
+		return Answer{Err: bpf.ErrNoOverlayBTF}
 	case r.Status != bpf.StatusOK:
 		return Answer{Err: fmt.Errorf("bpf: %v", r.Status)}
 	case r.Mode&unix.S_IFMT != h.Mode&unix.S_IFMT:
 		return Answer{Err: fmt.Errorf("bpf: the fd names a different kind of file (mode %o, stat said %o)", r.Mode, h.Mode)}
-	case r.Magic == overlayfsMagic:
+	case r.Magic == overlayfsMagic && (r.Layer == bpf.LayerNone || r.RealIno == 0):
+		// The program follows regular overlayfs files to their real file.
 		return Answer{Err: ErrOverlay}
+	case r.Magic != overlayfsMagic && r.Layer != bpf.LayerNone:
+		return Answer{Err: fmt.Errorf("bpf: a layer (%v) for a file not on overlayfs", r.Layer)}
 	case r.Size > 1<<63-1:
 		return Answer{Err: fmt.Errorf("bpf: impossible size %d", r.Size)}
 	}
-	return Answer{Pages: r.NrPages, Size: int64(r.Size), Ino: r.Ino, Nlink: r.Nlink,
+	a := Answer{Pages: r.NrPages, Size: int64(r.Size), Ino: r.Ino, Nlink: r.Nlink,
 		Dev: bpf.Dev(r.Dev)}
+	if r.Layer != bpf.LayerNone {
+		a.Real = &RealFile{Layer: r.Layer.String(), Dev: bpf.Dev(r.RealDev), Ino: r.RealIno}
+	}
+	return a
 }
 
 // Range is part of a file, in bytes: [Off, Off+Len), Len 0 to the end.

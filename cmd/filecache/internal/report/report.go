@@ -34,9 +34,11 @@ type Report struct {
 	Notes    []string    // why an engine was passed over
 	// Range, when set, is the part of each file measured (--range): a
 	// file's total pages are then the pages that range covers.
-	Range  *pagecache.Range
-	total  Totals
-	failed bool
+	Range *pagecache.Range
+	// Cgroups, when set, makes a --by-cgroup report (cgroups.go).
+	Cgroups *Cgroups
+	total   Totals
+	failed  bool
 }
 
 // Totals adds up the measured files.
@@ -104,6 +106,13 @@ type jsonFile struct {
 	Writeback       *uint64 `json:"writeback_pages,omitempty"`
 	Evicted         *uint64 `json:"evicted_pages,omitempty"`
 	RecentlyEvicted *uint64 `json:"recently_evicted_pages,omitempty"`
+	// An overlayfs file: where its pages are.
+	Layer      string  `json:"layer,omitempty"`
+	RealPath   *string `json:"real_path,omitempty"`
+	RealDevice string  `json:"real_device,omitempty"`
+	RealInode  uint64  `json:"real_inode,omitempty"`
+	// --by-cgroup: the cached pages by memory cgroup.
+	Cgroups *[]jsonCgroup `json:"cgroups,omitempty"`
 }
 
 type jsonTree struct {
@@ -116,6 +125,8 @@ type jsonTree struct {
 	Cached     uint64  `json:"cached_pages"`
 	CachedB    uint64  `json:"cached_bytes"`
 	Percent    float64 `json:"percent"`
+	// --by-cgroup: the tree's cached pages by memory cgroup.
+	Cgroups *[]jsonCgroup `json:"cgroups,omitempty"`
 }
 
 type jsonRange struct {
@@ -139,6 +150,8 @@ type jsonDoc struct {
 	Total    Totals      `json:"total"`
 	Errors   []jsonError `json:"errors"`
 	Notes    []string    `json:"notes"`
+	// --by-cgroup: the memory controller's hierarchy (null: none mounted).
+	MemoryCgroup **jsonMemoryCgroup `json:"memory_cgroup,omitempty"`
 }
 
 // JSONPath returns the display form of p (invalid bytes as U+FFFD) and, when
@@ -154,6 +167,10 @@ func JSONPath(p string) (string, string) {
 func JSON(w io.Writer, r Report) error {
 	doc := jsonDoc{PageSize: r.PageSize, Files: []jsonFile{}, Trees: []jsonTree{}, Errors: []jsonError{}, Notes: []string{}, Total: r.Totals()}
 	doc.Notes = append(doc.Notes, r.Notes...)
+	if r.Cgroups != nil {
+		mc := r.jsonMemoryCgroup()
+		doc.MemoryCgroup = &mc
+	}
 	if r.Range != nil {
 		doc.Range = &jsonRange{Offset: r.Range.Off, Length: r.Range.Len}
 	}
@@ -192,6 +209,7 @@ type row struct {
 	size          int64
 	f             *scan.File // nil for the total line
 	name          string
+	cgroup        string // --by-cgroup: the cgroup the row's pages are charged to
 }
 
 type column struct {
@@ -246,6 +264,18 @@ var Columns = map[string]column{
 		return strconv.FormatUint(r.f.Ino, 10)
 	}},
 	"path": {"PATH", func(r row, _ TableOptions, _ int) string { return r.name }},
+	"cgroup": {"CGROUP", func(r row, _ TableOptions, _ int) string {
+		if r.cgroup == "" {
+			return "-"
+		}
+		return r.cgroup
+	}},
+	"layer": {"LAYER", func(r row, _ TableOptions, _ int) string {
+		if r.f == nil || r.f.Real == nil {
+			return "-"
+		}
+		return r.f.Real.Layer
+	}},
 }
 
 // CheckColumns rejects --output names Table does not know.
@@ -270,6 +300,9 @@ func Table(w io.Writer, r Report, o TableOptions) error {
 		names = []string{"cached", "pages", "size", "percent"}
 		if o.Detail {
 			names = append(names, "dirty", "writeback", "evicted", "recent")
+		}
+		if r.Cgroups != nil {
+			names = append(names, "cgroup")
 		}
 		names = append(names, "path")
 	}
@@ -298,6 +331,19 @@ func Table(w io.Writer, r Report, o TableOptions) error {
 		line(func(c column) string { return c.head })
 	}
 	emit := func(x row) { line(func(c column) string { return c.cell(x, o, r.PageSize) }) }
+	if r.Cgroups != nil {
+		// One row per cgroup a file's (or tree's) pages are charged to.
+		plain := emit
+		emit = func(x row) {
+			if x.f == nil {
+				plain(x)
+				return
+			}
+			for _, y := range r.cgroupRows(x, x.f.Cgroups) {
+				plain(y)
+			}
+		}
+	}
 	rows := 0
 	for i := range r.Files {
 		f := &r.Files[i]
@@ -305,9 +351,9 @@ func Table(w io.Writer, r Report, o TableOptions) error {
 		case f.Err != nil:
 			continue
 		case f.Kind == scan.KindDir:
-			emit(row{f.Pages, f.TotalPages, f.Size, f, fmt.Sprintf("%s (%d files)", units.Display(f.Path), f.Files)})
+			emit(row{cached: f.Pages, total: f.TotalPages, size: f.Size, f: f, name: fmt.Sprintf("%s (%d files)", units.Display(f.Path), f.Files)})
 		default:
-			emit(row{f.Pages, r.pagesOf(*f), f.Size, f, units.Display(f.Path)})
+			emit(row{cached: f.Pages, total: r.pagesOf(*f), size: f.Size, f: f, name: units.Display(f.Path)})
 			if f.Map != "" {
 				// Empty cells keep the columns; the map sits under the path.
 				io.WriteString(tw, strings.Repeat("\t", len(names)-1)+"  ["+f.Map+"]\n")
@@ -316,7 +362,7 @@ func Table(w io.Writer, r Report, o TableOptions) error {
 		rows++
 	}
 	if t := r.Totals(); rows > 1 {
-		emit(row{t.Cached, t.TotalPages, t.SizeBytes, nil, fmt.Sprintf("total (%d files)", t.Files)})
+		emit(row{cached: t.Cached, total: t.TotalPages, size: t.SizeBytes, name: fmt.Sprintf("total (%d files)", t.Files)})
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write table: %w", err)
@@ -348,7 +394,7 @@ func (r Report) entry(f scan.File) any {
 	if f.Kind == scan.KindDir {
 		return jsonTree{Path: path, PathB64: b64, Files: f.Files, Failed: f.Failed,
 			SizeBytes: f.Size, TotalPages: f.TotalPages, Cached: f.Pages, CachedB: f.Pages * uint64(r.PageSize),
-			Percent: units.Percent(f.Pages, f.TotalPages)}
+			Percent: units.Percent(f.Pages, f.TotalPages), Cgroups: r.jsonCgroups(f.Cgroups)}
 	}
 	total := r.pagesOf(f)
 	jf := jsonFile{
@@ -361,6 +407,15 @@ func (r Report) entry(f scan.File) any {
 		CachedB:    f.Pages * uint64(r.PageSize),
 		Percent:    units.Percent(f.Pages, total),
 		Map:        f.Map,
+		Cgroups:    r.jsonCgroups(f.Cgroups),
+	}
+	if rf := f.Real; rf != nil {
+		jf.Layer, jf.RealInode = rf.Layer, rf.Ino
+		jf.RealDevice = fmt.Sprintf("%d:%d", unix.Major(rf.Dev), unix.Minor(rf.Dev))
+		if rf.Path != "" {
+			p := rf.Path
+			jf.RealPath = &p
+		}
 	}
 	if d := f.Detail; d != nil {
 		jf.Dirty, jf.Writeback, jf.Evicted, jf.RecentlyEvicted = &d.Dirty, &d.Writeback, &d.Evicted, &d.RecentlyEvicted
@@ -409,9 +464,15 @@ func (n *NDJSON) Summary(r Report) error {
 		PageSize int      `json:"page_size"`
 		Total    Totals   `json:"total"`
 		Notes    []string `json:"notes"`
+		// --by-cgroup: the memory controller's hierarchy (null: none mounted).
+		MemoryCgroup **jsonMemoryCgroup `json:"memory_cgroup,omitempty"`
 	}{Record: "summary", PageSize: r.PageSize, Total: r.Totals(), Notes: append([]string{}, r.Notes...)}
 	if r.Engine != "" {
 		s.Engine, s.Method = &r.Engine, &r.Method
+	}
+	if r.Cgroups != nil {
+		mc := r.jsonMemoryCgroup()
+		s.MemoryCgroup = &mc
 	}
 	return n.encode(s)
 }

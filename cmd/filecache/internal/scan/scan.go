@@ -43,6 +43,12 @@ type File struct {
 	// dirty, writeback and eviction counts where that engine answered.
 	Engine string
 	Detail *pagecache.Cachestat
+	// Real is where an overlayfs file's pages are (the engine followed it
+	// to its upper or lower file); nil otherwise.
+	Real *pagecache.RealFile
+	// Cgroups splits Pages by memory cgroup (--by-cgroup); for KindDir,
+	// the tree's sums.
+	Cgroups []pagecache.CgroupPages
 	// Root is the directory argument a file was found under ("" for a
 	// path named on the command line).
 	Root string
@@ -76,7 +82,10 @@ type Scanner struct {
 	Walk walk.Options
 	// Ranged: the engine measures a range of each file (File.Span).
 	Ranged bool
-	eng    pagecache.Engine
+	// RealPath, if set, fills in the path of an overlayfs file's real
+	// file, given the fd the scanner measured it through.
+	RealPath func(fd int, real *pagecache.RealFile)
+	eng      pagecache.Engine
 
 	batch []pending
 	ready int // entries of batch holding an open fd
@@ -180,6 +189,7 @@ func (s *Scanner) flush() error {
 				t.Files++
 				t.Size += p.file.Size
 				t.Pages += p.file.Pages
+				t.Cgroups = pagecache.AddCgroups(t.Cgroups, p.file.Cgroups)
 				if s.Ranged {
 					t.TotalPages += p.file.Span
 				} else {
@@ -346,6 +356,10 @@ func (s *Scanner) measure(batch []pending) error {
 				continue
 			}
 			f.Pages, f.Size, f.Detail, f.Span, f.Map = a.Pages, a.Size, a.Detail, a.Span, a.Map
+			f.Real, f.Cgroups = a.Real, a.Cgroups
+			if f.Real != nil && s.RealPath != nil {
+				s.RealPath(batch[idx[j]].fd, f.Real)
+			}
 			if f.Root != "" { // a tree's file: the engine's stat stands in for ours
 				f.Dev, f.Ino = a.Dev, a.Ino
 			}
