@@ -52,6 +52,27 @@ func TestObjectNames(t *testing.T) {
 			t.Errorf("method %s runs %q, not one of the object's programs %q", method, p, objectPrograms)
 		}
 	}
+	// Every program says which maps a load of it creates, and every map is
+	// some program's: a load that left out a map its program reads would
+	// fail, as root only.
+	used := map[string]bool{}
+	for _, p := range objectPrograms {
+		ms, ok := programMaps[p]
+		if !ok || len(ms) == 0 {
+			t.Errorf("program %s has no maps in programMaps", p)
+		}
+		for _, m := range ms {
+			if !slices.Contains(objectMaps, m) {
+				t.Errorf("program %s uses map %q, not one of the object's %q", p, m, objectMaps)
+			}
+			used[m] = true
+		}
+	}
+	for _, m := range objectMaps {
+		if !used[m] {
+			t.Errorf("map %s is no program's in programMaps", m)
+		}
+	}
 	// Every program is test-run or attached as a raw tracepoint program;
 	// the section name is what gives libbpf its program type.
 	for p, sec := range section {
