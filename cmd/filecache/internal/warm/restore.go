@@ -373,6 +373,12 @@ func subtract(want, have []pagecache.Extent) []pagecache.Extent {
 	return out
 }
 
+// The reads, replaced by tests to see which spans are read.
+var (
+	readSpan  = cachectl.Read
+	touchSpan = cachectl.TouchBuf
+)
+
 // window is how far ahead of its reads a worker asks the kernel for pages
 // (WILLNEED), so the device gets many requests at once and large ones.
 const window = 32 << 20
@@ -403,7 +409,7 @@ func (rs *restore) read(j *job, buf []byte) error {
 			for off := s[0]; off < s[1]; {
 				end := min(s[1], off+int64(len(buf)))
 				rs.lim.wait(end - off)
-				if err := cachectl.TouchBuf(j.fd, off, end, buf, rs.o.Progress); err != nil {
+				if err := touchSpan(j.fd, off, end, buf, rs.o.Progress); err != nil {
 					return err
 				}
 				off = end
@@ -421,7 +427,7 @@ func (rs *restore) read(j *job, buf []byte) error {
 			asked += a[1] - a[0]
 			ahead++
 		}
-		if err := cachectl.Read(j.fd, s[0], s[1], buf, rs.o.Progress); err != nil {
+		if err := readSpan(j.fd, s[0], s[1], buf, rs.o.Progress); err != nil {
 			return err
 		}
 		done += s[1] - s[0]
