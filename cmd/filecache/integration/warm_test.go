@@ -652,4 +652,3 @@ func pty(t *testing.T) (master, tty *os.File) {
 	}
 	return master, tty
 }
-
