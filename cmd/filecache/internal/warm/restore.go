@@ -59,7 +59,7 @@ func Restore(r *Reader, o Options) error {
 	if o.Progress == nil {
 		o.Progress = func(uint64) {}
 	}
-	rs := &restore{o: o, pageIn: uint64(r.Header.PageSize), done: make(chan *job, 64), work: make(chan *job, 2*o.Jobs),
+	rs := &restore{o: o, pageIn: uint64(r.Header.PageSize), done: make(chan *job, 64), work: make(chan *job, queued+2*o.Jobs),
 		devs: &devices{jobs: o.Jobs, rotational: o.Rotational}, open: make(chan struct{}, maxOpen)}
 	if o.Rate > 0 {
 		rs.lim = &limiter{rate: float64(o.Rate)}
@@ -93,6 +93,10 @@ type job struct {
 	want   []pagecache.Extent // the snapshot's pages inside the file, local pages
 	bytes  uint64             // the file's bytes in want
 	toRead [][2]int64         // byte spans of want not cached before
+	// Of toRead: spans asked for (WILLNEED) so far, their bytes, and the
+	// bytes read.
+	ahead       int
+	asked, done int64
 }
 
 type restore struct {
@@ -135,6 +139,14 @@ func (rs *restore) feed(r *Reader) (int, error) {
 				rs.done <- j
 			default:
 				rs.o.Progress(j.bytes - j.res.Bytes) // found cached
+				if rs.lim == nil {
+					// Ask for the file's first spans now: the device
+					// reads them while the workers read the files
+					// before it. A failure shows again in the worker.
+					if unix.Fadvise(j.fd, 0, 0, unix.FADV_RANDOM) == nil {
+						j.advise(prefetch)
+					}
+				}
 				rs.work <- j
 			}
 		}
@@ -379,9 +391,15 @@ var (
 	touchSpan = cachectl.TouchBuf
 )
 
-// window is how far ahead of its reads a worker asks the kernel for pages
-// (WILLNEED), so the device gets many requests at once and large ones.
-const window = 32 << 20
+// A worker asks the kernel for pages (WILLNEED) up to window bytes ahead of
+// its reads, and feed asks for the first prefetch bytes of each file it
+// queues (up to queued files ahead of the workers): the device gets many
+// requests at once, large ones, across files too, however small they are.
+const (
+	window   = 32 << 20
+	prefetch = 8 << 20
+	queued   = 16
+)
 
 // worker reads the files handed to it.
 func (rs *restore) worker() {
@@ -417,20 +435,29 @@ func (rs *restore) read(j *job, buf []byte) error {
 		}
 		return nil
 	}
-	ahead, asked, done := 0, int64(0), int64(0)
-	for i, s := range j.toRead {
-		for ahead < len(j.toRead) && (ahead <= i || asked-done < window) {
-			a := j.toRead[ahead]
-			if err := unix.Fadvise(j.fd, a[0], a[1]-a[0], unix.FADV_WILLNEED); err != nil {
-				return fmt.Errorf("fadvise WILLNEED: %w", err)
-			}
-			asked += a[1] - a[0]
-			ahead++
+	for _, s := range j.toRead {
+		if err := j.advise(window); err != nil {
+			return err
 		}
 		if err := readSpan(j.fd, s[0], s[1], buf, rs.o.Progress); err != nil {
 			return err
 		}
-		done += s[1] - s[0]
+		j.done += s[1] - s[0]
+	}
+	return nil
+}
+
+// advise asks the kernel for the job's next spans (WILLNEED), which it
+// reads in the background, until limit bytes past those read are asked
+// for (at least the next span), or all are.
+func (j *job) advise(limit int64) error {
+	for j.ahead < len(j.toRead) && (j.asked <= j.done || j.asked-j.done < limit) {
+		a := j.toRead[j.ahead]
+		if err := unix.Fadvise(j.fd, a[0], a[1]-a[0], unix.FADV_WILLNEED); err != nil {
+			return fmt.Errorf("fadvise WILLNEED: %w", err)
+		}
+		j.asked += a[1] - a[0]
+		j.ahead++
 	}
 	return nil
 }
