@@ -312,7 +312,7 @@ func mincoreRuns(fd int, pages uint64) ([]Extent, error) {
 	page := uint64(unix.Getpagesize())
 	const window = 1 << 30 / 4096 * 4096 // bytes mapped at a time
 	winPages := uint64(window) / page
-	vec := make([]byte, winPages)
+	vec := make([]byte, min(pages, winPages))
 	runs := []Extent{}
 	for first := uint64(0); first < pages; first += winPages {
 		n := min(pages-first, winPages)
