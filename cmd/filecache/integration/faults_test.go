@@ -183,7 +183,7 @@ func TestOverlayfs(t *testing.T) {
 	merged := filepath.Join(base, "merged")
 	opts := "lowerdir=" + filepath.Join(base, "lower") + ",upperdir=" + filepath.Join(base, "upper") + ",workdir=" + filepath.Join(base, "work")
 	if err := unix.Mount("overlay", merged, "overlay", 0, opts); err != nil {
-		t.Skipf("cannot mount overlayfs here: %v", err)
+		skipFeature(t, "overlay", "cannot mount overlayfs here: %v", err)
 	}
 	t.Cleanup(func() { unix.Unmount(merged, unix.MNT_DETACH) })
 	target := filepath.Join(merged, "f")

@@ -19,7 +19,7 @@ import (
 func TestBlockDevice(t *testing.T) {
 	bin := filecacheBin(t)
 	if _, err := os.Stat("/dev/loop-control"); errors.Is(err, fs.ErrNotExist) {
-		t.Skip("/dev/loop-control is absent: no loop driver here, so no block device to test")
+		skipFeature(t, "loop", "/dev/loop-control is absent: no loop driver here, so no block device to test")
 	}
 	const size = 64 << 20
 	backing := filepath.Join(ext4Dir(t), "backing.img")

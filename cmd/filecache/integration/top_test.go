@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -57,19 +58,37 @@ type topTotal struct {
 	AccountedPercent    float64 `json:"accounted_percent"`
 }
 
-// topKernel skips the top tests on a kernel without bpf_loop, after
-// checking that top says so clearly there.
+// topKernel skips the top tests where filecache top says the kernel has no
+// bpf_loop, after checking that it says so clearly; on a kernel that has
+// bpf_loop (Linux >= 5.17) that answer fails the test instead.
 func topKernel(t *testing.T, bin string) {
 	t.Helper()
 	once(t)
-	if kernelMethod(t) == "bpf_loop" {
+	res := topProbe(t, bin)
+	if res.code == 0 {
 		return
 	}
-	res := run(t, bin, "top", "-n", "1")
 	if res.code != 1 || !strings.Contains(res.stderr, "bpf_loop") || !strings.Contains(res.stderr, "5.17") || res.stdout != "" {
-		t.Fatalf("on a kernel without bpf_loop, top must fail with one line naming bpf_loop and Linux 5.17\n%s", res)
+		t.Fatalf("top -n 1 failed, and not with one line naming bpf_loop and Linux 5.17\n%s", res)
 	}
-	t.Skip("filecache top needs bpf_loop (Linux >= 5.17); checked that it says so")
+	skipKernel(t, featBPFLoop, "filecache top says it needs bpf_loop: %s", strings.TrimSpace(res.stderr))
+}
+
+var topProbed struct {
+	sync.Mutex
+	res *result
+}
+
+// topProbe runs `filecache top -n 1` once for all the top tests.
+func topProbe(t *testing.T, bin string) result {
+	t.Helper()
+	topProbed.Lock()
+	defer topProbed.Unlock()
+	if topProbed.res == nil {
+		res := run(t, bin, "top", "-n", "1")
+		topProbed.res = &res
+	}
+	return *topProbed.res
 }
 
 func runTop(t *testing.T, bin string, args ...string) topDoc {
@@ -390,7 +409,7 @@ func TestTopOtherNamespace(t *testing.T) {
 	topKernel(t, bin)
 	unshare, err := exec.LookPath("unshare")
 	if err != nil {
-		t.Skip("no unshare(1)")
+		skipFeature(t, "unshare", "no unshare(1) on PATH: %v", err)
 	}
 	d := tempDir(t)
 	cmd := exec.Command(unshare, "--mount", "--propagation", "private", "sh", "-c",
@@ -421,13 +440,16 @@ func TestTopOtherNamespace(t *testing.T) {
 }
 
 // TestTopWatchTerminal: on a terminal, --watch redraws the screen in place
-// and shows what grew since the last refresh.
+// and shows what grew since the last refresh. The file grows by 1M after a
+// frame shows it; the first frame that shows the growth whole, after one
+// that showed none of it, must say +1M. A frame taken while the write was
+// under way shows part of it: then the file grows by 1M again.
 func TestTopWatchTerminal(t *testing.T) {
 	bin := filecacheBin(t)
 	topKernel(t, bin)
 	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
-		t.Skipf("no pseudo-terminals here: %v", err)
+		skipFeature(t, "pty", "no pseudo-terminals here: %v", err)
 	}
 	defer master.Close()
 	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
@@ -439,7 +461,7 @@ func TestTopWatchTerminal(t *testing.T) {
 	}
 	tty, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
-		t.Skipf("cannot open the terminal's other end: %v", err)
+		skipFeature(t, "pty", "cannot open the terminal's other end: %v", err)
 	}
 	if err := unix.IoctlSetWinsize(int(tty.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 30, Col: 150}); err != nil {
 		t.Fatal(err)
@@ -447,44 +469,79 @@ func TestTopWatchTerminal(t *testing.T) {
 	a := tmpfsDir(t)
 	f := filepath.Join(a, "growing")
 	writeAt(t, f, 0, mib)
-	cmd := exec.Command(bin, "top", "--watch", "0.5", "--iterations", "4", "--mount", a)
+	cmd := exec.Command(bin, "top", "--watch", "0.3", "--mount", a) // until SIGTERM
 	cmd.Stdout, cmd.Stderr = tty, tty
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	tty.Close()
+	defer cmd.Process.Kill()
+	killer := time.AfterFunc(runTimeout, func() { cmd.Process.Kill() }) // ends the reads below
+	defer killer.Stop()
+
+	const clear = "\x1b[H\x1b[2J"
+	complete := regexp.MustCompile(`(?m)^total .*\n`)
+	first := regexp.MustCompile(`(?m)^\s*(\S+)\s+\S+\s+\S+%\s+\S+\s+` + regexp.QuoteMeta(f) + `\r?$`)
+	later := regexp.MustCompile(`(?m)^\s*(\S+)\s+\S+\s+\S+%\s+(\S+)\s+\S+\s+` + regexp.QuoteMeta(f) + `\r?$`)
 	var screen strings.Builder
 	buf := make([]byte, 4096)
-	grown := false
-	for {
+	size := int64(1)    // MiB written so far
+	prev := ""          // the file's CACHED in the last frame
+	next, seen := 1, "" // the frame to look at next; what was found
+	for seen == "" {
 		k, err := master.Read(buf)
 		screen.Write(buf[:k])
-		if !grown && strings.Contains(screen.String(), "total ") {
-			writeAt(t, f, mib, mib) // after the first frame: 256 more pages
-			grown = true
+		if err != nil { // EIO: the program has exited
+			t.Fatalf("top --watch ended before a frame showed the growth: %v\n%q", err, screen.String())
 		}
-		if err != nil { // EIO once the program has exited
+		frames := strings.Split(screen.String(), clear)
+		for ; next < len(frames) && complete.MatchString(frames[next]) && seen == ""; next++ {
+			re := later
+			if next == 1 {
+				re = first
+			}
+			m := re.FindStringSubmatch(frames[next])
+			if m == nil {
+				t.Fatalf("frame %d has no row for %s\n%q", next, f, frames[next])
+			}
+			cached := m[1]
+			switch {
+			case next > 1 && cached == inMiB(size*mib) && prev == inMiB((size-1)*mib):
+				seen = m[2] // the growth, whole, after none of it
+			case cached == inMiB(size*mib): // grow now: this frame saw all of the file
+				writeAt(t, f, size*mib, mib)
+				size++
+			}
+			prev = cached
+		}
+	}
+	if err := cmd.Process.Signal(unix.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for { // read to the end, or the program blocks writing
+		k, err := master.Read(buf)
+		screen.Write(buf[:k])
+		if err != nil {
 			break
 		}
 	}
 	if err := cmd.Wait(); err != nil {
-		t.Fatalf("top --watch: %v\n%s", err, screen.String())
+		t.Fatalf("top --watch after SIGTERM: %v\n%s", err, screen.String())
 	}
-	frames := strings.Split(screen.String(), "\x1b[H\x1b[2J")
-	if len(frames) != 5 || frames[0] != "" {
-		t.Fatalf("want 4 frames each starting with a screen clear, got %d\n%q", len(frames)-1, screen.String())
+	if seen != "+1M" {
+		t.Errorf("the frame showing the file grown from %dM to %dM says %q, want +1M\n%s", size-1, size, seen, screen.String())
 	}
-	if !strings.Contains(frames[1], "CACHED") || !strings.Contains(frames[2], "CHANGE") {
-		t.Errorf("frames lack their headings\n%s", screen.String())
+	frames := strings.Split(screen.String(), clear)
+	if len(frames) < 3 || frames[0] != "" {
+		t.Fatalf("want frames each starting with a screen clear, got %d\n%q", len(frames)-1, screen.String())
 	}
-	plus := false
-	for _, fr := range frames[2:] {
-		plus = plus || regexp.MustCompile(`\+1(\.0)?M\s+`+regexp.QuoteMeta(a)).MatchString(fr)
-	}
-	if !plus {
-		t.Errorf("no frame shows the file's growth of 1M\n%s", screen.String())
+	if !strings.Contains(frames[1], "CACHED") || strings.Contains(frames[1], "CHANGE") || !strings.Contains(frames[2], "CHANGE") {
+		t.Errorf("want a CACHED heading in the first frame, CHANGE only from the second\n%s", screen.String())
 	}
 }
+
+// inMiB is a whole number of MiB as top prints it.
+func inMiB(n int64) string { return fmt.Sprintf("%dM", n/mib) }
 
 // TestTopChurn: files created, grown and deleted on a tmpfs while top walks
 // it: every run ends, prints a valid document, and gives the file nobody
