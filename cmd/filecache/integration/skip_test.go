@@ -106,6 +106,8 @@ func TestKernelFeatures(t *testing.T) {
 	}
 }
 
-// knownFeatures are the names skipFeature is called with.
+// knownFeatures are the names skipFeature is called with, and the tools
+// the suite runs without skipping (losetup, setpriv, prlimit: it fails
+// without them).
 var knownFeatures = []string{"fuse", "overlay", "squashfs", "ext4", "loop", "pty",
-	"mkfs.ext4", "mksquashfs", "unshare", "vmtouch", "fincore"}
+	"mkfs.ext4", "mksquashfs", "unshare", "vmtouch", "fincore", "losetup", "setpriv", "prlimit"}
