@@ -371,6 +371,19 @@ while [ ! -b /dev/vda ] && [ \$i -lt 100 ]; do sleep 0.1; i=\$((i + 1)); done
 mount -t ext4 /dev/vda /var/tmp || echo "$marker cannot mount /dev/vda on /var/tmp"
 chmod 1777 /var/tmp
 export FILECACHE_FEATURES="\$(cat /vmtest/features)"
+# Shortly before the host kills this VM: where each thread of the suite and
+# of filecache waits in the kernel, then the suite's goroutines (SIGQUIT).
+(
+	sleep $((vm_timeout - 30))
+	echo "$marker watchdog: the VM is killed in 30 s"
+	for p in \$(pidof integration.test filecache); do
+		for t in /proc/\$p/task/*; do
+			echo "$marker thread \$p/\${t##*/} \$(cat \$t/comm) waits in \$(cat \$t/wchan)"
+			cat \$t/stack
+		done
+	done
+	kill -QUIT \$(pidof integration.test)
+) &
 run=\$(cat /vmtest/run)
 while IFS='|' read -r name envs; do
 	echo "$marker begin \$name"
@@ -393,7 +406,9 @@ INIT
 copy_tools() {
 	local d=$1 t p lib
 	mkdir -p "$d/usr/bin"
-	lib=$(PATH=$PATH:/usr/sbin:/sbin ldconfig -p | awk '$1 == "libgcc_s.so.1" && /x86-64/ { print $NF; exit }')
+	# awk reads to the end: ldconfig, cut short, would die of SIGPIPE and,
+	# under pipefail, end this script (seen once under load).
+	lib=$(PATH=$PATH:/usr/sbin:/sbin ldconfig -p | awk '$1 == "libgcc_s.so.1" && /x86-64/ && !found { print $NF; found = 1 }')
 	if [ -n "$lib" ]; then
 		mkdir -p "$d$(dirname "$lib")"
 		cp -L "$lib" "$d$lib"
@@ -539,8 +554,11 @@ record() {
 	if [ "$status" != 0 ]; then
 		result=FAIL
 		in=$(running "$out")
+		if [ -z "$note" ] && grep -q "^$marker watchdog" "$out"; then
+			note="stopped (SIGQUIT) 30 s before the VM's timeout"
+		fi
 		if [ -z "$note" ]; then
-			note=$(sed -n 's/^panic: \(test timed out after [^ ]*\).*/\1/p' "$out" | head -1)
+			note=$(sed -n 's/^panic: \(test timed out after [^ ]*\).*/\1/p;T;q' "$out")
 			[ -n "$note" ] || ! grep -q '^panic: ' "$out" || note="panicked"
 		fi
 		if [ -n "$in" ]; then
