@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"syscall"
@@ -246,67 +247,98 @@ type report struct {
 	Trees []json.RawMessage `json:"trees"`
 }
 
-var (
-	topKeys   = []string{"engine", "method", "page_size", "files", "total", "errors", "notes"}
-	fileKeys  = []string{"path", "engine", "type", "device", "inode", "size_bytes", "total_pages", "cached_pages", "cached_bytes", "percent"}
-	totalKeys = []string{"files", "size_bytes", "total_pages", "cached_pages", "cached_bytes", "percent"}
-	errKeys   = []string{"path", "error"}
+// present notes that a key is in a JSON object without decoding its value.
+type present bool
+
+func (p *present) UnmarshalJSON([]byte) error { *p = true; return nil }
+
+// The keys of the contract, each decoded as present.
+type (
+	topKeys struct {
+		Engine   present     `json:"engine"`
+		Method   present     `json:"method"`
+		PageSize present     `json:"page_size"`
+		Files    *[]fileKeys `json:"files"`
+		Total    *totalKeys  `json:"total"`
+		Errors   *[]errKeys  `json:"errors"`
+		Notes    present     `json:"notes"`
+	}
+	fileKeys struct {
+		Path        present `json:"path"`
+		Engine      present `json:"engine"`
+		Type        present `json:"type"`
+		Device      present `json:"device"`
+		Inode       present `json:"inode"`
+		SizeBytes   present `json:"size_bytes"`
+		TotalPages  present `json:"total_pages"`
+		CachedPages present `json:"cached_pages"`
+		CachedBytes present `json:"cached_bytes"`
+		Percent     present `json:"percent"`
+	}
+	totalKeys struct {
+		Files       present `json:"files"`
+		SizeBytes   present `json:"size_bytes"`
+		TotalPages  present `json:"total_pages"`
+		CachedPages present `json:"cached_pages"`
+		CachedBytes present `json:"cached_bytes"`
+		Percent     present `json:"percent"`
+	}
+	errKeys struct {
+		Path  present `json:"path"`
+		Error present `json:"error"`
+	}
 )
 
 // parseReport decodes stdout as exactly one UTF-8 JSON document with every
-// key of the contract present and files/errors as arrays.
+// key of the contract present and files/errors as arrays. (Two passes, no
+// map per object: under emulation a report of 1,000 files took the old
+// three-pass parse a third of a second.)
 func parseReport(stdout string) (report, error) {
 	var rep report
-	if !utf8.ValidString(stdout) {
-		return rep, errors.New("stdout is not valid UTF-8, so not valid JSON")
-	}
-	dec := json.NewDecoder(strings.NewReader(stdout))
-	var top map[string]json.RawMessage
-	if err := dec.Decode(&top); err != nil {
-		return rep, fmt.Errorf("stdout is not a JSON object: %v", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return rep, errors.New("stdout holds more than one JSON document")
-	}
-	if err := hasKeys("top level", top, topKeys); err != nil {
-		return rep, err
-	}
-	var objs struct {
-		Files  []map[string]json.RawMessage
-		Errors []map[string]json.RawMessage
-		Total  map[string]json.RawMessage
-	}
-	for _, k := range []string{"files", "errors"} {
-		if b := bytes.TrimSpace(top[k]); len(b) == 0 || b[0] != '[' {
-			return rep, fmt.Errorf("%q is not an array: %s", k, b)
-		}
-	}
-	if err := json.Unmarshal([]byte(stdout), &objs); err != nil {
-		return rep, err
-	}
-	for i, f := range objs.Files {
-		if err := hasKeys(fmt.Sprintf("files[%d]", i), f, fileKeys); err != nil {
-			return rep, err
-		}
-	}
-	for i, e := range objs.Errors {
-		if err := hasKeys(fmt.Sprintf("errors[%d]", i), e, errKeys); err != nil {
-			return rep, err
-		}
-	}
-	if err := hasKeys("total", objs.Total, totalKeys); err != nil {
-		return rep, err
-	}
-	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
-		return rep, err
-	}
-	return rep, nil
+	return rep, parseInto(stdout, &rep)
 }
 
-func hasKeys(where string, m map[string]json.RawMessage, keys []string) error {
-	for _, k := range keys {
-		if _, ok := m[k]; !ok {
-			return fmt.Errorf("%s has no %q key", where, k)
+// parseInto is parseReport decoding into v (a report or a treeReport).
+func parseInto(stdout string, v any) error {
+	if !utf8.ValidString(stdout) {
+		return errors.New("stdout is not valid UTF-8, so not valid JSON")
+	}
+	dec := json.NewDecoder(strings.NewReader(stdout))
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("stdout is not a JSON report: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("stdout holds more than one JSON document")
+	}
+	var keys topKeys
+	if err := json.Unmarshal([]byte(stdout), &keys); err != nil {
+		return err
+	}
+	if err := missing("top level", keys); err != nil {
+		return err
+	}
+	if keys.Files == nil || keys.Errors == nil || keys.Total == nil {
+		return fmt.Errorf("files, errors or total is null or missing")
+	}
+	for i, f := range *keys.Files {
+		if err := missing(fmt.Sprintf("files[%d]", i), f); err != nil {
+			return err
+		}
+	}
+	for i, e := range *keys.Errors {
+		if err := missing(fmt.Sprintf("errors[%d]", i), e); err != nil {
+			return err
+		}
+	}
+	return missing("total", *keys.Total)
+}
+
+// missing names the first key of a *Keys struct that was not present.
+func missing(where string, keys any) error {
+	v := reflect.ValueOf(keys)
+	for i := 0; i < v.NumField(); i++ {
+		if p, ok := v.Field(i).Interface().(present); ok && !bool(p) {
+			return fmt.Errorf("%s has no %q key", where, strings.Split(v.Type().Field(i).Tag.Get("json"), ",")[0])
 		}
 	}
 	return nil
@@ -319,6 +351,13 @@ func mustReport(t *testing.T, res result) report {
 	if err != nil {
 		t.Fatalf("bad JSON report: %v\n%s", err, res)
 	}
+	checkReport(t, rep, len(rep.Trees) > 0)
+	return rep
+}
+
+// checkReport checks a report's header and, without trees, its totals.
+func checkReport(t *testing.T, rep report, trees bool) {
+	t.Helper()
 	// With no path answered the engine may never have been loaded: the
 	// contract leaves the header open then (the CLI prints null).
 	idle := len(rep.Files) == 0 && rep.Engine == "" && rep.Method == ""
@@ -332,10 +371,9 @@ func mustReport(t *testing.T, res result) report {
 			t.Errorf("%s measured by %q, want %q", f.Path, f.Engine, engine)
 		}
 	}
-	if len(rep.Trees) == 0 {
+	if !trees {
 		checkTotals(t, rep)
 	}
-	return rep
 }
 
 func checkTotals(t *testing.T, rep report) {

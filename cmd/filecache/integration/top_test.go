@@ -564,11 +564,9 @@ func TestTopChurn(t *testing.T) {
 				return
 			default:
 			}
-			// Leave the CPU to filecache now and then: under emulation a
-			// busy loop would make every walk wait for it.
-			if i%50 == 0 {
-				time.Sleep(time.Millisecond)
-			}
+			// Leave the CPU to filecache: under emulation a busy loop
+			// would make every walk wait for it.
+			time.Sleep(200 * time.Microsecond)
 			p := filepath.Join(a, fmt.Sprintf("churn%d", i%200))
 			if i%3 == 2 {
 				os.Remove(p)

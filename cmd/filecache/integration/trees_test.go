@@ -28,11 +28,11 @@ type treeReport struct {
 
 func parseTrees(t *testing.T, res result) treeReport {
 	t.Helper()
-	mustReport(t, res)
 	var r treeReport
-	if err := json.Unmarshal([]byte(res.stdout), &r); err != nil {
-		t.Fatalf("%v\n%s", err, res)
+	if err := parseInto(res.stdout, &r); err != nil {
+		t.Fatalf("bad JSON report: %v\n%s", err, res)
 	}
+	checkReport(t, r.report, len(r.Trees) > 0)
 	return r
 }
 
