@@ -412,9 +412,15 @@ func TestTopOtherNamespace(t *testing.T) {
 		skipFeature(t, "unshare", "no unshare(1) on PATH: %v", err)
 	}
 	d := tempDir(t)
+	// The namespace lives until the test closes the shell's stdin (cat
+	// ends), not for a time that a slow guest might outlast.
 	cmd := exec.Command(unshare, "--mount", "--propagation", "private", "sh", "-c",
-		`mount -t tmpfs none "$1" && head -c 3145728 /dev/zero > "$1/inner" && echo ready && exec sleep 60`, "sh", d)
+		`mount -t tmpfs none "$1" && head -c 3145728 /dev/zero > "$1/inner" && echo ready && exec cat >/dev/null`, "sh", d)
 	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -422,7 +428,7 @@ func TestTopOtherNamespace(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	defer func() { hold.Close(); cmd.Process.Kill(); cmd.Wait() }()
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil || line != "ready\n" {
 		t.Fatalf("the namespace did not get ready: %q %v", line, err)
