@@ -1,13 +1,15 @@
 # filecache: `make run` builds and runs the main job; `make test` installs
 # what it needs, builds, and runs every test. See README.md.
 .DELETE_ON_ERROR:
-.PHONY: all build run test unit integration check-static deps bench vmlinux-full vmtest clean
+.PHONY: FORCE all build run test lint unit integration check-static deps bench vmlinux-full vmtest clean \
+	release build-arm64 check-release docs
 
 GO        ?= go
 CLANG     ?= clang-19
 STRIP     ?= llvm-strip-19
 ARCH      := x86
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 
 LIBBPF_OUT := $(CURDIR)/libbpf/out
 LIBBPF_A   := $(LIBBPF_OUT)/lib/libbpf.a
@@ -18,7 +20,11 @@ BIN        := bin/filecache
 export CGO_CFLAGS  := -I$(LIBBPF_OUT)/include
 export CGO_LDFLAGS := -L$(LIBBPF_OUT)/lib -lbpf -lelf -lz -lzstd
 GO_TAGS    := netgo,osusergo
-GO_LDFLAGS := -s -w -X main.version=$(VERSION) -linkmode external -extldflags "-static"
+GO_LDFLAGS := -s -w -buildid= -X main.version=$(VERSION) -X main.commit=$(COMMIT) -linkmode external -extldflags "-static"
+# -trimpath, -buildvcs=false and an empty build id: the same commit gives the same bytes.
+GO_BUILD   := $(GO) build -trimpath -buildvcs=false -tags $(GO_TAGS) -ldflags '$(GO_LDFLAGS)'
+# -fdebug-prefix-map: BTF line info names the source relative to the checkout.
+BPF_CFLAGS := -target bpf -O2 -g -Wall -Werror -fdebug-prefix-map=$(CURDIR)=. -Ibpf -I$(LIBBPF_OUT)/include
 GO_SRC     := $(shell find cmd cgo bpf -name '*.go') go.mod go.sum
 
 all: build
@@ -27,15 +33,22 @@ build: $(BIN)
 
 $(LIBBPF_A): vendor.sh
 	./vendor.sh
+	touch $@ # vendor.sh leaves a built library alone
 
 $(BPF_OBJ): bpf/filecache.bpf.c bpf/filecache.h bpf/vmlinux.h $(LIBBPF_A)
-	$(CLANG) -target bpf -O2 -g -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
-		-Ibpf -I$(LIBBPF_OUT)/include -c $< -o $@
+	$(CLANG) $(BPF_CFLAGS) -D__TARGET_ARCH_$(ARCH) -c $< -o $@
 	$(STRIP) -g $@
 
-$(BIN): $(BPF_OBJ) $(LIBBPF_A) $(GO_SRC)
+# The version and commit the binaries say: the stamp is rewritten, and the
+# binaries linked again, only when they change.
+VERSION_STAMP := bin/.version
+$(VERSION_STAMP): FORCE
+	@mkdir -p $(@D); echo '$(VERSION) $(COMMIT)' | cmp -s - $@ || echo '$(VERSION) $(COMMIT)' >$@
+FORCE:
+
+$(BIN): $(BPF_OBJ) $(LIBBPF_A) $(GO_SRC) $(VERSION_STAMP)
 	@mkdir -p bin
-	$(GO) build -trimpath -tags $(GO_TAGS) -ldflags '$(GO_LDFLAGS)' -o $@ ./cmd/filecache
+	$(GO_BUILD) -o $@ ./cmd/filecache
 
 # The main job: measure a file this target just wrote, as JSON.
 run: $(BIN)
@@ -52,11 +65,25 @@ deps:
 test: deps
 	$(MAKE) build
 	$(MAKE) check-static
+	$(MAKE) lint
 	$(MAKE) unit
+	$(MAKE) check-release
 	$(MAKE) vmtest
 
-unit: $(BPF_OBJ) $(LIBBPF_A)
+# Static checks, no kernel needed: go.mod and go.sum tidy and matching the
+# module cache; gofmt; go vet with and without cgo (the plain-Go packages
+# build without it); staticcheck at the version go.mod pins as a tool; and
+# shellcheck on the scripts.
+lint: $(BPF_OBJ) $(LIBBPF_A)
+	$(GO) mod tidy -diff
+	$(GO) mod verify
+	@bad=$$(gofmt -l .); if [ -n "$$bad" ]; then echo "gofmt -l: not formatted:" $$bad >&2; exit 1; fi
 	$(GO) vet ./...
+	CGO_ENABLED=0 $(GO) vet ./...
+	$(GO) tool staticcheck ./...
+	shellcheck scripts/*.sh vendor.sh
+
+unit: $(BPF_OBJ) $(LIBBPF_A)
 	FILECACHE_BPF_OBJECT=$(CURDIR)/$(BPF_OBJ) $(GO) test -count=1 ./...
 
 # Root tests against the running kernel, comparing with cachestat and mincore,
@@ -75,10 +102,62 @@ check-static: $(BIN)
 bench: $(BIN)
 	./scripts/bench.sh
 	./scripts/bench-top.sh
+	# top's two walks alone, loaded once: ns an inode (cgo/walk_test.go)
+	$(GO) test -run '^$$' -bench Walk -benchtime 40x -count 5 ./cgo/
 
 # The full vmlinux.h of the running kernel, to compare with the trimmed one.
 vmlinux-full:
 	bpftool btf dump file /sys/kernel/btf/vmlinux format c > bpf/vmlinux-full.h
 
 clean:
-	rm -rf bin $(BPF_OBJ) bpf/vmlinux-full.h
+	rm -rf bin dist $(BPF_OBJ) bpf/vmlinux-full.h
+
+# ---------------------------------------------------------------------------
+# Release: `make release` writes dist/filecache-VERSION-linux-{amd64,arm64}.tar.gz
+# and dist/sha256sums.txt (scripts/release.sh; byte-identical for one commit).
+# arm64 is cross-compiled: Debian's aarch64 gcc, the arm64 static libelf, zlib
+# and zstd from arm64 .debs (scripts/sysroot.sh), libbpf built for arm64
+# (vendor.sh arm64), and the BPF object compiled for __TARGET_ARCH_arm64,
+# embedded in place of the x86 one through go build -overlay.
+DIST         ?= dist
+ARM64_ROOT   := $(CURDIR)/.cache/sysroot/arm64/root
+ARM64_LIBBPF := $(CURDIR)/libbpf/out-arm64
+ARM64_OBJ    := bin/arm64/filecache.bpf.o
+ARM64_BIN    := bin/arm64/filecache
+# The page and completions, generated from the kong grammar; checked in, and
+# held to the grammar by the cli package's tests (make docs rewrites them).
+DOCS         := cmd/filecache/docs/filecache.1 cmd/filecache/docs/completions/filecache.bash cmd/filecache/docs/completions/_filecache cmd/filecache/docs/completions/filecache.fish
+
+release: $(BIN) $(ARM64_BIN) $(DOCS) README.md LICENSE
+	./scripts/check-static.sh $(BIN)
+	./scripts/check-static.sh $(ARM64_BIN)
+	./scripts/release.sh $(DIST) $(VERSION) $(BIN):amd64 $(ARM64_BIN):arm64
+
+build-arm64: $(ARM64_BIN)
+
+$(ARM64_ROOT)/.packages: scripts/sysroot.sh
+	./scripts/sysroot.sh arm64 $(dir $(ARM64_ROOT))
+
+$(ARM64_LIBBPF)/lib/libbpf.a: vendor.sh $(ARM64_ROOT)/.packages
+	SYSROOT=$(ARM64_ROOT) ./vendor.sh arm64
+
+$(ARM64_OBJ): bpf/filecache.bpf.c bpf/filecache.h bpf/vmlinux.h $(LIBBPF_A)
+	@mkdir -p $(@D)
+	$(CLANG) $(BPF_CFLAGS) -D__TARGET_ARCH_arm64 -c $< -o $@
+	$(STRIP) -g $@
+
+$(ARM64_BIN): $(ARM64_OBJ) $(ARM64_LIBBPF)/lib/libbpf.a $(GO_SRC) $(VERSION_STAMP)
+	@mkdir -p $(@D)
+	printf '{"Replace":{"%s":"%s"}}\n' $(CURDIR)/$(BPF_OBJ) $(CURDIR)/$(ARM64_OBJ) >$(@D)/overlay.json
+	CGO_ENABLED=1 GOARCH=arm64 CC=aarch64-linux-gnu-gcc \
+	CGO_CFLAGS='-I$(ARM64_LIBBPF)/include' \
+	CGO_LDFLAGS='-L$(ARM64_LIBBPF)/lib -L$(ARM64_ROOT)/usr/lib/aarch64-linux-gnu -lbpf -lelf -lz -lzstd' \
+		$(GO_BUILD) -overlay $(@D)/overlay.json -o $@ ./cmd/filecache
+
+# make release, then again from a copy of the sources elsewhere: the same bytes?
+# And what each tarball holds (scripts/check-release.sh).
+check-release:
+	./scripts/check-release.sh
+
+docs:
+	$(GO) test -count=1 -run TestDocs ./cmd/filecache/internal/cli -update

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# vendor.sh: fetch the pinned libbpf source and build it as a static library
-# into libbpf/ (source in libbpf/src-<ver>, headers and libbpf.a in libbpf/out).
+# vendor.sh [arm64]: fetch the pinned libbpf source and build it as a static
+# library into libbpf/ (source in libbpf/src-<ver>, headers and libbpf.a in
+# libbpf/out). With arm64, cross-build it for arm64 instead, into
+# libbpf/src-<ver>-arm64 and libbpf/out-arm64, with Debian's aarch64 cross
+# compiler and the arm64 libelf/zlib headers of the sysroot that
+# scripts/sysroot.sh made (SYSROOT, default .cache/sysroot/arm64/root).
 #
 # libbpfgo v0.8.0-libbpf-1.5 is written against libbpf 1.5.0; a header/library
 # mismatch breaks cgo, so the version and the tarball's sha256 are pinned here.
@@ -16,6 +20,17 @@ top=$(cd "$(dirname "$0")" && pwd)
 dir=$top/libbpf
 src=$dir/src-$LIBBPF_VERSION
 out=$dir/out
+cross=()
+case ${1:-} in
+"") ;;
+arm64)
+	sysroot=${SYSROOT:-$top/.cache/sysroot/arm64/root}
+	[ -f "$sysroot/usr/include/libelf.h" ] || { echo "vendor.sh: no libelf.h in $sysroot (scripts/sysroot.sh arm64 makes it)" >&2; exit 1; }
+	src=$src-arm64 out=$out-arm64
+	cross=(CC=aarch64-linux-gnu-gcc AR=aarch64-linux-gnu-ar NO_PKG_CONFIG=1 "EXTRA_CFLAGS=-I$sysroot/usr/include")
+	;;
+*) echo "vendor.sh: unknown target $1 (arm64, or none for this machine)" >&2; exit 1 ;;
+esac
 tarball=$dir/libbpf_$LIBBPF_VERSION.orig.tar.gz
 
 if [ -f "$out/lib/libbpf.a" ] && [ -f "$out/.version" ] && [ "$(cat "$out/.version")" = "$LIBBPF_VERSION" ]; then
@@ -56,7 +71,7 @@ fi
 rm -rf "$src" "$out"
 mkdir -p "$src"
 tar -xzf "$tarball" -C "$src" --strip-components=1
-make -s -C "$src/src" BUILD_STATIC_ONLY=1 OBJDIR="$src/build" DESTDIR="$out" \
+make -s -C "$src/src" BUILD_STATIC_ONLY=1 OBJDIR="$src/build" DESTDIR="$out" "${cross[@]}" \
 	PREFIX= LIBDIR=/lib INCLUDEDIR=/include UAPIDIR=/include \
 	-j"$(nproc)" install install_uapi_headers >/dev/null
 echo "$LIBBPF_VERSION" > "$out/.version"

@@ -68,6 +68,7 @@ struct fc_results {
 #define FC_WALK_LOST 1    /* an inode left the list under the walk: partial */
 #define FC_WALK_STEPS 2   /* max_steps reached first: partial */
 #define FC_WALK_NO_FILE 3 /* params.fd is not open in the caller */
+#define FC_WALK_MORE 4    /* the bounded walk: the run took its steps; run again to go on */
 #define FC_WALK_UNSET 0xffffffffu
 
 /* fc_inode.flags */
@@ -85,6 +86,8 @@ struct fc_walk_params {
 	__u32 cap;       /* records to return at most (<= FC_WALK_CAP) */
 	__s32 fd;        /* an fd of the caller on the filesystem */
 	__u32 flags;     /* FC_WALK_* */
+	__u32 run_steps; /* walk_sb_bounded: list steps one run takes at most (0: FC_RUN_STEPS) */
+	__u32 pad;
 };
 
 /* The walk's summary: the single value of the walk map. */
@@ -118,6 +121,51 @@ struct fc_inode {
 	__u32 pad;
 	__u8 lens[FC_DEPTH]; /* component lengths, leaf first */
 	char path[FC_PATH];  /* the components' bytes, leaf first, no separators */
+};
+
+/*
+ * The bounded walk (walk_sb_bounded), for kernels without bpf_loop (< 5.17):
+ * the same walk cut into test runs of at most FC_RUN_STEPS list steps, in
+ * nested loops the verifier of Linux 5.10 accepts. Each run resumes after the
+ * inode the previous one stopped at (the cursor), once it has checked that
+ * the cursor is still that inode on that list; fc_walk and the records carry
+ * over from run to run, so the runs together answer what one walk_sb run
+ * does. fc_walk.status is FC_WALK_MORE after a run that stopped at its step
+ * bound.
+ */
+#define FC_CHUNK 16  /* list steps of one call of walk_chunk, a loop of its own */
+#define FC_CHUNKS 32 /* calls of walk_chunk one call of walk_chunks makes at most */
+#define FC_GROUPS 32 /* calls of walk_chunks one run makes at most */
+#define FC_RUN_STEPS (FC_CHUNK * FC_CHUNKS * FC_GROUPS)
+
+/* fc_cursor.refused: why a run did not resume from the cursor (the walk is then FC_WALK_LOST) */
+#define FC_CUR_OK 0         /* resumed (or nothing to resume) */
+#define FC_CUR_FAULT 1      /* a read of the cursor or a neighbour failed */
+#define FC_CUR_UNLINKED 2   /* the cursor left the list: it points at itself */
+#define FC_CUR_SB 3         /* not an inode of the superblock walked */
+#define FC_CUR_INODE 4      /* another inode number or generation */
+#define FC_CUR_NEIGHBOURS 5 /* its neighbours are not the recorded ones, or do not point back at it */
+#define FC_CUR_SUPER 6      /* the anchor led to another superblock than the first run's */
+
+/* One place on the list: an inode's i_sb_list, or the head (&sb->s_inodes, ino and gen 0). */
+struct fc_link {
+	__u64 addr; /* the list_head's kernel address */
+	__u64 ino;  /* i_ino */
+	__u32 gen;  /* i_generation */
+	__u32 pad;
+};
+
+/* The bounded walk's cursor: the single value of the walk_cursor map. */
+struct fc_cursor {
+	struct fc_link node; /* the last inode visited */
+	struct fc_link prev; /* its neighbours when the run stopped */
+	struct fc_link next;
+	__u64 sb;      /* the superblock walked (kernel address) */
+	__u64 steps;   /* list steps of every run of this walk */
+	__u32 runs;    /* runs of this walk so far */
+	__u32 refused; /* FC_CUR_* */
+	__u32 left;    /* list steps this run may still take */
+	__u32 pad;
 };
 
 #endif /* FILECACHE_H */

@@ -20,9 +20,14 @@ const (
 // Methods are the query methods in the order the automatic choice prefers.
 var Methods = []string{MethodLoop, MethodBounded, MethodAttached}
 
-// ErrNoLoop: the kernel lacks the bpf_loop helper, which the filesystem
-// walk of filecache top needs.
-var ErrNoLoop = errors.New("the filesystem walk needs the bpf_loop helper (Linux >= 5.17), which this kernel lacks")
+// WalkPrograms are the filesystem walks of filecache top, by method: one
+// test run with bpf_loop, or test runs of a bounded loop, each resuming
+// where the last stopped. The attached method has no walk of its own.
+var WalkPrograms = map[string]string{MethodLoop: "walk_sb", MethodBounded: "walk_sb_bounded"}
+
+// ErrNoLoop: the kernel lacks the bpf_loop helper, which the bpf_loop walk
+// of filecache top needs.
+var ErrNoLoop = errors.New("the bpf_loop walk needs the bpf_loop helper (Linux >= 5.17), which this kernel lacks")
 
 // Dev turns a dev_t as the kernel keeps it (major<<20 | minor, in records)
 // into user space's encoding (st_dev).

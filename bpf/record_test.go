@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -72,12 +74,65 @@ func TestEncodeParams(t *testing.T) {
 	}
 }
 
+// TestStatusString: every status filecache.h defines has a text of its
+// own, so an error says which; any other value is said with its number.
 func TestStatusString(t *testing.T) {
-	for _, s := range []Status{StatusOK, StatusNoFile, StatusNoMapping, StatusFault, StatusUnset, 77} {
-		if s.String() == "" {
-			t.Errorf("status %d has no text", uint32(s))
+	testStatusTexts(t, "fc_result.status", func(v uint32) string { return Status(v).String() })
+}
+
+// testStatusTexts checks the texts of the status values filecache.h defines
+// after the comment /* field */.
+func testStatusTexts(t *testing.T, field string, text func(uint32) string) {
+	t.Helper()
+	defs := headerDefines(t, field)
+	if len(defs) < 2 {
+		t.Fatalf("filecache.h: %d values after /* %s */", len(defs), field)
+	}
+	seen := map[string]string{}
+	unused := uint32(0)
+	for name, v := range defs {
+		s := text(v)
+		if s == "" || strings.Contains(s, "unknown") {
+			t.Errorf("%s (%d) reads %q", name, v, s)
+		}
+		if other, ok := seen[s]; ok {
+			t.Errorf("%s and %s both read %q", name, other, s)
+		}
+		seen[s] = name
+		if v != 0xffffffff && v >= unused {
+			unused = v + 1
 		}
 	}
+	if s := text(unused); !strings.Contains(s, "unknown") || !strings.Contains(s, strconv.FormatUint(uint64(unused), 10)) {
+		t.Errorf("%d, which filecache.h does not define, reads %q", unused, s)
+	}
+}
+
+// headerDefines reads the #defines that follow the comment /* field */ in
+// filecache.h, the header the BPF program is compiled with.
+func headerDefines(t *testing.T, field string) map[string]uint32 {
+	t.Helper()
+	h, err := os.ReadFile("filecache.h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(h), "/* "+field+" */\n")
+	if !ok {
+		t.Fatalf("filecache.h has no /* %s */", field)
+	}
+	defs := map[string]uint32{}
+	for _, line := range strings.Split(block, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 || f[0] != "#define" {
+			break
+		}
+		v, err := strconv.ParseUint(strings.TrimSuffix(f[2], "u"), 0, 32)
+		if err != nil {
+			t.Fatalf("filecache.h: %s: %v", line, err)
+		}
+		defs[f[1]] = uint32(v)
+	}
+	return defs
 }
 
 // FuzzDecodeResults: any bytes either decode or fail cleanly, and a decoded

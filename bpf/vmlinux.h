@@ -123,6 +123,7 @@ struct inode {
 	unsigned long i_ino;
 	dev_t i_rdev;
 	loff_t i_size;
+	__u32 i_generation;
 	struct list_head i_sb_list;
 	struct hlist_head i_dentry;
 	struct address_space i_data;

@@ -9,7 +9,7 @@ const (
 	PathMax = 944  // FC_PATH: bytes of components a record holds
 	TopK    = 512  // FC_TOPK: the largest Want
 
-	WalkParamsSize = 40                      // sizeof(struct fc_walk_params)
+	WalkParamsSize = 48                      // sizeof(struct fc_walk_params)
 	WalkSize       = 7*8 + TopK*8 + 4*4      // sizeof(struct fc_walk)
 	InodeSize      = 48 + Depth + PathMax    // sizeof(struct fc_inode)
 	MaxWalkSteps   = 1 << 23                 // bpf_loop's limit on iterations
@@ -31,6 +31,7 @@ const (
 	WalkLost   WalkStatus = 1          // FC_WALK_LOST
 	WalkSteps  WalkStatus = 2          // FC_WALK_STEPS
 	WalkNoFile WalkStatus = 3          // FC_WALK_NO_FILE
+	WalkMore   WalkStatus = 4          // FC_WALK_MORE: the bounded walk's run took its steps
 	WalkUnset  WalkStatus = 0xffffffff // FC_WALK_UNSET
 )
 
@@ -44,6 +45,8 @@ func (s WalkStatus) String() string {
 		return "the step limit was reached"
 	case WalkNoFile:
 		return "the anchor fd was not open"
+	case WalkMore:
+		return "the run took its steps, the walk goes on"
 	case WalkUnset:
 		return "the program did not run"
 	}
@@ -68,6 +71,7 @@ type WalkParams struct {
 	Cap      uint32 // records returned at most (<= WalkCap)
 	FD       int32  // an fd of the caller on the filesystem
 	Flags    uint32
+	RunSteps uint32 // the bounded walk: list steps one run takes at most (0: RunSteps)
 }
 
 // Encode lays out struct fc_walk_params.
@@ -86,6 +90,7 @@ func (p WalkParams) Encode() ([]byte, error) {
 	le.PutUint32(b[28:], p.Cap)
 	le.PutUint32(b[32:], uint32(p.FD))
 	le.PutUint32(b[36:], p.Flags)
+	le.PutUint32(b[40:], p.RunSteps)
 	return b, nil
 }
 
@@ -100,6 +105,11 @@ type Walk struct {
 	// HeapMin is the smallest page count the heap holds: with HeapN equal
 	// to want, the want-th largest of the filesystem.
 	HeapMin uint64
+	// Runs is how many test runs the walk took (1 for bpf_loop's), and
+	// Refused, for a bounded walk that ended lost, why its last run did not
+	// resume (a CursorRefusal; CursorOK when it was lost under a run).
+	Runs    uint32
+	Refused CursorRefusal
 }
 
 // UnsetWalk is a struct fc_walk that says FC_WALK_UNSET, written before a

@@ -33,12 +33,6 @@ type Options struct {
 	Method string
 }
 
-var programs = map[string]string{
-	bpf.MethodLoop:     "query_loop",
-	bpf.MethodBounded:  "query_bounded",
-	bpf.MethodAttached: "query_attached",
-}
-
 // Module is a loaded filecache object ready to answer queries. It is not
 // safe for concurrent use: the parameter and result maps hold one batch.
 type Module struct {
@@ -140,10 +134,10 @@ func loadMethod(opts Options, method string) (_ *Module, err error) {
 	if err := m.open(opts, use, 1); err != nil {
 		return nil, err
 	}
-	if m.params, err = m.bpfMap("params"); err != nil {
+	if m.params, err = m.bpfMap(mapParams); err != nil {
 		return nil, err
 	}
-	if m.results, err = m.bpfMap("results"); err != nil {
+	if m.results, err = m.bpfMap(mapResults); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -156,15 +150,6 @@ func (m *Module) bpfMap(name string) (*libbpfgo.BPFMap, error) {
 		return nil, &LoadError{Err: fmt.Errorf("find map %s: %w", name, err)}
 	}
 	return bm, nil
-}
-
-// allPrograms are the object's programs: the query methods' and the walk's.
-func allPrograms() []string {
-	all := []string{walkProgram}
-	for _, name := range programs {
-		all = append(all, name)
-	}
-	return all
 }
 
 // open opens the embedded object and loads only the program use (m.prog),
@@ -193,7 +178,7 @@ func (m *Module) open(opts Options, use string, records uint32) (err error) {
 	if err != nil {
 		return fmt.Errorf("open BPF object: %w", err)
 	}
-	for _, name := range allPrograms() {
+	for _, name := range objectPrograms {
 		if name == use {
 			continue
 		}
@@ -205,12 +190,12 @@ func (m *Module) open(opts Options, use string, records uint32) (err error) {
 			return fmt.Errorf("disable program %s: %w", name, err)
 		}
 	}
-	recs, err := m.mod.GetMap("walk_records")
+	recs, err := m.mod.GetMap(mapWalkRecords)
 	if err != nil {
-		return fmt.Errorf("find map walk_records: %w", err)
+		return fmt.Errorf("find map %s: %w", mapWalkRecords, err)
 	}
 	if err := recs.SetMaxEntries(records); err != nil {
-		return fmt.Errorf("size map walk_records: %w", err)
+		return fmt.Errorf("size map %s: %w", mapWalkRecords, err)
 	}
 	if err := m.mod.BPFLoadObject(); err != nil {
 		return fmt.Errorf("load BPF program %s: %w", use, err)

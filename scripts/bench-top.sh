@@ -13,12 +13,15 @@
 #      inode caches as they were (~13-24 s here), the second finds them full
 #      of the root filesystem's inodes, which it loaded (~5 s); filecache top
 #      is timed again after it, since those inodes are now on its lists too.
+#   4. Each walk forced (--bpf-method bpf_loop, where the kernel has it, and
+#      bounded-loop): top --mount of the EXTRA_FILES tmpfs against an empty
+#      tmpfs, RUNS runs of each interleaved, medians; the difference over the
+#      inodes is the walk's cost an inode, without the program's load.
 # Prints the time per 150,000 inodes (target <= 100 ms), the ratio to vmtouch
-# (target > 100x) before and after, and the RSS figures.
+# (target > 100x) before and after, the RSS figures and each walk's cost.
 #
 # A benchmark, not a test: exits 0 when the measurements ran, with MISS lines
-# for missed targets. Needs root, a kernel with bpf_loop (>= 5.17), GNU time,
-# vmtouch and python3.
+# for missed targets. Needs root, GNU time, vmtouch and python3.
 #
 # Environment:
 #   FILECACHE_BIN  filecache binary (default: bin/filecache in the repo root)
@@ -55,11 +58,13 @@ command -v python3 >/dev/null || die "python3 is missing: apt-get install -y pyt
 [[ -x $FILECACHE_BIN ]] || die "$FILECACHE_BIN is missing: run 'make build'"
 
 dir=$(mktemp -d /tmp/filecache-bench-top.XXXXXX)
+empty=$(mktemp -d /tmp/filecache-bench-top-empty.XXXXXX)
 mounted=0
 # shellcheck disable=SC2317  # invoked by the EXIT trap
 cleanup() {
 	[[ $mounted -eq 0 ]] || umount "$dir" || umount -l "$dir"
-	rmdir "$dir" 2>/dev/null || true
+	mountpoint -q "$empty" && { umount "$empty" || umount -l "$empty"; }
+	rmdir "$dir" "$empty" 2>/dev/null || true
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -140,3 +145,39 @@ out=$(measure 500)
 read -r rss500 _ _ rows500 <<<"$out"
 echo "peak RSS: $((rss20 / 1024)) MiB for $rows20 rows of $inodes inodes; $((rss20b / 1024)) MiB for 20 rows of $inodesb inodes; $((rss500 / 1024)) MiB for $rows500 rows"
 awk -v a="$rss20" -v b="$rss20b" 'BEGIN {if (b > a * 1.25 + 2048) print "MISS: RSS grew with the inodes walked"}'
+
+# Each walk forced, on the tmpfs of EXTRA_FILES files and on an empty one,
+# the runs interleaved so that a busy machine slows both walks alike.
+mount -t tmpfs tmpfs "$empty"
+methods=()
+declare -A winodes wruns wtimes
+for m in bpf_loop bounded-loop; do
+	if ! "$FILECACHE_BIN" --json --bpf-method="$m" top -n 20 --mount "$dir" >"$dir.json" 2>"$dir.err"; then
+		echo "$m walk: not on this kernel ($(tail -1 "$dir.err"))"
+		rm -f "$dir.json" "$dir.err"
+		continue
+	fi
+	read -r "winodes[$m]" "wruns[$m]" <<<"$(python3 -c 'import json, sys; f = json.load(open(sys.argv[1]))["filesystems"][0]; print(f["inodes"], f["runs"])' "$dir.json")"
+	rm -f "$dir.json" "$dir.err"
+	methods+=("$m")
+done
+# once_us CMD...: one run's wall time in microseconds.
+once_us() {
+	local t0 t1
+	t0=$EPOCHREALTIME
+	"$@" >/dev/null 2>&1 || true
+	t1=$EPOCHREALTIME
+	echo $(($(usec "$t1") - $(usec "$t0")))
+}
+for ((i = 0; i < RUNS; i++)); do
+	for m in "${methods[@]}"; do
+		wtimes[$m.empty]+="$(once_us "$FILECACHE_BIN" --bpf-method="$m" top -n 20 --mount "$empty") "
+		wtimes[$m.full]+="$(once_us "$FILECACHE_BIN" --bpf-method="$m" top -n 20 --mount "$dir") "
+	done
+done
+median_of() { tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{a[NR]=$1} END {printf "%.3f", a[int((NR+1)/2)]/1000}'; }
+for m in "${methods[@]}"; do
+	t0=$(median_of "${wtimes[$m.empty]}")
+	t1=$(median_of "${wtimes[$m.full]}")
+	echo "$m walk: ${winodes[$m]} inodes in $t1 ms (${wruns[$m]} test runs), an empty tmpfs in $t0 ms: $(awk -v a="$t0" -v b="$t1" -v n="${winodes[$m]}" 'BEGIN {printf "%.0f", (b - a) * 1e6 / n}') ns an inode"
+done

@@ -27,9 +27,10 @@
 # Skips: the suite tags every skip (cmd/filecache/integration/skip_test.go):
 # skip[config] (the test does not apply to the configuration the row forces),
 # skip[kernel<X.Y] (the kernel lacks a feature of Linux X.Y), skip[feature:NAME]
-# (the machine lacks NAME). A row fails unless each of its skips, subtests'
-# included, is a config skip in a row that forces a configuration or a
-# kernel<X.Y skip on a kernel older than X.Y. FILECACHE_FEATURES tells the
+# (the machine lacks NAME), skip[guest] (the test runs on the host only). A
+# row fails unless each of its skips, subtests' included, is a config skip
+# in a row that forces a configuration, a kernel<X.Y skip on a kernel older
+# than X.Y, or a guest skip in a guest. FILECACHE_FEATURES tells the
 # suite what this script put in the guest (or what the host has), so that
 # the test itself fails where such a feature is missing.
 set -euo pipefail
@@ -96,6 +97,8 @@ guest_modules=(
 # TestReadOnlyMounts, and vmtouch and fincore, which the suite's own
 # references are held to.
 tools=(losetup setpriv unshare prlimit mkfs.ext4 mksquashfs vmtouch fincore)
+# Tools deps.sh installs for tests that run on the host only.
+host_tools=(prometheus)
 
 test_timeout=${VMTEST_TEST_TIMEOUT:-300} # seconds for one run of the test binary
 test_run=${VMTEST_RUN:-}
@@ -340,6 +343,7 @@ host_features() {
 		: >"$kconfig"
 	fi
 	kernel_features "$kconfig" "$(ls /sys/module)"
+	printf '%s\n' "${host_tools[@]}"
 }
 
 # guest_init prints the guest's /init: mount, load the modules, mount the
@@ -350,6 +354,9 @@ guest_init() {
 #!/bin/sh
 # Written by scripts/vmtest.sh.
 export PATH=/usr/bin:/bin
+# Tests too slow under emulation for what they show on another kernel
+# (TestServeMemoryFlat's 2,000 scrapes) run on the host only.
+export FILECACHE_VMTEST_GUEST=1
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
@@ -360,6 +367,8 @@ case " \$(cat /proc/cmdline) " in *" vmtest.probe "*)
 	poweroff -f
 esac
 mount -t tmpfs tmpfs /tmp
+# Loopback, for the tests of filecache serve (an HTTP server on 127.0.0.1).
+ifconfig lo 127.0.0.1 up || echo "$marker no loopback"
 # Pseudo-terminals, for the tests of what filecache does on a terminal.
 mkdir -p /dev/pts && mount -t devpts -o ptmxmode=0666 devpts /dev/pts && { [ -e /dev/ptmx ] || ln -s pts/ptmx /dev/ptmx; }
 echo "$marker kernel \$(uname -r)"
@@ -523,13 +532,15 @@ running() {
 	}' "$1"
 }
 
-# explained TAG CONFIG RELEASE says whether a skip tagged TAG belongs in the
-# row of CONFIG on kernel RELEASE: config skips where a configuration is
-# forced, kernel<X.Y skips on kernels older than X.Y, nothing else.
+# explained TAG CONFIG RELEASE WHERE says whether a skip tagged TAG belongs
+# in the row of CONFIG on kernel RELEASE, on the host or in a guest: config
+# skips where a configuration is forced, kernel<X.Y skips on kernels older
+# than X.Y, guest skips in guests, nothing else.
 explained() {
 	case $1 in
 	config) [ "$2" != auto ] ;;
 	kernel\<[0-9]*.[0-9]*) ! kernel_at_least "$3" "${1#kernel<}" ;;
+	guest) [ "$4" != host ] ;;
 	*) return 1 ;;
 	esac
 }
@@ -548,7 +559,7 @@ record() {
 	while IFS=$'\t' read -r n tag why; do
 		skip=$((skip + 1))
 		by[$tag]=$((${by[$tag]:-0} + 1))
-		explained "$tag" "$name" "$kernel" || printf '%s [%s] %s\n' "$n" "$tag" "$why" >>"$out.skips"
+		explained "$tag" "$name" "$kernel" "$where" || printf '%s [%s] %s\n' "$n" "$tag" "$why" >>"$out.skips"
 	done < <(skips "$out")
 	by_tag=$(for tag in "${!by[@]}"; do echo "$tag:${by[$tag]}"; done | LC_ALL=C sort | tr '\n' ' ')
 	if [ "$status" != 0 ]; then

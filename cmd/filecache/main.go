@@ -6,6 +6,7 @@ package main
 
 import (
 	"os"
+	"runtime"
 
 	"golang.org/x/sys/unix"
 
@@ -15,8 +16,12 @@ import (
 	"github.com/filecache/filecache/cmd/filecache/internal/top"
 )
 
-// version is set at build time (-X main.version=...).
-var version = "dev"
+// version and commit are set at build time (-X main.version=... -X
+// main.commit=...; see the Makefile).
+var (
+	version = "dev"
+	commit  = "unknown"
+)
 
 func main() {
 	os.Exit(cli.Main(os.Args[1:], cli.Env{
@@ -24,15 +29,22 @@ func main() {
 		Terminal: isTerminal(os.Stderr),
 		Stdout:   os.Stdout,
 		Stderr:   os.Stderr,
-		Version:  version,
-		Load:     loadBPF,
+		Build: cli.Build{
+			Version: version,
+			Commit:  commit,
+			Go:      runtime.Version(),
+			Libbpf:  cgo.LibbpfVersion(),
+			Arch:    runtime.GOOS + "/" + runtime.GOARCH,
+		},
+		Load: loadBPF,
 		LoadWalker: func(opts cli.LoadOptions) (top.Walker, func(), error) {
-			w, err := cgo.LoadWalker(cgo.Options{BTFPath: opts.BTF})
+			w, err := cgo.LoadWalker(cgo.Options{BTFPath: opts.BTF, Method: opts.Method})
 			if err != nil {
 				return nil, nil, err
 			}
 			return w, w.Close, nil
 		},
+		WalkMethod: cgo.WalkMethod,
 	}))
 }
 

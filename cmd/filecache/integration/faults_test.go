@@ -63,14 +63,13 @@ func lockSuite() {
 func denyBPFAndExec(argv []string) {
 	runtime.LockOSThread() // the filter and the exec must be on one thread
 	const (
-		ldW        = unix.BPF_LD | unix.BPF_W | unix.BPF_ABS
-		jeq        = unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K
-		ret        = unix.BPF_RET | unix.BPF_K
-		archX86_64 = 0xc000003e
+		ldW = unix.BPF_LD | unix.BPF_W | unix.BPF_ABS
+		jeq = unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K
+		ret = unix.BPF_RET | unix.BPF_K
 	)
 	filter := []unix.SockFilter{
 		{Code: ldW, K: 4}, // seccomp_data.arch
-		{Code: jeq, K: archX86_64, Jt: 0, Jf: 3},
+		{Code: jeq, K: auditArch, Jt: 0, Jf: 3},
 		{Code: ldW, K: 0}, // seccomp_data.nr
 		{Code: jeq, K: unix.SYS_BPF, Jt: 0, Jf: 1},
 		{Code: ret, K: unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)},
@@ -222,6 +221,7 @@ type doctorReport struct {
 		Engine, Method string
 		OK             bool
 	}
+	Top struct{ Method, Program string }
 }
 
 // doctor's verdicts match what the kernel has: every engine the kernel
@@ -237,7 +237,8 @@ func TestDoctor(t *testing.T) {
 	}
 	method := kernelMethod(t) // doctor ignores FILECACHE_BPF_METHOD: it tries them all
 	want := map[string]bool{"bpf_loop": method == "bpf_loop", "bounded-loop": true, "attached": true,
-		"cachestat(2)": haveCachestat(), "mmap+mincore(2)": true, "walk_sb (bpf_loop)": method == "bpf_loop"}
+		"cachestat(2)": haveCachestat(), "mmap+mincore(2)": true, "walk_sb (bpf_loop)": method == "bpf_loop",
+		"walk_sb_bounded (bounded-loop)": true}
 	for _, c := range d.Checks {
 		if c.OK != want[c.Method] {
 			t.Errorf("doctor says %s %s works=%v (%s), want %v", c.Engine, c.Method, c.OK, c.Error, want[c.Method])
@@ -245,6 +246,11 @@ func TestDoctor(t *testing.T) {
 	}
 	if len(d.Checks) != len(want) || !d.Auto.OK || d.Auto.Engine != "bpf" || d.Auto.Method != method {
 		t.Errorf("doctor: %+v, want %d checks and auto = bpf %s", d, len(want), method)
+	}
+	// top's walk: bpf_loop's from 5.17, the bounded one before (the same
+	// split as the query methods').
+	if d.Top.Method != method {
+		t.Errorf("doctor says top walks with %q (%s), want %s", d.Top.Method, d.Top.Program, method)
 	}
 
 	res = runWith(t, runOpts{cred: nobody(), ownEngine: true}, binForAll(t, bin), "doctor", "--json")

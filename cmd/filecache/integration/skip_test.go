@@ -23,11 +23,15 @@ import (
 //	                          device, a tool); when FILECACHE_FEATURES (a
 //	                          space-separated list) names NAME, the helper
 //	                          fails instead
+//	skip[guest]: ...          the test runs on the host only (a vmtest
+//	                          guest sets FILECACHE_VMTEST_GUEST): what it
+//	                          shows does not depend on the kernel, and
+//	                          emulation makes it too slow or lacks its tool
 //
 // vmtest.sh sets FILECACHE_FEATURES to what it put in the guest, and on the
 // host to what scripts/deps.sh installs and the running kernel has built
-// in; a row of its table fails on any skip its configuration and kernel do
-// not explain.
+// in; a row of its table fails on any skip its configuration, kernel and
+// place (host or guest) do not explain.
 
 const envFeatures = "FILECACHE_FEATURES"
 
@@ -36,6 +40,17 @@ func skipConfig(t testing.TB, format string, args ...any) {
 	t.Helper()
 	t.Skipf("skip[config]: "+format, args...)
 }
+
+// hostOnly skips a test in a vmtest guest; it runs on the host.
+func hostOnly(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv(envGuest) != "" {
+		t.Skipf("skip[guest]: "+format, args...)
+	}
+}
+
+// envGuest is set in vmtest's guests.
+const envGuest = "FILECACHE_VMTEST_GUEST"
 
 // kernelFeature is a kernel feature and the first Linux version with it.
 type kernelFeature struct {
@@ -110,4 +125,4 @@ func TestKernelFeatures(t *testing.T) {
 // the suite runs without skipping (losetup, setpriv, prlimit: it fails
 // without them).
 var knownFeatures = []string{"fuse", "overlay", "squashfs", "ext4", "loop", "pty",
-	"mkfs.ext4", "mksquashfs", "unshare", "vmtouch", "fincore", "losetup", "setpriv", "prlimit"}
+	"mkfs.ext4", "mksquashfs", "unshare", "vmtouch", "fincore", "losetup", "setpriv", "prlimit", "prometheus"}

@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +23,7 @@ type topDoc struct {
 	PageSize    int64      `json:"page_size"`
 	Partial     bool       `json:"partial"`
 	Restricted  bool       `json:"restricted"`
+	Method      string     `json:"method"`
 	Rows        []topRow   `json:"rows"`
 	Filesystems []topFS    `json:"filesystems"`
 	Total       topTotal   `json:"total"`
@@ -47,7 +47,10 @@ type topFS struct {
 	FSType      string `json:"fstype"`
 	Device      string `json:"device"`
 	CachedPages uint64 `json:"cached_pages"`
+	Inodes      uint64 `json:"inodes"`
 	Complete    bool   `json:"complete"`
+	Walks       int    `json:"walks"`
+	Runs        int    `json:"runs"`
 }
 
 type topTotal struct {
@@ -58,42 +61,17 @@ type topTotal struct {
 	AccountedPercent    float64 `json:"accounted_percent"`
 }
 
-// topKernel skips the top tests where filecache top says the kernel has no
-// bpf_loop, after checking that it says so clearly; on a kernel that has
-// bpf_loop (Linux >= 5.17) that answer fails the test instead.
+// topKernel: the top tests run on every kernel (bpf_loop's walk from 5.17,
+// the bounded one before), in the suite's unforced run and in the one that
+// forces the bounded loop; see topwalk_test.go.
 func topKernel(t *testing.T, bin string) {
 	t.Helper()
-	once(t)
-	res := topProbe(t, bin)
-	if res.code == 0 {
-		return
-	}
-	if res.code != 1 || !strings.Contains(res.stderr, "bpf_loop") || !strings.Contains(res.stderr, "5.17") || res.stdout != "" {
-		t.Fatalf("top -n 1 failed, and not with one line naming bpf_loop and Linux 5.17\n%s", res)
-	}
-	skipKernel(t, featBPFLoop, "filecache top says it needs bpf_loop: %s", strings.TrimSpace(res.stderr))
-}
-
-var topProbed struct {
-	sync.Mutex
-	res *result
-}
-
-// topProbe runs `filecache top -n 1` once for all the top tests.
-func topProbe(t *testing.T, bin string) result {
-	t.Helper()
-	topProbed.Lock()
-	defer topProbed.Unlock()
-	if topProbed.res == nil {
-		res := run(t, bin, "top", "-n", "1")
-		topProbed.res = &res
-	}
-	return *topProbed.res
+	topConfig(t)
 }
 
 func runTop(t *testing.T, bin string, args ...string) topDoc {
 	t.Helper()
-	res := run(t, bin, append([]string{"--json", "top"}, args...)...)
+	res := run(t, bin, append([]string{"--json", "top"}, topArgs(t, args)...)...)
 	if res.code != 0 {
 		t.Fatalf("top failed\n%s", res)
 	}
@@ -101,6 +79,7 @@ func runTop(t *testing.T, bin string, args ...string) topDoc {
 	if err := json.Unmarshal([]byte(res.stdout), &d); err != nil {
 		t.Fatalf("top --json: %v\n%s", err, res)
 	}
+	checkWalk(t, d, args)
 	return d
 }
 

@@ -83,11 +83,7 @@ func (r *actRun) span(size int64) (off, end int64) {
 	if r.rng == nil {
 		return 0, size
 	}
-	off, end = min(r.rng.Off, size), size
-	if r.rng.Len > 0 && r.rng.Len < size-off {
-		end = off + r.rng.Len
-	}
-	return off, end
+	return r.rng.Clip(size)
 }
 
 // run measures every file, then acts on each and measures it again with

@@ -42,10 +42,16 @@ type Env struct {
 	Stdout, Stderr io.Writer
 	// Terminal says stderr is a terminal: a table run then shows progress.
 	Terminal bool
-	Version  string
+	Build    Build // what --version and doctor say this binary is
 	Load     LoadFunc
 	// LoadWalker loads the filesystem walk of filecache top; close unloads it.
+	// LoadOptions.Method picks the walk: bpf_loop's or the bounded one, else
+	// (auto, attached) what WalkMethod says.
 	LoadWalker func(LoadOptions) (w top.Walker, close func(), err error)
+	// WalkMethod is the walk LoadWalker loads for a --bpf-method ("" for
+	// auto): bpf_loop's where libbpf's probe finds the helper, else the
+	// bounded one.
+	WalkMethod func(method string) string
 	// Caps and Stat default to this process's capabilities and os.Stat.
 	Caps func() (pagecache.Caps, error)
 	Stat func(string) error
@@ -54,6 +60,9 @@ type Env struct {
 	// Held, if set, is called once a lock run holds every page it will
 	// hold, its pidfile written: the moment a test may look.
 	Held func()
+	// Serving, if set, is called with the address serve listens on once
+	// it accepts scrapes.
+	Serving func(addr string)
 }
 
 // CLI is the grammar: the flags every command takes, then the command.
@@ -65,7 +74,8 @@ type CLI struct {
 	Touch  TouchCmd  `cmd:"" help:"Bring files into the page cache (like vmtouch -t), showing the figures before and after."`
 	Evict  EvictCmd  `cmd:"" help:"Drop files' clean pages from the page cache (like vmtouch -e), showing the figures before and after."`
 	Lock   LockCmd   `cmd:"" help:"Map and lock files in memory (like vmtouch -l) until SIGTERM, SIGINT or SIGHUP, showing the figures before and after."`
-	Top    TopCmd    `cmd:"" help:"List what fills the page cache across every mounted filesystem, without a list of files (needs the bpf engine, Linux >= 5.17)."`
+	Top    TopCmd    `cmd:"" help:"List what fills the page cache across every mounted filesystem, without a list of files (needs the bpf engine)."`
+	Serve  ServeCmd  `cmd:"" help:"Serve what fills the page cache to Prometheus, walking it when scraped (needs the bpf engine)."`
 }
 
 // Globals are the flags every command takes, and what the commands share.
@@ -76,7 +86,7 @@ type Globals struct {
 	Verbose bool             `short:"v" help:"On a BPF load failure, also print the kernel verifier's last lines."`
 	Engine  string           `enum:"auto,bpf,cachestat,mincore" default:"auto" help:"How to measure: ${enum}. auto takes bpf, then cachestat, then mincore, file by file."`
 	BTF     string           `name:"btf" placeholder:"FILE" help:"Kernel BTF to load against, for kernels without /sys/kernel/btf/vmlinux."`
-	Method  string           `name:"bpf-method" hidden:"" enum:"auto,${methods}" default:"auto" help:"Force the BPF program (${enum}); for tests."`
+	Method  string           `name:"bpf-method" hidden:"" enum:"auto,${methods}" default:"auto" help:"Force the BPF program (${enum}), and with bpf_loop or bounded-loop top's walk; for tests."`
 
 	env  *Env
 	args []string // the command line as given, for lock --daemon to run again
@@ -155,14 +165,7 @@ func Main(args []string, env Env) (code int) {
 // bytes. kong's --help and --version panic with kongExit.
 func parse(args []string, env *Env) (*CLI, *kong.Context, error) {
 	c := &CLI{}
-	parser, err := kong.New(c,
-		kong.Name("filecache"),
-		kong.Description(description),
-		kong.Vars{"version": env.Version, "methods": joinMethods()},
-		kong.Writers(env.Stdout, env.Stderr),
-		kong.Exit(func(code int) { panic(kongExit(code)) }),
-		kong.Bind(env),
-	)
+	parser, err := newParser(c, env)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -174,6 +177,19 @@ func parse(args []string, env *Env) (*CLI, *kong.Context, error) {
 	restore.fields(c)
 	c.env, c.args = env, args
 	return c, ctx, nil
+}
+
+// newParser is the grammar's parser; the man page and the shell completions
+// are generated from its model too (docs.go).
+func newParser(c *CLI, env *Env) (*kong.Kong, error) {
+	return kong.New(c,
+		kong.Name("filecache"),
+		kong.Description(description),
+		kong.Vars{"version": env.Build.String(), "methods": joinMethods()},
+		kong.Writers(env.Stdout, env.Stderr),
+		kong.Exit(func(code int) { panic(kongExit(code)) }),
+		kong.Bind(env),
+	)
 }
 
 func joinMethods() string {

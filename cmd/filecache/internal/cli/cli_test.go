@@ -52,7 +52,7 @@ func runCLI(t *testing.T, env Env, args ...string) run {
 	t.Helper()
 	var out, errb bytes.Buffer
 	r := run{}
-	env.Stdout, env.Stderr, env.Version = &out, &errb, "v-test"
+	env.Stdout, env.Stderr, env.Build = &out, &errb, testBuild
 	if env.Load == nil {
 		env.Load = func(LoadOptions) (pagecache.Engine, error) { r.loads++; return fakeEngine{}, nil }
 	}
@@ -83,7 +83,7 @@ func TestUsage(t *testing.T) {
 			t.Errorf("%q: status %d, stdout %q, stderr %q; want 2 and one line on stderr", args, r.status, r.stdout, r.stderr)
 		}
 	}
-	if r := runCLI(t, Env{}, "--version"); r.status != 0 || r.stdout != "v-test\n" {
+	if r := runCLI(t, Env{}, "--version"); r.status != 0 || r.stdout != "filecache v-test (commit c0ffee, go1.99, libbpf 9.9, linux/test64)\n" {
 		t.Errorf("--version: %d %q", r.status, r.stdout)
 	}
 	if r := runCLI(t, Env{}, "--help"); r.status != 0 || !strings.Contains(r.stdout, "--json") || !strings.Contains(r.stdout, "--btf=FILE") {
@@ -256,15 +256,17 @@ func TestDoctor(t *testing.T) {
 	}
 	// The fake BPF engine answers from fstat, not the page cache: doctor
 	// must see that its answer is wrong and say so.
-	if len(d.Checks) != 6 || d.Checks[0].OK || !strings.Contains(d.Checks[0].Error, "wrong answer") {
+	if len(d.Checks) != 7 || d.Checks[0].OK || !strings.Contains(d.Checks[0].Error, "wrong answer") {
 		t.Errorf("checks: %+v", d.Checks)
 	}
 	if c := d.Checks[4]; c.Engine != "mincore" || !c.OK {
 		t.Errorf("mincore check: %+v", c)
 	}
-	// No walker in this environment: the top check says so.
-	if c := d.Checks[5]; c.Engine != "top" || c.OK || c.Error == "" {
-		t.Errorf("top check: %+v", c)
+	// No walker in this environment: the top checks say so.
+	for _, c := range d.Checks[5:] {
+		if c.Engine != "top" || c.OK || c.Error == "" {
+			t.Errorf("top check: %+v", c)
+		}
 	}
 	if d.Auto == nil || d.Kernel == "" || d.PageSize == 0 {
 		t.Errorf("doctor: %+v", d)
@@ -405,6 +407,10 @@ func TestSortAndTop(t *testing.T) {
 	}
 	if r := runCLI(t, Env{}, "--sort", "nope", dir); r.status != ExitUsage {
 		t.Errorf("--sort nope: %d", r.status)
+	}
+	// --ndjson streams: a sort it cannot do is refused, not ignored.
+	if r := runCLI(t, Env{}, "--ndjson", "--sort", "size", dir); r.status != ExitUsage || r.stdout != "" || !strings.Contains(r.stderr, "--ndjson") {
+		t.Errorf("--ndjson --sort size: %d %q %q", r.status, r.stdout, r.stderr)
 	}
 }
 

@@ -30,6 +30,7 @@ type Check struct {
 
 // Doctor is what filecache doctor found.
 type Doctor struct {
+	Build    Build  `json:"build"`
 	Kernel   string `json:"kernel"`
 	Arch     string `json:"arch"`
 	PageSize int    `json:"page_size"`
@@ -46,6 +47,14 @@ type Doctor struct {
 	UnprivilegedBPF string   `json:"unprivileged_bpf_disabled"`
 	Checks          []Check  `json:"checks"`
 	Auto            *Check   `json:"auto"`
+	Top             TopWalk  `json:"top"`
+}
+
+// TopWalk is the filesystem walk filecache top uses here, and why.
+type TopWalk struct {
+	Method  string `json:"method"`
+	Program string `json:"program"`
+	Reason  string `json:"reason"`
 }
 
 // The test file: testPages pages long, the first testCached written, so an
@@ -61,7 +70,7 @@ type DoctorCmd struct{}
 // Run tries every engine and BPF method on a test file and says which work.
 func (DoctorCmd) Run(g *Globals) error {
 	env := g.env
-	d := Doctor{PageSize: unix.Getpagesize(), UID: os.Geteuid(), Capabilities: []string{}}
+	d := Doctor{Build: env.Build, PageSize: unix.Getpagesize(), UID: os.Geteuid(), Capabilities: []string{}}
 	var u unix.Utsname
 	if unix.Uname(&u) == nil {
 		d.Kernel, d.Arch = unix.ByteSliceToString(u.Release[:]), unix.ByteSliceToString(u.Machine[:])
@@ -103,7 +112,10 @@ func (DoctorCmd) Run(g *Globals) error {
 	d.Checks = append(d.Checks,
 		try("cachestat", "cachestat(2)", h, func() (pagecache.Engine, error) { return pagecache.CachestatEngine{}, nil }),
 		try("mincore", "mmap+mincore(2)", h, func() (pagecache.Engine, error) { return pagecache.MincoreEngine{}, nil }))
-	d.Checks = append(d.Checks, g.tryTop(fd))
+	for _, m := range []string{bpf.MethodLoop, bpf.MethodBounded} {
+		d.Checks = append(d.Checks, g.tryTop(fd, m))
+	}
+	d.Top = g.topWalk()
 	auto := &pagecache.Chain{Stages: (&Globals{Engine: "auto", BTF: g.BTF, Method: "auto", env: env}).stages(nil)}
 	a := try("auto", "", h, func() (pagecache.Engine, error) { return auto, nil })
 	a.Engine, a.Method = auto.Name(), auto.Method()
@@ -186,11 +198,28 @@ func try(engine, method string, h pagecache.Handle, load func() (pagecache.Engin
 	return ch
 }
 
-// tryTop checks filecache top's walk: loaded, it must find the test file
-// (a memfd, on the kernel's shmem mount) with its testCached pages.
-func (g *Globals) tryTop(fd int) Check {
+// topWalk says which walk filecache top gets on this kernel unforced (as
+// "filecache uses" is the automatic choice), and why.
+func (g *Globals) topWalk() TopWalk {
+	if g.env.WalkMethod == nil {
+		return TopWalk{Reason: "no BPF loader in this build"}
+	}
+	t := TopWalk{Method: g.env.WalkMethod("")}
+	t.Program = bpf.WalkPrograms[t.Method]
+	t.Reason = "libbpf's probe finds the bpf_loop helper (Linux >= 5.17): one test run walks a whole filesystem"
+	if t.Method == bpf.MethodBounded {
+		t.Reason = fmt.Sprintf("libbpf's probe finds no bpf_loop helper (Linux < 5.17): test runs of at most %d inodes walk a filesystem, each resuming after an inode it first checks is still on the list", bpf.RunSteps)
+	}
+	return t
+}
+
+// tryTop checks one of filecache top's walks: loaded, it must find the test
+// file (a memfd, on the kernel's shmem mount) with its testCached pages.
+// The bounded walk takes one inode a run, so the test file is found after
+// resuming.
+func (g *Globals) tryTop(fd int, method string) Check {
 	env := g.env
-	ch := Check{Engine: "top", Method: "walk_sb (bpf_loop)"}
+	ch := Check{Engine: "top", Method: fmt.Sprintf("%s (%s)", bpf.WalkPrograms[method], method)}
 	start := time.Now()
 	defer func() { ch.Seconds = time.Since(start).Seconds() }()
 	var st unix.Stat_t
@@ -202,7 +231,7 @@ func (g *Globals) tryTop(fd int) Check {
 	}
 	if err == nil {
 		err = g.checkedLoad(func() (err error) {
-			w, closeW, err = env.LoadWalker(LoadOptions{BTF: g.BTF})
+			w, closeW, err = env.LoadWalker(LoadOptions{BTF: g.BTF, Method: method})
 			return err
 		})
 	}
@@ -213,7 +242,7 @@ func (g *Globals) tryTop(fd int) Check {
 	defer closeW()
 	shm := top.Filesystem{Label: top.ShmemLabel}
 	anchor := func(top.Filesystem) (int, uint32, func(), error) { return fd, 0, func() {}, nil }
-	totals, rows := top.Scan(w, []top.Filesystem{shm}, anchor, top.Options{MinPages: testCached})
+	totals, rows := top.Scan(w, []top.Filesystem{shm}, anchor, top.Options{MinPages: testCached, RunSteps: 1})
 	if totals[0].Err != nil {
 		ch.Error = totals[0].Err.Error()
 		return ch
@@ -226,6 +255,9 @@ func (g *Globals) tryTop(fd int) Check {
 			}
 			ch.OK = true
 			ch.Detail = fmt.Sprintf("found the test file among %d inodes, %d/%d pages, right", totals[0].Inodes, testCached, testPages)
+			if method == bpf.MethodBounded {
+				ch.Detail += fmt.Sprintf(" (%d runs)", totals[0].Runs)
+			}
 			return ch
 		}
 	}
@@ -235,6 +267,7 @@ func (g *Globals) tryTop(fd int) Check {
 
 func (d Doctor) table(w io.Writer, verbose bool) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "filecache\t%s (commit %s), %s, libbpf %s, %s\n", d.Build.Version, d.Build.Commit, d.Build.Go, d.Build.Libbpf, d.Build.Arch)
 	fmt.Fprintf(tw, "kernel\t%s (%s), page size %d\n", d.Kernel, d.Arch, d.PageSize)
 	if d.BTF.Present {
 		fmt.Fprintf(tw, "btf\t%s (%d bytes)\n", d.BTF.Path, d.BTF.Bytes)
@@ -265,6 +298,12 @@ func (d Doctor) table(w io.Writer, verbose bool) error {
 		fmt.Fprintf(w, "\nfilecache uses: %s (%s)\n", d.Auto.Engine, d.Auto.Method)
 	} else {
 		fmt.Fprintf(w, "\nfilecache cannot measure here: %s\n", d.Auto.Error)
+	}
+	if d.Top.Method != "" {
+		fmt.Fprintf(w, "filecache top walks with: %s (%s)\n", d.Top.Method, d.Top.Program)
+	}
+	if verbose && d.Top.Reason != "" {
+		fmt.Fprintf(w, "  because %s\n", d.Top.Reason)
 	}
 	if verbose {
 		for _, ch := range d.Checks {

@@ -37,6 +37,9 @@ func (q *QueryCmd) Run(g *Globals) error {
 	if err := report.CheckColumns(q.Output); err != nil {
 		return usageError{err}
 	}
+	if g.NDJSON && q.Sort != "none" {
+		return usagef("--sort needs the whole list, and --ndjson prints files as they are measured: use --json")
+	}
 	r := report.Report{PageSize: units.PageSize, Range: rng}
 	chain := g.chain(rng, &r.Notes)
 	var eng pagecache.Engine = chain
@@ -106,7 +109,7 @@ func (q *QueryCmd) Run(g *Globals) error {
 	if s.EngineInUse() != nil && chain.Name() != "none" {
 		r.Engine, r.Method = chain.Name(), chain.Method()
 	}
-	report.Sort(r.Files, q.Sort)
+	r.Sort(q.Sort)
 	switch {
 	case g.NDJSON:
 		err = nd.Summary(r)

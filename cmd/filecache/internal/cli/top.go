@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +26,8 @@ type TopCmd struct {
 	Watch      float64  `placeholder:"SECONDS" help:"Refresh every SECONDS, showing growth and shrinkage; --json and --ndjson then write one document or line each time."`
 	Iterations int      `placeholder:"N" help:"With --watch, stop after N refreshes (0: until interrupted)."`
 	Format     string   `enum:"table,prometheus" default:"table" help:"table, or prometheus: the text format of node_exporter's textfile collector."`
+	Output     string   `placeholder:"FILE" help:"Write to FILE instead of standard output, each time whole: through a temporary file beside it, renamed over it (as the textfile collector expects)."`
+	RunSteps   uint32   `name:"run-steps" hidden:"" placeholder:"N" help:"The bounded walk: list steps of one BPF test run at most (0: its most); for tests."`
 }
 
 // Run lists the inodes holding the most page cache, once or every --watch.
@@ -39,7 +42,7 @@ func (o *TopCmd) Run(g *Globals) error {
 	if o.Watch < 0 || (o.Watch == 0 && o.Iterations != 0) {
 		return usagef("--watch takes a positive number of seconds; --iterations needs --watch")
 	}
-	opts := top.Options{N: o.N}
+	opts := top.Options{N: o.N, RunSteps: o.RunSteps}
 	if o.N < 0 {
 		opts.N = screenRows()
 	}
@@ -67,7 +70,7 @@ func (o *TopCmd) Run(g *Globals) error {
 	var w top.Walker
 	var closeW func()
 	err = g.checkedLoad(func() (err error) {
-		w, closeW, err = env.LoadWalker(LoadOptions{BTF: g.BTF})
+		w, closeW, err = env.LoadWalker(LoadOptions{BTF: g.BTF, Method: g.bpfMethod()})
 		return err
 	})
 	if err != nil {
@@ -83,12 +86,12 @@ func (o *TopCmd) Run(g *Globals) error {
 	}
 	var prev map[[2]uint64]uint64
 	var prevFS map[uint64]uint64
-	tty := env.Terminal && !g.JSON && !g.NDJSON && o.Format == "table"
+	tty := env.Terminal && !g.JSON && !g.NDJSON && o.Format == "table" && o.Output == ""
 	for i := 1; ; i++ {
 		s := top.Take(w, fss, opts)
 		s.Prev, s.PrevFS, s.Restricted = prev, prevFS, len(o.Mount) > 0
 		top.Problems(env.Stderr, s)
-		if err := o.write(g, env.Stdout, s, tty && o.Watch > 0); err != nil {
+		if err := o.emit(g, env.Stdout, s, tty && o.Watch > 0); err != nil {
 			return g.failed(err)
 		}
 		for _, t := range s.FS {
@@ -106,6 +109,18 @@ func (o *TopCmd) Run(g *Globals) error {
 		case <-time.After(time.Duration(o.Watch * float64(time.Second))):
 		}
 	}
+}
+
+// emit writes one snapshot to stdout, or replaces --output with it.
+func (o *TopCmd) emit(g *Globals, stdout io.Writer, s top.Snapshot, redraw bool) error {
+	if o.Output == "" {
+		return o.write(g, stdout, s, redraw)
+	}
+	var b bytes.Buffer
+	if err := o.write(g, &b, s, false); err != nil {
+		return err
+	}
+	return replaceFile(o.Output, b.Bytes())
 }
 
 // write prints one snapshot; on a terminal under --watch it redraws the screen.

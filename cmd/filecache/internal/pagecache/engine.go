@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/filecache/filecache/bpf"
+	"github.com/filecache/filecache/cmd/filecache/internal/units"
 )
 
 // Handle is one file the scanner opened, to be measured.
@@ -20,11 +21,15 @@ type Answer struct {
 	Pages  uint64     // pages of the file in the page cache
 	Size   int64      // bytes, read at the same moment as Pages
 	Detail *Cachestat // dirty, writeback and eviction counts, where known
-	// Span is, when a Range was measured, how many pages of the file the
-	// range covers (Pages counts those cached); 0 otherwise.
-	Span   uint64
-	Map    string // --map: which parts are cached (Mapped)
-	Engine string // which engine answered (set by Chain)
+	// Ranged says a Range was measured: Pages, and Detail and Map where
+	// set, cover only bytes [Off, Off+Len) of the file (the Range clipped
+	// to it; Len 0 when it lies past the end), which span Span pages.
+	// Otherwise they cover the whole file, and Off, Len and Span are 0.
+	Ranged   bool
+	Off, Len int64
+	Span     uint64
+	Map      string // --map: which parts are cached (Mapped)
+	Engine   string // which engine answered (set by Chain)
 	// The inode the engine read: its st_dev (user-space encoding), number
 	// and link count, so the scanner needs no fstat of its own.
 	Dev   uint64
@@ -106,16 +111,18 @@ func answer(h Handle, r bpf.Result) Answer {
 // Range is part of a file, in bytes: [Off, Off+Len), Len 0 to the end.
 type Range struct{ Off, Len int64 }
 
-// clip is the range inside a file of size bytes, and the pages it covers.
+// Clip is the part [off, end) of a file of size bytes that the range
+// covers; empty (off == end == size) when it starts past the end.
+func (r Range) Clip(size int64) (off, end int64) {
+	off, end = min(r.Off, size), size
+	if r.Len > 0 && r.Len < size-off {
+		end = off + r.Len
+	}
+	return off, end
+}
+
+// clip is Clip as an offset and a length, with the pages they cover.
 func (r Range) clip(size int64) (off, n int64, span uint64) {
-	page := int64(unix.Getpagesize())
-	end := size
-	if r.Len > 0 {
-		end = min(size, r.Off+r.Len)
-	}
-	if r.Off >= end {
-		return r.Off, 0, 0
-	}
-	first, last := r.Off/page, (end-1)/page
-	return r.Off, end - r.Off, uint64(last - first + 1)
+	off, end := r.Clip(size)
+	return off, end - off, units.PagesIn(off, end)
 }

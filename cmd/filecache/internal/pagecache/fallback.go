@@ -108,21 +108,23 @@ func cachestatOne(fd int, rng *Range) Answer {
 	if err != nil {
 		return Answer{Err: err}
 	}
-	var off, n int64
-	var span uint64
+	a := Answer{Size: size}
 	if rng != nil {
-		if off, n, span = rng.clip(size); n == 0 {
-			return Answer{Size: size}
+		a.Ranged = true
+		if a.Off, a.Len, a.Span = rng.clip(size); a.Len == 0 {
+			a.Detail = &Cachestat{} // no page measured, none dirty
+			return a
 		}
 	}
-	cs, err := CachestatRange(fd, off, n)
+	cs, err := CachestatRange(fd, a.Off, a.Len)
 	if errors.Is(err, unix.EPERM) {
 		return Answer{Err: fmt.Errorf("%w (the kernel answers only the file's owner or a writer)", unix.EPERM)}
 	}
 	if err != nil {
 		return Answer{Err: err}
 	}
-	return Answer{Pages: cs.Cache, Size: size, Detail: &cs, Span: span}
+	a.Pages, a.Detail = cs.Cache, &cs
+	return a
 }
 
 // MincoreEngine is the engine that maps each file and calls mincore(2): it works on
@@ -155,15 +157,18 @@ func mincoreOne(fd int, st *unix.Stat_t, trusted func(int, *unix.Stat_t) bool, r
 	if err != nil {
 		return Answer{Err: err}
 	}
-	off, n, span := int64(0), size, uint64(0)
+	a, n := Answer{Size: size}, size
 	if rng != nil {
-		off, n, span = rng.clip(size)
+		a.Ranged = true
+		a.Off, a.Len, a.Span = rng.clip(size)
+		n = a.Len
 	}
-	pages, err := MincoreRange(fd, size, off, n)
+	pages, err := MincoreRange(fd, size, a.Off, n)
 	if err != nil {
 		return Answer{Err: err}
 	}
-	return Answer{Pages: pages, Size: size, Span: span}
+	a.Pages = pages
+	return a
 }
 
 // mincoreTrusted mirrors the kernel's can_do_mincore(): the caller owns the
@@ -340,7 +345,9 @@ func (e chainError) Error() string { return e.msg }
 func (e chainError) Unwrap() error { return e.err }
 
 // Detailed adds cachestat(2)'s dirty, writeback and eviction counts to
-// another engine's answers (--detail). Where cachestat cannot answer, the
+// another engine's answers (--detail), over the very bytes each answer
+// measured: the whole file, or with a Range the part of it measured (none
+// when the range lies past the end). Where cachestat cannot answer, the
 // figures stand without them and Note is told once why.
 type Detailed struct {
 	Engine
@@ -357,10 +364,14 @@ func (d *Detailed) Query(files []Handle) ([]Answer, error) {
 		if a.Err != nil || a.Detail != nil {
 			continue
 		}
+		if a.Ranged && a.Len == 0 {
+			out[i].Detail = &Cachestat{}
+			continue
+		}
 		fd, err := reopen(files[i])
 		if err == nil {
 			var cs Cachestat
-			cs, err = CachestatFd(fd)
+			cs, err = CachestatRange(fd, a.Off, a.Len) // Len 0 unranged: the whole mapping
 			unix.Close(fd)
 			if err == nil {
 				out[i].Detail = &cs
@@ -382,10 +393,11 @@ func (d *Detailed) Query(files []Handle) ([]Answer, error) {
 const MapWidth = 60
 
 // Mapped adds to another engine's answers a map of which parts of each file
-// are cached (--map, like vmtouch -v): MapWidth cells, each an equal share
-// of the file's pages: 'O' all cached, 'o' some, ' ' none. Each cell is
-// one cachestat(2) over its range, or mincore(2) where cachestat is missing
-// (and then only for files mincore tells the truth about).
+// are cached (--map, like vmtouch -v): at most MapWidth cells, each an equal
+// share of the pages the answer measured (the whole file's, or with a Range
+// the range's): 'O' all cached, 'o' some, ' ' none. Each cell is one
+// cachestat(2) over its pages, or mincore(2) where cachestat is missing (and
+// then only for files mincore tells the truth about).
 type Mapped struct{ Engine }
 
 func (m Mapped) Query(files []Handle) ([]Answer, error) {
@@ -393,35 +405,40 @@ func (m Mapped) Query(files []Handle) ([]Answer, error) {
 	if err != nil {
 		return out, err
 	}
-	for i := range out {
-		if out[i].Err != nil {
+	page := int64(unix.Getpagesize())
+	for i, a := range out {
+		if a.Err != nil {
 			continue
+		}
+		first, n := int64(0), (a.Size+page-1)/page
+		if a.Ranged {
+			first, n = a.Off/page, int64(a.Span)
 		}
 		fd, err := reopen(files[i])
 		if err != nil {
 			continue
 		}
-		out[i].Map = drawMap(fd, out[i].Size)
+		out[i].Map = drawMap(fd, a.Size, first, n)
 		unix.Close(fd)
 	}
 	return out, nil
 }
 
-// drawMap returns the map of the file behind fd, or "" if neither
-// cachestat nor a trustworthy mincore can tell.
-func drawMap(fd int, size int64) string {
+// drawMap returns the map of pages [first, first+pages) of the file behind
+// fd, of size bytes, or "" if neither cachestat nor a trustworthy mincore
+// can tell.
+func drawMap(fd int, size, first, pages int64) string {
 	page := int64(unix.Getpagesize())
-	pages := (size + page - 1) / page
-	if pages == 0 {
+	if pages <= 0 {
 		return ""
 	}
 	var st unix.Stat_t
 	trusted := unix.Fstat(fd, &st) == nil && mincoreTrusted(fd, &st)
-	cells := make([]byte, 0, MapWidth)
-	for c := int64(0); c < MapWidth && c < pages; c++ {
-		first := pages * c / min(MapWidth, pages)
-		last := pages * (c + 1) / min(MapWidth, pages)
-		off, n := first*page, (last-first)*page
+	cells := min(MapWidth, pages)
+	out := make([]byte, 0, cells)
+	for c := int64(0); c < cells; c++ {
+		lo, hi := pages*c/cells, pages*(c+1)/cells
+		off, n := (first+lo)*page, (hi-lo)*page
 		cached := int64(-1)
 		if cs, err := CachestatRange(fd, off, n); err == nil {
 			cached = int64(cs.Cache)
@@ -434,12 +451,12 @@ func drawMap(fd int, size int64) string {
 		case cached < 0:
 			return ""
 		case cached == 0:
-			cells = append(cells, ' ')
-		case cached >= last-first:
-			cells = append(cells, 'O')
+			out = append(out, ' ')
+		case cached >= hi-lo:
+			out = append(out, 'O')
 		default:
-			cells = append(cells, 'o')
+			out = append(out, 'o')
 		}
 	}
-	return string(cells)
+	return string(out)
 }

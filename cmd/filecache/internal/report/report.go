@@ -426,10 +426,12 @@ func (n *NDJSON) encode(v any) error {
 	return nil
 }
 
-// Sort orders the files of a listing by key (cached, size, percent: largest
-// first; path), keeping each directory's row and the errors where they are
-// relative to each other, after the files. "none" or "" keeps the order.
-func Sort(files []scan.File, key string) {
+// Sort orders the files listed by key (cached, size, percent: largest
+// first; path), by the figures the table and the JSON show for them (with a
+// --range, the range's), keeping each directory's row and the errors where
+// they are relative to each other, after the files. "none" or "" keeps the
+// order.
+func (r *Report) Sort(key string) {
 	if key == "" || key == "none" {
 		return
 	}
@@ -439,7 +441,7 @@ func Sort(files []scan.File, key string) {
 		}
 		return 0
 	}
-	slices.SortStableFunc(files, func(a, b scan.File) int {
+	slices.SortStableFunc(r.Files, func(a, b scan.File) int {
 		if ra, rb := rank(a), rank(b); ra != rb || ra == 1 {
 			return ra - rb
 		}
@@ -449,7 +451,7 @@ func Sort(files []scan.File, key string) {
 		case "size":
 			return cmp.Compare(b.Size, a.Size)
 		case "percent":
-			return cmp.Compare(units.Percent(b.Pages, max(b.Span, units.PagesOf(b.Size))), units.Percent(a.Pages, max(a.Span, units.PagesOf(a.Size))))
+			return cmp.Compare(units.Percent(b.Pages, r.pagesOf(b)), units.Percent(a.Pages, r.pagesOf(a)))
 		}
 		return strings.Compare(a.Path, b.Path)
 	})

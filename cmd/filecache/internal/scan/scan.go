@@ -46,9 +46,9 @@ type File struct {
 	// Root is the directory argument a file was found under ("" for a
 	// path named on the command line).
 	Root string
-	// For KindDir: the files measured in the tree (each hard-linked inode
-	// once), their pages rounded up file by file, and the paths inside
-	// the tree that have no figures.
+	// For KindDir: the files measured in the tree (each inode once per
+	// run: see countOnce), their pages rounded up file by file, and the
+	// paths inside the tree that have no figures.
 	Files, Failed int
 	TotalPages    uint64
 	Err           error // why there are no figures; nil when measured
@@ -79,10 +79,13 @@ type Scanner struct {
 	eng    pagecache.Engine
 
 	batch []pending
-	ready int                    // entries of batch holding an open fd
-	links map[[2]uint64]struct{} // hard-linked inodes already met in trees
-	emit  func(File)
-	tree  *File // the directory argument being walked
+	ready int // entries of batch holding an open fd
+	// links are the inodes already counted in trees: the hard-linked
+	// ones, and with Walk.Follow every one (a symlink may reach any).
+	links   map[[2]uint64]struct{}
+	visited walk.Visited // with Walk.Follow: the directories entered
+	emit    func(File)
+	tree    *File // the directory argument being walked
 }
 
 // Close releases the engine, if one was loaded.
@@ -190,7 +193,7 @@ func (s *Scanner) flush() error {
 }
 
 // scanTree walks a directory argument, measures its regular files (each
-// hard-linked inode once per run), and emits the tree's sums last.
+// inode once per run: see countOnce), and emits the tree's sums last.
 func (s *Scanner) scanTree(root string) error {
 	if err := s.flush(); err != nil {
 		return err
@@ -204,7 +207,11 @@ func (s *Scanner) scanTree(root string) error {
 			ferr = s.push(pending{file: File{Path: path, Root: root, Err: err}, fd: -1})
 		}
 	}
-	err := walk.Walk(root, s.Walk, func(e walk.Entry) error {
+	o := s.Walk
+	if o.Follow {
+		o.Visited = &s.visited // each directory once per run, across arguments
+	}
+	err := walk.Walk(root, o, func(e walk.Entry) error {
 		if ferr != nil {
 			return ferr
 		}
@@ -272,10 +279,13 @@ func openatRaw(dirfd int, name string, flags int) (int, error) {
 	return int(fd), nil
 }
 
-// countOnce marks a tree's file that is a hard link to an inode already
-// counted in a tree of this run.
+// countOnce marks a tree's file whose inode a tree of this run already
+// counted: a hard link, or with Walk.Follow any inode, which a symlink to
+// it or to a directory above it may reach again. Without Follow only
+// hard-linked inodes are remembered, so memory does not grow with the
+// files.
 func (s *Scanner) countOnce(p *pending) {
-	if p.file.Root == "" || p.nlink <= 1 {
+	if p.file.Root == "" || p.nlink <= 1 && !s.Walk.Follow {
 		return
 	}
 	key := [2]uint64{p.file.Dev, p.file.Ino}

@@ -19,6 +19,7 @@ import (
 type Doc struct {
 	Time        string   `json:"time"`
 	PageSize    int      `json:"page_size"`
+	Method      string   `json:"method"`
 	Partial     bool     `json:"partial"`
 	Rows        []DocRow `json:"rows"`
 	Filesystems []DocFS  `json:"filesystems"`
@@ -58,6 +59,7 @@ type DocFS struct {
 	Complete     bool   `json:"complete"`
 	Partial      string `json:"partial,omitempty"`
 	Walks        int    `json:"walks"`
+	Runs         int    `json:"runs"`
 	ChangePages  *int64 `json:"change_pages,omitempty"`
 }
 
@@ -85,7 +87,7 @@ func dev(d uint64) string { return fmt.Sprintf("%d:%d", unix.Major(d), unix.Mino
 // Document builds the JSON form of s.
 func Document(s Snapshot) Doc {
 	ps := uint64(s.PageSize)
-	d := Doc{Time: s.Time.UTC().Format(time.RFC3339Nano), PageSize: s.PageSize, Partial: s.Partial(), Restricted: s.Restricted,
+	d := Doc{Time: s.Time.UTC().Format(time.RFC3339Nano), PageSize: s.PageSize, Method: s.Method, Partial: s.Partial(), Restricted: s.Restricted,
 		Rows: []DocRow{}, Filesystems: []DocFS{}, Errors: []DocErr{}}
 	for _, r := range s.Rows {
 		fs := s.FS[r.FS].FS
@@ -105,7 +107,7 @@ func Document(s Snapshot) Doc {
 		}
 		f := DocFS{Filesystem: t.FS.Name(), FSType: t.FS.FSType, Source: t.FS.Source, Device: dev(t.FS.Dev),
 			CachedPages: t.Pages, CachedBytes: t.Pages * ps, Inodes: t.Inodes, CachedInodes: t.Cached,
-			Shmem: t.Shmem, Complete: t.Complete, Partial: t.Partial, Walks: t.Walks}
+			Shmem: t.Shmem, Complete: t.Complete, Partial: t.Partial, Walks: t.Walks, Runs: t.Runs}
 		if s.PrevFS != nil {
 			c := int64(t.Pages) - int64(s.PrevFS[t.FS.Dev])
 			f.ChangePages = &c

@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -31,36 +32,47 @@ func ParseMountinfo(r io.Reader) ([]Mount, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	for n := 1; sc.Scan(); n++ {
-		f := strings.Fields(sc.Text())
-		// id parent major:minor root point options [optional...] - fstype source super
-		sep := -1
-		for i := 6; i < len(f); i++ {
-			if f[i] == "-" {
-				sep = i
-				break
-			}
+		m, err := parseMountLine(sc.Text())
+		if err != nil {
+			return nil, fmt.Errorf("mountinfo line %d: %w", n, err)
 		}
-		if len(f) < 7 || sep < 0 || sep+2 >= len(f) {
-			return nil, fmt.Errorf("mountinfo line %d: %d fields, no separator", n, len(f))
-		}
-		maj, min, ok := strings.Cut(f[2], ":")
-		ma, err1 := strconv.ParseUint(maj, 10, 32)
-		mi, err2 := strconv.ParseUint(min, 10, 32)
-		if !ok || err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("mountinfo line %d: device %q", n, f[2])
-		}
-		out = append(out, Mount{
-			Dev:    unix.Mkdev(uint32(ma), uint32(mi)),
-			Root:   unescape(f[3]),
-			Point:  unescape(f[4]),
-			FSType: unescape(f[sep+1]),
-			Source: unescape(f[sep+2]),
-		})
+		out = append(out, m)
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("mountinfo: %w", err)
 	}
 	return out, nil
+}
+
+// parseMountLine splits one line the way the kernel writes it
+// (show_mountinfo): "id parent major:minor root point options
+// [optional...] - fstype source super-options", every field followed by
+// exactly one space. Paths and the source have their spaces escaped, so the
+// first " - " is the separator; the source may be empty (two spaces), which
+// splitting on runs of blanks would lose.
+func parseMountLine(line string) (Mount, error) {
+	pre, post, ok := strings.Cut(line, " - ")
+	if !ok {
+		return Mount{}, fmt.Errorf("no \" - \" separator in %q", line)
+	}
+	f := strings.Split(pre, " ")
+	g := strings.SplitN(post, " ", 3)
+	if len(f) < 6 || len(g) < 3 || g[0] == "" || slices.Contains(f, "") {
+		return Mount{}, fmt.Errorf("malformed %q", line)
+	}
+	maj, min, ok := strings.Cut(f[2], ":")
+	ma, err1 := strconv.ParseUint(maj, 10, 32)
+	mi, err2 := strconv.ParseUint(min, 10, 32)
+	if !ok || err1 != nil || err2 != nil {
+		return Mount{}, fmt.Errorf("device %q", f[2])
+	}
+	return Mount{
+		Dev:    unix.Mkdev(uint32(ma), uint32(mi)),
+		Root:   unescape(f[3]),
+		Point:  unescape(f[4]),
+		FSType: unescape(g[0]),
+		Source: unescape(g[1]),
+	}, nil
 }
 
 // unescape undoes mountinfo's octal escapes (\040 for a space, \012 for a

@@ -82,6 +82,7 @@ func ParseMeminfo(r io.Reader) (Meminfo, error) {
 // Snapshot is one scan of the machine.
 type Snapshot struct {
 	Time     time.Time
+	Method   string // how the filesystems were walked (bpf.MethodLoop or bpf.MethodBounded)
 	PageSize int
 	FS       []FSTotal
 	Rows     []Row
@@ -310,7 +311,7 @@ func BlockDevice(kdev uint32) string {
 
 // Take scans the machine once.
 func Take(w Walker, fss []Filesystem, o Options) Snapshot {
-	s := Snapshot{Time: time.Now(), PageSize: os.Getpagesize()}
+	s := Snapshot{Time: time.Now(), PageSize: os.Getpagesize(), Method: w.Method()}
 	s.FS, s.Rows = Scan(w, fss, OpenAnchor, o)
 	if f, err := os.Open("/proc/meminfo"); err != nil {
 		s.MemErr = err

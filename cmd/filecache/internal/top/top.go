@@ -14,6 +14,8 @@ import (
 // Walker runs one walk of the superblock behind an fd of this process.
 type Walker interface {
 	Walk(p bpf.WalkParams, each func(bpf.Inode) error) (bpf.Walk, error)
+	// Method says how it walks: bpf.MethodLoop or bpf.MethodBounded.
+	Method() string
 }
 
 // Options shape a scan.
@@ -21,6 +23,9 @@ type Options struct {
 	N        int    // rows kept: the N inodes with the most pages (0: every inode with pages)
 	MinPages uint64 // inodes with fewer pages are not listed (their pages still count in totals)
 	Retries  int    // walks of a filesystem that lost a race, before its figures are called partial
+	// RunSteps caps the list steps of one run of the bounded walk (0: its
+	// most, bpf.RunSteps); tests make it small so walks resume often.
+	RunSteps uint32
 }
 
 // Row is one inode in the page cache.
@@ -43,7 +48,8 @@ type FSTotal struct {
 	Pages    uint64 // every inode's pages, summed
 	Inodes   uint64 // inodes visited
 	Cached   uint64 // inodes with pages
-	Walks    int    // walk runs it took
+	Walks    int    // walks it took (a lost race walks again)
+	Runs     int    // BPF test runs those walks took (the bounded walk's resume)
 	Partial  string // why the figures miss part of the filesystem ("": complete)
 	Err      error  // the filesystem could not be walked at all
 	Shmem    bool   // tmpfs-like: its pages are Shmem in /proc/meminfo
@@ -83,7 +89,7 @@ func Scan(w Walker, fss []Filesystem, open Anchor, o Options) ([]FSTotal, []Row)
 // again, up to o.Retries times, before the figures are called partial.
 func scanFS(w Walker, idx int, fs Filesystem, fd int, flags uint32, o Options, t *FSTotal, h *rowHeap) {
 	min := max(o.MinPages, 1)
-	base := bpf.WalkParams{MaxSteps: bpf.MaxWalkSteps, FD: int32(fd), Flags: flags}
+	base := bpf.WalkParams{MaxSteps: bpf.MaxWalkSteps, FD: int32(fd), Flags: flags, RunSteps: o.RunSteps}
 	for try := 0; ; try++ {
 		sum, err := walkInto(w, idx, fs, base, min, want(o.N), h, o.N, t)
 		if err == nil && sum.Status == bpf.WalkDone && sum.Dropped > 0 {
@@ -121,7 +127,7 @@ func scanFS(w Walker, idx int, fs Filesystem, fd int, flags uint32, o Options, t
 				h.drop(idx)
 				continue
 			}
-			t.Partial = fmt.Sprintf("%d walks in a row lost a race with inodes leaving the list; figures cover the part walked", t.Lost)
+			t.Partial = fmt.Sprintf("%d walks in a row lost a race with inodes leaving the list%s; figures cover the part walked", t.Lost, refusal(sum))
 		case bpf.WalkSteps:
 			t.Partial = fmt.Sprintf("more than %d inodes: the walk stopped at its step limit", bpf.MaxWalkSteps)
 		case bpf.WalkNoFile:
@@ -137,6 +143,15 @@ func scanFS(w Walker, idx int, fs Filesystem, fd int, flags uint32, o Options, t
 		}
 		return
 	}
+}
+
+// refusal says why the last walk's cursor was refused, for a bounded walk
+// lost between two of its runs.
+func refusal(sum bpf.Walk) string {
+	if sum.Refused == bpf.CursorOK {
+		return ""
+	}
+	return fmt.Sprintf(" (last: %v between two runs)", sum.Refused)
 }
 
 // want is the heap size the walk gets for n rows: none (return every
@@ -162,6 +177,7 @@ func walkInto(w Walker, idx int, fs Filesystem, base bpf.WalkParams, min uint64,
 func run(w Walker, p bpf.WalkParams, t *FSTotal, each func(bpf.Inode)) (bpf.Walk, error) {
 	t.Walks++
 	sum, err := w.Walk(p, func(in bpf.Inode) error { each(in); return nil })
+	t.Runs += int(sum.Runs)
 	if err != nil {
 		return sum, fmt.Errorf("walk: %w", err)
 	}
@@ -291,16 +307,6 @@ func (h *rowHeap) drop(fs int) {
 	}
 	h.rows = kept
 	heap.Init(h)
-}
-
-func (h *rowHeap) countFS(fs int) int {
-	n := 0
-	for _, r := range h.rows {
-		if r.FS == fs {
-			n++
-		}
-	}
-	return n
 }
 
 func (h *rowHeap) sorted() []Row {

@@ -21,9 +21,14 @@ type fakeWalker struct {
 	dev    map[int32]uint32   // kernel-encoded device the walk reports
 	lose   int                // walks to end as FC_WALK_LOST first
 	loseAt map[int]bool       // and these (by run number, from 1)
-	runs   int
-	failOn int32 // an fd whose walk fails
+	// refused is why a lost walk's cursor was refused, as a bounded walk
+	// that took two test runs says.
+	refused bpf.CursorRefusal
+	runs    int
+	failOn  int32 // an fd whose walk fails
 }
+
+func (f *fakeWalker) Method() string { return "test" }
 
 func (f *fakeWalker) Walk(p bpf.WalkParams, each func(bpf.Inode) error) (bpf.Walk, error) {
 	f.runs++
@@ -36,6 +41,9 @@ func (f *fakeWalker) Walk(p bpf.WalkParams, each func(bpf.Inode) error) (bpf.Wal
 	if f.lose > 0 || f.loseAt[f.runs] {
 		f.lose = max(f.lose-1, 0)
 		w.Status = bpf.WalkLost
+		if f.refused != bpf.CursorOK {
+			w.Refused, w.Runs = f.refused, 2
+		}
 		return w, nil
 	}
 	var recs []bpf.Inode
@@ -205,10 +213,14 @@ func TestScanLostAndErrors(t *testing.T) {
 	if totals[3].Err == nil {
 		t.Errorf("a failing walk must be an error")
 	}
-	w = &fakeWalker{pages: map[int32][]uint64{0: {5}}, dev: map[int32]uint32{0: kdev(d)}, lose: 10, failOn: -1}
+	w = &fakeWalker{pages: map[int32][]uint64{0: {5}}, dev: map[int32]uint32{0: kdev(d)}, lose: 10, failOn: -1, refused: bpf.CursorUnlinked}
 	totals, _ = Scan(w, fss[:1], anchorByIndex(fss), Options{N: 5, Retries: 3})
-	if totals[0].Complete || totals[0].Partial == "" || w.runs != 3 {
-		t.Errorf("lost every time: %+v after %d walks, want partial after 3", totals[0], w.runs)
+	if totals[0].Complete || totals[0].Partial == "" || w.runs != 3 || totals[0].Runs != 6 {
+		t.Errorf("lost every time: %+v after %d walks, want partial after 3 (6 test runs)", totals[0], w.runs)
+	}
+	// A bounded walk's partial figures say which check its cursor failed.
+	if !strings.Contains(totals[0].Partial, "the cursor's inode left the list between two runs") {
+		t.Errorf("partial reason %q does not name the cursor check", totals[0].Partial)
 	}
 }
 

@@ -37,7 +37,9 @@
 // is kept per directory on the current path is the list of the names of its
 // subdirectories that remain to be walked (files are yielded as they are
 // read and never kept). So memory is bounded by the subdirectories of the
-// directories on the current path, never by the number of files.
+// directories on the current path, never by the number of files. With
+// Follow, each directory entered is remembered too (Visited: up to about
+// 60 bytes each), since symlinks can reach it from anywhere in the tree.
 //
 // Fds: each directory on the current path has a level, and a level's fd
 // is needed only while the directory is read (Entry.Dirfd) and to open its
@@ -103,11 +105,21 @@ type Options struct {
 	XDev bool
 	// Follow follows symlinks inside the tree, to files and directories.
 	// A symlinked file is yielded under the symlink's own name with its
-	// target's type and Followed set. A directory that is already on the
-	// current path (same st_dev and st_ino) is reported with ErrLoop
-	// and not entered again. A directory reached by two different
-	// symlinks (not a loop) is walked twice.
+	// target's type and Followed set (so a file may come once by its own
+	// name and again by a symlink's: the caller, which learns inode
+	// numbers, counts it once). A directory that is already on the
+	// current path (same st_dev and st_ino) is reported with ErrLoop and
+	// not entered again. Any other directory is entered once, under the
+	// first name the walk reaches it by, however many symlinks (or bind
+	// mounts) lead to it: later names are skipped silently. With MaxDepth,
+	// a directory reached again at a shallower depth than before is
+	// entered again, so the depth limit cuts nothing that is within reach.
 	Follow bool
+	// Visited, with Follow, remembers the directories entered across the
+	// walks given the same Visited, so that a run over several roots
+	// enters each directory once (a root already entered yields
+	// nothing). Nil: each walk remembers its own.
+	Visited *Visited
 	// Include, if not empty, yields only the non-directory entries whose
 	// base name matches one of these patterns (path.Match syntax).
 	// Directories are still descended.
@@ -120,6 +132,29 @@ type Options struct {
 	// 3 count as 3. The caller's own fds (Entry.Dirfd excepted) are not
 	// counted.
 	MaxOpenDirs int
+}
+
+// Visited is the set of directories walks with Follow have entered, by
+// st_dev and st_ino, with the depth each was entered at. The zero value is
+// empty and ready to use.
+type Visited struct {
+	dirs map[[2]uint64]int
+}
+
+// enter tells whether the directory dev, ino is to be entered at level (0
+// for a root), and marks it entered. It is, the first time; again only
+// when the walk is depth-limited and reaches it higher up than before,
+// since the depth limit then cut its subtree shorter.
+func (v *Visited) enter(dev, ino uint64, level int, limited bool) bool {
+	k := [2]uint64{dev, ino}
+	if was, ok := v.dirs[k]; ok && (!limited || level >= was) {
+		return false
+	}
+	if v.dirs == nil {
+		v.dirs = map[[2]uint64]int{}
+	}
+	v.dirs[k] = level
+	return true
 }
 
 // DefaultMaxOpenDirs is the fd budget when Options.MaxOpenDirs is 0.
@@ -220,6 +255,15 @@ func Walk(root string, o Options, fn func(Entry) error, onErr func(path string, 
 	if w.budget < 3 {
 		w.budget = 3
 	}
+	if o.Follow {
+		if w.visited = o.Visited; w.visited == nil {
+			w.visited = &Visited{}
+		}
+		if !w.visited.enter(st.Dev, st.Ino, 0, o.MaxDepth > 0) {
+			unix.Close(fd)
+			return nil // walked already in this run
+		}
+	}
 	w.stack = append(w.stack, level{fd: fd, dev: st.Dev, ino: st.Ino, path: root, prefix: joinPrefix(root)})
 	w.nOpen = 1
 	defer w.closeAll()
@@ -237,10 +281,11 @@ type walker struct {
 	buf      []byte
 	rootDev  uint64
 	dirFlags int
-	budget   int     // most directory fds open at once
-	nOpen    int     // directory fds open now
-	lo       int     // levels 1..lo-1 are all closed
-	stack    []level // the directories on the current path; [0] is the root
+	budget   int      // most directory fds open at once
+	nOpen    int      // directory fds open now
+	lo       int      // levels 1..lo-1 are all closed
+	stack    []level  // the directories on the current path; [0] is the root
+	visited  *Visited // with Follow: the directories entered
 
 	dirsOpened, reopenedDotdot, reopenedByName int // for the tests
 }
@@ -301,6 +346,10 @@ func (w *walker) run() error {
 		if a := w.onPath(st.Dev, st.Ino); a >= 0 {
 			unix.Close(fd)
 			w.report(p, fmt.Errorf("%w: it is the directory %s again", ErrLoop, units.Display(w.stack[a].path)))
+			continue
+		}
+		if w.visited != nil && !w.visited.enter(st.Dev, st.Ino, top+1, w.o.MaxDepth > 0) {
+			unix.Close(fd) // reached before by another name
 			continue
 		}
 		if l.next == len(l.subdirs) && top > 0 {
