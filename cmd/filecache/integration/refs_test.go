@@ -76,31 +76,19 @@ func kernelMincore(fd int, size, off, n int64) (uint64, error) {
 }
 
 // rangePagesOf is the kernel's count of cached pages holding bytes
-// [off, off+n) of fd (n 0: to the end): cachestat(2), checked against
-// mincore(2) where the range lies within the file, or mincore alone before
-// Linux 6.5.
+// [off, off+n) of fd (n 0: to the end): cachestat(2), or mincore(2) before
+// Linux 6.5. (Callers poll it while the state changes, so it does not hold
+// one to the other: takeRef does, on a settled state.)
 func rangePagesOf(fd int, off, n int64) (uint64, error) {
+	cs, err := kernelCachestat(fd, off, n)
+	if !errors.Is(err, unix.ENOSYS) {
+		return cs.Cache, err
+	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return 0, fmt.Errorf("fstat: %w", err)
 	}
-	mc, err := kernelMincore(fd, st.Size, off, n)
-	if err != nil {
-		return 0, err
-	}
-	cs, err := kernelCachestat(fd, off, n)
-	switch {
-	case errors.Is(err, unix.ENOSYS):
-		return mc, nil
-	case err != nil:
-		return 0, err
-	}
-	// Past EOF cachestat may see pages mincore cannot map; within the
-	// file both read the same mapping.
-	if within := n > 0 && off+n <= st.Size; within && cs.Cache != mc {
-		return 0, fmt.Errorf("bytes %d+%d: cachestat says %d pages cached, mincore %d", off, n, cs.Cache, mc)
-	}
-	return cs.Cache, nil
+	return kernelMincore(fd, st.Size, off, n)
 }
 
 // ref is what the kernel says of one file (or block device).
