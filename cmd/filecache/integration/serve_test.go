@@ -585,11 +585,9 @@ func vmRSS(t *testing.T, pid int) int64 {
 func TestServeMemoryFlat(t *testing.T) {
 	bin := filecacheBin(t)
 	serveKernel(t, bin)
-	if os.Getenv("FILECACHE_VMTEST_GUEST") != "" {
-		// The exporter's memory is the Go program's, the same on every
-		// kernel; under emulation its 2,000 scrapes take minutes.
-		t.Skip("skip[vmtest]: memory flatness is checked on the host (2,000 scrapes take minutes under emulation)")
-	}
+	// The exporter's memory is the Go program's, the same on every
+	// kernel; under emulation its 2,000 scrapes take minutes.
+	hostOnly(t, "memory flatness is checked on the host (2,000 scrapes take minutes under emulation)")
 	s := startServe(t, serveOpts{}, bin, "serve", "--web.listen-address=127.0.0.1:0", "--max-age=200ms")
 	pid := s.cmd.Process.Pid
 	scrapes := func(count, clients int) {
@@ -891,9 +889,12 @@ func waitReady(base string, exited <-chan error) error {
 func TestServePrometheus(t *testing.T) {
 	bin := filecacheBin(t)
 	serveKernel(t, bin)
+	// The guests carry no Prometheus; what it reads of serve does not
+	// depend on the kernel, which the other serve tests cover.
+	hostOnly(t, "a real Prometheus runs on the host only")
 	prom, err := exec.LookPath("prometheus")
 	if err != nil {
-		t.Skip("skip[feature:prometheus]: no prometheus binary (Debian package prometheus; scripts/deps.sh installs it)")
+		skipFeature(t, "prometheus", "no prometheus binary (Debian package prometheus; scripts/deps.sh installs it)")
 	}
 	promtool(t)
 	k := makeKnownFiles(t)
