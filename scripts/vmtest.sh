@@ -70,6 +70,7 @@ configs=(
 features=(
 	ext4:CONFIG_EXT4_FS fuse:CONFIG_FUSE_FS overlay:CONFIG_OVERLAY_FS
 	squashfs:CONFIG_SQUASHFS loop:CONFIG_BLK_DEV_LOOP pty:CONFIG_UNIX98_PTYS
+	memcg:CONFIG_MEMCG thp:CONFIG_TRANSPARENT_HUGEPAGE
 )
 
 # Kernel features the guest needs: module name and Kconfig symbol. A symbol

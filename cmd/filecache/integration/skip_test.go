@@ -61,6 +61,9 @@ type kernelFeature struct {
 var (
 	featCachestat = kernelFeature{"cachestat(2)", 6, 5}
 	featBPFLoop   = kernelFeature{"the bpf_loop helper", 5, 17}
+	// Module BTF (CONFIG_DEBUG_INFO_BTF_MODULES) came with 5.11: overlayfs
+	// built as a module has no BTF before.
+	featModuleBTF = kernelFeature{"BTF of kernel modules", 5, 11}
 )
 
 // skipKernel skips a test because this kernel lacks f, which the caller
@@ -124,5 +127,5 @@ func TestKernelFeatures(t *testing.T) {
 // knownFeatures are the names skipFeature is called with, and the tools
 // the suite runs without skipping (losetup, setpriv, prlimit: it fails
 // without them).
-var knownFeatures = []string{"fuse", "overlay", "squashfs", "ext4", "loop", "pty",
+var knownFeatures = []string{"fuse", "overlay", "squashfs", "ext4", "loop", "pty", "memcg", "thp",
 	"mkfs.ext4", "mksquashfs", "unshare", "vmtouch", "fincore", "losetup", "setpriv", "prlimit", "prometheus"}
