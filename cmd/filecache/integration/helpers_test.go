@@ -363,8 +363,8 @@ func checkReport(t *testing.T, rep report, trees bool) {
 	idle := len(rep.Files) == 0 && rep.Engine == "" && rep.Method == ""
 	engine, method := wantEngine(t)
 	if !idle && (rep.Engine != engine || rep.Method != method) || rep.PageSize != pageSize {
-		t.Errorf("header: engine %q method %q page_size %d, want %q %q %d",
-			rep.Engine, rep.Method, rep.PageSize, engine, method, pageSize)
+		t.Errorf("header: engine %q method %q page_size %d, want %q %q %d; notes %q",
+			rep.Engine, rep.Method, rep.PageSize, engine, method, pageSize, rep.Notes)
 	}
 	for _, f := range rep.Files {
 		if f.Engine != engine {

@@ -64,6 +64,8 @@ var (
 	// Module BTF (CONFIG_DEBUG_INFO_BTF_MODULES) came with 5.11: overlayfs
 	// built as a module has no BTF before.
 	featModuleBTF = kernelFeature{"BTF of kernel modules", 5, 11}
+	// From 5.11 BPF maps are charged to the memory cgroup, not RLIMIT_MEMLOCK.
+	featMemcgBPF = kernelFeature{"BPF memory charged to the memory cgroup", 5, 11}
 )
 
 // skipKernel skips a test because this kernel lacks f, which the caller
