@@ -10,8 +10,6 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/filecache/filecache/cmd/filecache/internal/pagecache"
 )
 
 type treeEntry struct {
@@ -30,11 +28,11 @@ type treeReport struct {
 
 func parseTrees(t *testing.T, res result) treeReport {
 	t.Helper()
-	mustReport(t, res)
 	var r treeReport
-	if err := json.Unmarshal([]byte(res.stdout), &r); err != nil {
-		t.Fatalf("%v\n%s", err, res)
+	if err := parseInto(res.stdout, &r); err != nil {
+		t.Fatalf("bad JSON report: %v\n%s", err, res)
 	}
+	checkReport(t, r.report, len(r.Trees) > 0)
 	return r
 }
 
@@ -228,7 +226,7 @@ func TestTreeHazards(t *testing.T) {
 func TestRange(t *testing.T) {
 	bin := filecacheBin(t)
 	if e := os.Getenv(envEngine); e == "bpf" {
-		t.Skip("--range is not the bpf engine's")
+		skipConfig(t, "--range is not the bpf engine's")
 	}
 	f := filepath.Join(tmpfsDir(t), "f")
 	sized(t, f, 8*mib)
@@ -250,13 +248,13 @@ func TestRange(t *testing.T) {
 		{"100:1", 100, 1, 1},
 		{"9M:1M", 9 * mib, mib, 0},
 	} {
-		mc, err := pagecache.MincoreRange(fd, 8*mib, c.off, c.n)
+		mc, err := kernelMincore(fd, 8*mib, c.off, c.n)
 		if err != nil {
 			t.Fatal(err)
 		}
 		want := int64(mc)
 		if haveCachestat() {
-			cs, err := pagecache.CachestatRange(fd, min(c.off, 8*mib), c.n)
+			cs, err := kernelCachestat(fd, min(c.off, 8*mib), c.n)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -288,7 +286,7 @@ func TestMap(t *testing.T) {
 	var want strings.Builder
 	for c := int64(0); c < 60; c++ {
 		first, last := pages*c/60, pages*(c+1)/60
-		n, err := pagecache.MincoreRange(fd, 8*mib, first*pageSize, (last-first)*pageSize)
+		n, err := kernelMincore(fd, 8*mib, first*pageSize, (last-first)*pageSize)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,6 +11,7 @@ import (
 	"os"
 
 	"github.com/alecthomas/kong"
+	"golang.org/x/sys/unix"
 
 	"github.com/filecache/filecache/bpf"
 	"github.com/filecache/filecache/cmd/filecache/internal/pagecache"
@@ -243,9 +244,29 @@ func (g *Globals) checkedLoad(load func() error) error {
 			log = ll.LoadLog()
 		}
 		lockdown, _ := os.ReadFile("/sys/kernel/security/lockdown")
-		return &loadError{msg: pagecache.ExplainLoad(err, g.BTF, log, string(lockdown)), err: err, log: log}
+		lc := pagecache.LoadContext{BTF: g.BTF, Log: log, Lockdown: string(lockdown)}
+		if chargesMemlock() {
+			var r unix.Rlimit
+			if unix.Getrlimit(unix.RLIMIT_MEMLOCK, &r) == nil {
+				lc.Memlock = &r
+			}
+		}
+		return &loadError{msg: pagecache.ExplainLoad(err, lc), err: err, log: log}
 	}
 	return nil
+}
+
+// chargesMemlock says whether this kernel charges BPF maps to
+// RLIMIT_MEMLOCK: before Linux 5.11, which charges them to the memory
+// cgroup instead.
+func chargesMemlock() bool {
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return false
+	}
+	var major, minor int
+	fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &major, &minor)
+	return major < 5 || major == 5 && minor < 11
 }
 
 // bpfMethod is --bpf-method as the loader takes it.

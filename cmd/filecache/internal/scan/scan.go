@@ -140,6 +140,12 @@ func (s *Scanner) ScanSeq(paths iter.Seq[string], emit func(File)) error {
 	var err error
 	for path := range paths {
 		p := open(path)
+		if s.outOfFds(p.file.Err) {
+			if err := s.flush(); err != nil {
+				return err
+			}
+			p = open(path)
+		}
 		if errors.Is(p.file.Err, ErrDirectory) {
 			err = s.scanTree(path)
 		} else {
@@ -152,13 +158,24 @@ func (s *Scanner) ScanSeq(paths iter.Seq[string], emit func(File)) error {
 	return s.flush()
 }
 
+// outOfFds says whether an open failed for want of fds while the batch
+// holds some: measuring the batch closes them, and the open is tried again.
+// The batch never needs more fds than RLIMIT_NOFILE leaves (64 is enough).
+func (s *Scanner) outOfFds(err error) bool {
+	return s.ready > 0 && (errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE))
+}
+
 // push queues one outcome, measuring the queue when enough fds are open.
 func (s *Scanner) push(p pending) error {
 	s.batch = append(s.batch, p)
 	if p.fd >= 0 {
 		s.ready++
 	}
-	if s.ready >= s.batchSize() {
+	// The first file is measured alone, so that the engine loads (libbpf
+	// holds an fd for every map of the object while it opens it) with one
+	// file's fd open rather than a batch's: under a low RLIMIT_NOFILE a
+	// full batch would leave it too few.
+	if s.ready >= s.batchSize() || s.eng == nil && s.ready > 0 {
 		return s.flush()
 	}
 	return nil
@@ -231,6 +248,12 @@ func (s *Scanner) scanTree(root string) error {
 			return ferr
 		}
 		p, ok := s.openEntry(e)
+		if ok && s.outOfFds(p.file.Err) {
+			if ferr = s.flush(); ferr != nil {
+				return ferr
+			}
+			p, ok = s.openEntry(e)
+		}
 		if !ok {
 			return nil
 		}
