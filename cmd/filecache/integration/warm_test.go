@@ -589,7 +589,7 @@ func TestSnapshotTopRestore(t *testing.T) {
 func TestRestoreRateAndBar(t *testing.T) {
 	bin := filecacheBin(t)
 	if os.Getenv(envEngine)+os.Getenv(envMethod) != "" {
-		t.Skip("skip[config]: about restore's pace, not an engine; runs in the unforced run")
+		skipConfig(t, "about restore's pace, not an engine; runs in the unforced run")
 	}
 	f := filepath.Join(ext4Dir(t), "data")
 	writeAt(t, f, 0, 4*mib)
@@ -636,7 +636,7 @@ func pty(t *testing.T) (master, tty *os.File) {
 	t.Helper()
 	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
-		t.Skipf("skip[feature:pty]: no pseudo-terminals here: %v", err)
+		skipFeature(t, "pty", "no pseudo-terminals here: %v", err)
 	}
 	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
 		t.Fatal(err)
@@ -648,7 +648,7 @@ func pty(t *testing.T) (master, tty *os.File) {
 	tty, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
 		master.Close()
-		t.Skipf("skip[feature:pty]: cannot open the terminal's other end: %v", err)
+		skipFeature(t, "pty", "cannot open the terminal's other end: %v", err)
 	}
 	return master, tty
 }

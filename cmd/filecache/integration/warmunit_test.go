@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -56,9 +57,53 @@ func warmUnitCaps(t *testing.T, unit, name string, without ...string) []uintptr 
 	return caps
 }
 
+// warmUnitMemlock is a unit's LimitMEMLOCK in bytes (systemd's K, M, G).
+func warmUnitMemlock(t *testing.T, unit, name string) uint64 {
+	t.Helper()
+	v := deploy.Values(unit, "Service", "LimitMEMLOCK")
+	if len(v) != 1 {
+		t.Fatalf("%s: LimitMEMLOCK %q, want one value", name, v)
+	}
+	s, mult := v[0], uint64(1)
+	if i := strings.IndexAny(s, "KMG"); i == len(s)-1 {
+		mult = 1 << (10 * (1 + strings.IndexByte("KMG", s[i])))
+		s = s[:i]
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		t.Fatalf("%s: LimitMEMLOCK %q: %v", name, v[0], err)
+	}
+	return n * mult
+}
+
+// runAsUnit runs argv as a unit runs it: as a user of its own, holding the
+// unit's capabilities less without, under its LimitMEMLOCK (which systemd
+// sets before dropping privileges; the child inherits it from this
+// process, which lends it its own for the run, as serve_test does).
+func runAsUnit(t *testing.T, unit, name string, argv []string, without ...string) result {
+	t.Helper()
+	limit := warmUnitMemlock(t, unit, name)
+	var was unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_MEMLOCK, &was); err != nil {
+		t.Fatal(err)
+	}
+	switch err := unix.Setrlimit(unix.RLIMIT_MEMLOCK, &unix.Rlimit{Cur: limit, Max: limit}); {
+	case err == nil:
+		defer unix.Setrlimit(unix.RLIMIT_MEMLOCK, &was)
+	case kernelAtLeast(t, featMemcgBPF):
+		// Where even root may not raise it (this project's machines),
+		// a kernel that charges BPF maps to the memory cgroup does not
+		// need it.
+	default:
+		t.Fatalf("RLIMIT_MEMLOCK %d (%s's LimitMEMLOCK): %v", limit, name, err)
+	}
+	o := runOpts{cred: nobody(), caps: warmUnitCaps(t, unit, name, without...), ownEngine: true}
+	return runWith(t, o, argv[0], argv[1:]...)
+}
+
 // TestWarmUnits runs the warm-restart units' commands as they run: as a
 // user of their own (nobody here; DynamicUser in the units) holding
-// exactly the units' capabilities. The snapshot unit's records a file its
+// exactly the units' capabilities and memlock limit. The snapshot unit's records a file its
 // user may neither search for nor read (0600, under a 0700 directory);
 // the restore unit's brings its pages back, and without
 // CAP_DAC_READ_SEARCH cannot and says so. The walk is held to this test's
@@ -87,18 +132,15 @@ func TestWarmUnits(t *testing.T) {
 	const sname, rname = "filecache-snapshot.service", "filecache-restore.service"
 	snapArgv := warmUnitCommand(t, user, deploy.SnapshotUnit, sname, "ExecStop", snap, "--mount", mnt)
 	restArgv := warmUnitCommand(t, user, deploy.RestoreUnit, rname, "ExecStart", snap)
-	asUnit := func(unit, name string, without ...string) runOpts {
-		return runOpts{cred: nobody(), caps: warmUnitCaps(t, unit, name, without...), ownEngine: true}
-	}
 
-	res := runWith(t, asUnit(deploy.SnapshotUnit, sname, "CAP_DAC_READ_SEARCH"), snapArgv[0], snapArgv[1:]...)
+	res := runAsUnit(t, deploy.SnapshotUnit, sname, snapArgv, "CAP_DAC_READ_SEARCH")
 	if res.code == 0 || !strings.Contains(res.stderr, "permission denied") {
 		t.Errorf("snapshot without CAP_DAC_READ_SEARCH reached %s under a 0700 directory\n%s", mnt, res)
 	}
 	for try := 0; ; try++ {
 		cache(t, secret, want)
 		release := hold(t, secret, want)
-		res = runWith(t, asUnit(deploy.SnapshotUnit, sname), snapArgv[0], snapArgv[1:]...)
+		res = runAsUnit(t, deploy.SnapshotUnit, sname, snapArgv)
 		held := kernelRuns(t, secret)
 		release()
 		if res.code != 0 {
@@ -119,13 +161,13 @@ func TestWarmUnits(t *testing.T) {
 	checkRecorded(t, s, secret, mnt, want)
 
 	cache(t, secret, nil)
-	res = runWith(t, asUnit(deploy.RestoreUnit, rname, "CAP_DAC_READ_SEARCH"), restArgv[0], restArgv[1:]...)
+	res = runAsUnit(t, deploy.RestoreUnit, rname, restArgv, "CAP_DAC_READ_SEARCH")
 	if got := kernelRuns(t, secret); res.code != 1 || !strings.Contains(res.stderr, secret+": open: permission denied") || len(got) != 0 {
 		t.Errorf("restore without CAP_DAC_READ_SEARCH: want exit 1 and %s not read (it holds %v)\n%s", secret, got, res)
 	}
 	for try := 0; ; try++ {
 		cache(t, secret, nil)
-		res = runWith(t, asUnit(deploy.RestoreUnit, rname), restArgv[0], restArgv[1:]...)
+		res = runAsUnit(t, deploy.RestoreUnit, rname, restArgv)
 		got := kernelRuns(t, secret)
 		if res.code != 0 || pagecache.Overlap(got, want) != pagesIn(got) {
 			t.Fatalf("the restore unit's command left %v cached of %v\n%s", got, want, res)

@@ -77,6 +77,9 @@ func TestWarmUnits(t *testing.T) {
 		if v := deploy.Values(unit, "Unit", "After"); !slices.Contains(v, "local-fs.target") {
 			t.Errorf("%s unit: After=%q: the snapshot must be taken before the filesystems go, the restore after they come", name, v)
 		}
+		if v := deploy.Values(unit, "Service", "LimitMEMLOCK"); !slices.Equal(v, deploy.UnitValues("Service", "LimitMEMLOCK")) {
+			t.Errorf("%s unit: LimitMEMLOCK=%q, the serve unit's %q: BPF maps count against it before Linux 5.11", name, v, deploy.UnitValues("Service", "LimitMEMLOCK"))
+		}
 		names, err := deploy.UnitCapabilities(unit, name)
 		if err != nil {
 			t.Fatal(err)
