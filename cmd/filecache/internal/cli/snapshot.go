@@ -293,6 +293,9 @@ func (r *snapshotRun) topRows(s *scan.Scanner, fs top.Filesystem, rows []top.Row
 		case werr != nil:
 		case errors.Is(f.Err, unix.ENOENT):
 			r.skip("gone before it was opened")
+		case errors.As(f.Err, new(*warm.ErrChanging)):
+			// A log being written: a restore would skip it anyway.
+			r.skip("changing while its pages were listed")
 		case f.Err == nil && (f.Dev != fs.Dev || f.Ino != row.Ino):
 			r.skip("its path names another inode now")
 		default:
