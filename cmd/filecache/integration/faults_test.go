@@ -14,6 +14,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/filecache/filecache/cmd/filecache/internal/top"
 )
 
 // Faults the bpf engine meets on real machines, each forced here: filecache
@@ -35,6 +37,7 @@ func TestMain(m *testing.M) {
 	}
 	if os.Getenv(envEnable) != "" {
 		lockSuite()
+		clearLeftovers()
 	}
 	os.Exit(m.Run())
 }
@@ -57,6 +60,37 @@ func lockSuite() {
 	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
 		fmt.Fprintf(os.Stderr, "integration: lock %s: %v\n", p, err)
 		os.Exit(2)
+	}
+}
+
+// clearLeftovers unmounts and removes what a run of this suite that was
+// killed (a timeout, a machine shut down mid-run) left in tempDir's place:
+// its tmpfs, overlay and loop mounts would otherwise be walked by the next
+// run's tree and top tests. Holding the suite's lock, every such directory
+// is a leftover.
+func clearLeftovers() {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "integration: %v\n", err)
+		os.Exit(2)
+	}
+	ms, err := top.ParseMountinfo(f)
+	f.Close()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "integration: %v\n", err)
+		os.Exit(2)
+	}
+	for i := len(ms) - 1; i >= 0; i-- { // children were mounted after their parents
+		if strings.HasPrefix(ms[i].Point, tempBase+"/"+tempPrefix) {
+			fmt.Fprintf(os.Stderr, "integration: unmounting %s, left by a run that did not end\n", ms[i].Point)
+			if err := unix.Unmount(ms[i].Point, unix.MNT_DETACH); err != nil {
+				fmt.Fprintf(os.Stderr, "integration: unmount %s: %v\n", ms[i].Point, err)
+			}
+		}
+	}
+	old, _ := filepath.Glob(filepath.Join(tempBase, tempPrefix+"*"))
+	for _, d := range old {
+		os.RemoveAll(d)
 	}
 }
 

@@ -732,9 +732,13 @@ func ext4Dir(t *testing.T) string {
 	return d
 }
 
+// Where tempDir makes its directories: on disk (not /tmp's tmpfs on some
+// machines), and named so clearLeftovers finds what a killed run left.
+const tempBase, tempPrefix = "/var/tmp", "filecache-it-"
+
 func tempDir(t *testing.T) string {
 	t.Helper()
-	d, err := os.MkdirTemp("/var/tmp", "filecache-it-")
+	d, err := os.MkdirTemp(tempBase, tempPrefix)
 	if err != nil {
 		t.Fatal(err)
 	}
