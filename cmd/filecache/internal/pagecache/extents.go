@@ -98,46 +98,7 @@ func (w ExtentWalk) BatchSize() int { return bpf.Batch }
 func (w ExtentWalk) Close()         { w.Walker.Close() }
 
 func (w ExtentWalk) Query(files []Handle) ([]Answer, error) {
-	walks := w.Walks
-	if walks <= 0 {
-		walks = 4
-	}
-	out := make([]Answer, len(files))
-	todo := make([]int, len(files))
-	for i := range todo {
-		todo[i] = i
-	}
-	for try := 1; len(todo) > 0; try++ {
-		fds := make([]int32, len(todo))
-		for j, i := range todo {
-			fds[j] = int32(files[i].Fd)
-		}
-		pf, recs, err := w.Walker.WalkRanges(fds)
-		if err != nil {
-			return nil, err
-		}
-		if len(pf) != len(todo) {
-			return nil, fmt.Errorf("page walk: %d files for %d fds", len(pf), len(todo))
-		}
-		byFile := make([][]bpf.PageRec, len(todo))
-		for _, r := range recs {
-			byFile[r.Slot] = append(byFile[r.Slot], r)
-		}
-		var again []int
-		for j, i := range todo {
-			a, settled := extentAnswer(files[i], pf[j], byFile[j])
-			if !settled && try < walks {
-				again = append(again, i)
-				continue
-			}
-			if !settled {
-				a = Answer{Err: fmt.Errorf("bpf: its page cache changed during each of %d walks (last: %d pages when the walk began, %d when it ended, %d found): no figure", walks, pf[j].NrPages, pf[j].NrPagesEnd, pf[j].Walked)}
-			}
-			out[i] = a
-		}
-		todo = again
-	}
-	return out, nil
+	return walkSettled(files, w.Walks, w.Walker.WalkRanges, extentAnswer)
 }
 
 // extentAnswer turns one walked file into its runs of cached pages, and
