@@ -145,9 +145,11 @@ vmtest: $(ARM64_BIN)
 
 $(ARM64_ROOT)/.packages: scripts/sysroot.sh
 	./scripts/sysroot.sh arm64 $(dir $(ARM64_ROOT))
+	touch $@ # sysroot.sh leaves the same packages alone
 
 $(ARM64_LIBBPF)/lib/libbpf.a: vendor.sh $(ARM64_ROOT)/.packages
 	SYSROOT=$(ARM64_ROOT) ./vendor.sh arm64
+	touch $@ # vendor.sh leaves a built library alone
 
 $(ARM64_OBJ): $(BPF_SRC) $(LIBBPF_A)
 	@mkdir -p $(@D)
