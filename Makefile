@@ -106,6 +106,8 @@ check-static: $(BIN)
 bench: $(BIN)
 	./scripts/bench.sh
 	./scripts/bench-top.sh
+	# snapshot and restore of a 2 GiB tree against vmtouch -t (on disk: /var/tmp)
+	./scripts/bench-warm.sh
 	# top's two walks alone, loaded once: ns an inode (cgo/walk_test.go)
 	$(GO) test -run '^$$' -bench Walk -benchtime 40x -count 5 ./cgo/
 

@@ -176,7 +176,12 @@ func TestTreeHazards(t *testing.T) {
 	bin := filecacheBin(t)
 	root := tmpfsDir(t)
 	writeAt(t, filepath.Join(root, "f"), 0, 8192)
-	if err := os.Symlink("..", filepath.Join(root, "up")); err != nil {
+	// The loop stays inside the test's own tree: a link to the mount's
+	// parent would walk /var/tmp, where other suites' trees come and go.
+	if err := os.Mkdir(filepath.Join(root, "l"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("..", filepath.Join(root, "l", "up")); err != nil {
 		t.Fatal(err)
 	}
 	deep := root
@@ -191,8 +196,12 @@ func TestTreeHazards(t *testing.T) {
 	t.Run("loop-and-depth", func(t *testing.T) {
 		res := runWith(t, runOpts{}, bin, "--json", "--follow", "--files", root)
 		r := parseTrees(t, res)
-		if res.code != 1 || len(r.Errors) == 0 || !strings.Contains(r.Errors[0].Error, "loop") {
-			t.Errorf("want the loop reported and exit 1\n%s", clip(res.String()))
+		loop := filepath.Join(root, "l", "up")
+		if res.code != 1 || len(r.Errors) != 1 || r.Errors[0].Path != loop || !strings.Contains(r.Errors[0].Error, "loop") {
+			t.Errorf("want the loop at %s reported, alone, and exit 1\n%s", loop, clip(res.String()))
+		}
+		if len(r.Files) != 2 {
+			t.Errorf("want f and bottom listed once each, got %d files\n%s", len(r.Files), clip(res.String()))
 		}
 		found := false
 		for _, f := range r.Files {

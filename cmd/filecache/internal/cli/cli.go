@@ -55,6 +55,9 @@ type Env struct {
 	WalkMethod func(method string) string
 	// LoadPages loads the page walk of --by-cgroup.
 	LoadPages LoadFunc
+	// LoadRanges loads the page walk that lists cached pages (snapshot,
+	// restore): an engine answering with Extents.
+	LoadRanges LoadFunc
 	// CgroupNames finds the memory cgroup hierarchy (nil: this machine's).
 	CgroupNames func() (CgroupNames, error)
 	// Caps and Stat default to this process's capabilities and os.Stat.
@@ -81,6 +84,9 @@ type CLI struct {
 	Lock   LockCmd   `cmd:"" help:"Map and lock files in memory (like vmtouch -l) until SIGTERM, SIGINT or SIGHUP, showing the figures before and after."`
 	Top    TopCmd    `cmd:"" help:"List what fills the page cache across every mounted filesystem, without a list of files (needs the bpf engine)."`
 	Serve  ServeCmd  `cmd:"" help:"Serve what fills the page cache to Prometheus, walking it when scraped (needs the bpf engine)."`
+	// Warm restarts (snapshot.go, restore.go).
+	Snapshot SnapshotCmd `cmd:"" help:"Save which pages of which files are cached, exactly, for restore (a warm restart)."`
+	Restore  RestoreCmd  `cmd:"" help:"Bring back into the page cache exactly the pages a snapshot recorded, skipping files changed since."`
 }
 
 // Globals are the flags every command takes, and what the commands share.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"github.com/filecache/filecache/cmd/filecache/internal/units"
@@ -49,6 +50,10 @@ type File struct {
 	// Cgroups splits Pages by memory cgroup (--by-cgroup); for KindDir,
 	// the tree's sums.
 	Cgroups []pagecache.CgroupPages
+	// Extents and Mtime: from an extent engine (snapshot), the cached
+	// pages as runs and the modification time read with them.
+	Extents []pagecache.Extent
+	Mtime   time.Time
 	// Root is the directory argument a file was found under ("" for a
 	// path named on the command line).
 	Root string
@@ -380,6 +385,7 @@ func (s *Scanner) measure(batch []pending) error {
 			}
 			f.Pages, f.Size, f.Detail, f.Span, f.Map = a.Pages, a.Size, a.Detail, a.Span, a.Map
 			f.Real, f.Cgroups = a.Real, a.Cgroups
+			f.Extents, f.Mtime = a.Extents, a.Mtime
 			if f.Real != nil && s.RealPath != nil {
 				s.RealPath(batch[idx[j]].fd, f.Real)
 			}
