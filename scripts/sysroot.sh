@@ -3,7 +3,7 @@
 # built for ARCH (default: the static libraries libbpf links against:
 # libelf, zlib, zstd) and extract them into DIR/root, a sysroot for cross
 # builds. With --depends, the packages they depend on too (recursively), as
-# a guest's userland needs (scripts/vmtest-arm64.sh).
+# a guest's userland needs (scripts/vmtest.sh).
 #
 # apt runs with a private state under DIR/apt (its own lists, cache and
 # sources, APT::Architecture=ARCH): the machine's dpkg architecture list and

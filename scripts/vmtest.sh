@@ -3,25 +3,33 @@
 # on the running kernel and on the newest Debian cloud kernel of each suite
 # (bullseye 5.10, bookworm 6.1, trixie 6.12, sid), each booted in QEMU with an
 # initramfs (busybox-static, bin/filecache, the static test binary) and an
-# ext4 disk on /var/tmp. Prints a kernel x configuration table; exits non-zero
-# if any configuration fails on any kernel.
+# ext4 disk on /var/tmp; and the same on the arm64 cloud kernels of those
+# suites with the arm64 build (bin/arm64/filecache, make build-arm64) in
+# qemu-system-aarch64. Prints one kernel x configuration table; exits
+# non-zero if any configuration fails on any kernel.
 #
 # Environment:
-#   VMTEST_SUITES    suites to boot (default: bullseye bookworm trixie sid; set
+#   VMTEST_SUITES    guests to boot, SUITE (amd64) or SUITE-arm64 (default:
+#                    bullseye bookworm trixie sid, and each with -arm64; set
 #                    and empty: none, only the host's rows, as make integration)
 #   VMTEST_HOST      1: rows for the running kernel too (default when root), 0: none
 #   VMTEST_REFRESH=1 resolve the newest kernel of each suite again (apt-get update)
-#   VMTEST_CONFIGS   names of the configurations to run (default: all, below)
+#   VMTEST_CONFIGS   names of the configurations to run, on every
+#                    architecture (default: each on its ARCHES, below)
 #   VMTEST_ACCEL     kvm, tcg, or a QEMU -accel value such as tcg,thread=multi
-#                    (default: kvm if a probe boot works, else tcg,thread=single)
+#                    (default: kvm if a probe boot works, else tcg,thread=single;
+#                    arm64 guests always run tcg,thread=single)
 #   VMTEST_JOBS      VMs run at the same time (default: the number of CPUs)
-#   VMTEST_TIMEOUT   seconds one VM may run before it is killed (default 600)
-#   VMTEST_TEST_TIMEOUT  seconds one run of the suite may take (default 300)
+#   VMTEST_TIMEOUT   seconds one VM may run before it is killed (default 1200)
+#   VMTEST_TEST_TIMEOUT  seconds one run of the suite may take (default 480)
+#                    (an arm64 guest gets twice both: see slow below)
 #   VMTEST_BIN       the filecache binary (default bin/filecache)
+#   VMTEST_BIN_ARM64 the arm64 one (default bin/arm64/filecache)
 #   VMTEST_RUN       a -test.run pattern: only the tests it matches (default: all)
 # Everything lives in .cache/vmtest/: private apt state, debs, extracted
-# kernels and initramfs images; logs/SUITE.log (a VM's whole console),
-# logs/SUITE.CONFIG.log and logs/host.CONFIG.log (one test run each) and
+# kernels and initramfs images (per guest, e.g. kernels/trixie-arm64), the
+# arm64 tools (userland/arm64); logs/GUEST.log (a VM's whole console),
+# logs/GUEST.CONFIG.log and logs/host.CONFIG.log (one test run each) and
 # logs/table.txt (the last table).
 #
 # Skips: the suite tags every skip (cmd/filecache/integration/skip_test.go):
@@ -38,15 +46,19 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache=$root/.cache/vmtest
 bin=${VMTEST_BIN:-$root/bin/filecache}
-read -r -a suites <<<"${VMTEST_SUITES-bullseye bookworm trixie sid}"
-vm_timeout=${VMTEST_TIMEOUT:-600}
+read -r -a suites <<<"${VMTEST_SUITES-bullseye bookworm trixie sid bullseye-arm64 bookworm-arm64 trixie-arm64 sid-arm64}"
+# A loaded CI took bookworm's five configurations to 515 s of 600: the
+# timeouts are there to name a hung test, not to bound a slow machine.
+vm_timeout=${VMTEST_TIMEOUT:-1200}
 jobs=${VMTEST_JOBS:-$(nproc)}
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 
-# The configurations every kernel runs the whole suite under, in order:
-# NAME|MIN_KERNEL|ENVIRONMENT. MIN_KERNEL (major.minor, or empty) skips the
-# configuration on older kernels; ENVIRONMENT is space-separated VAR=value
-# assignments added to FILECACHE_INTEGRATION=1 FILECACHE_BIN=....
+# The configurations the kernels run the whole suite under, in order:
+# NAME|MIN_KERNEL|ARCHES|ENVIRONMENT. MIN_KERNEL (major.minor, or empty)
+# skips the configuration on older kernels; ARCHES (space-separated, or
+# empty: all) the architectures whose guests and host run it;
+# ENVIRONMENT is space-separated VAR=value assignments added to
+# FILECACHE_INTEGRATION=1 FILECACHE_BIN=....
 # This is the one place to add or drop one (make integration runs the host's
 # rows of this script).
 # auto is the bpf engine with the kernel's own method, which every run of
@@ -55,13 +67,51 @@ keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 # cachestat has no MIN_KERNEL: its row checks that every test says
 # skip[kernel<6.5] where cachestat(2) is missing, and fails on a kernel
 # that should have it.
+# arm64 guests are emulated (an arm64 run of the suite takes about twice
+# an amd64 one) and make test has 90 minutes on 2 cores, so they run auto
+# and one forced BPF method: attached, which every kernel has and whose
+# trigger (a syscall tracepoint) is the part that differs by architecture;
+# auto covers bpf_loop, and the bounded loop on 5.10. The syscall engines
+# and the bounded loop forced are the same code on both architectures.
 configs=(
-	"auto||"
-	"bounded-loop|5.17|FILECACHE_BPF_METHOD=bounded-loop"
-	"attached||FILECACHE_BPF_METHOD=attached"
-	"cachestat||FILECACHE_ENGINE=cachestat"
-	"mincore||FILECACHE_ENGINE=mincore"
+	"auto|||"
+	"bounded-loop|5.17|amd64|FILECACHE_BPF_METHOD=bounded-loop"
+	"attached|||FILECACHE_BPF_METHOD=attached"
+	"cachestat||amd64|FILECACHE_ENGINE=cachestat"
+	"mincore||amd64|FILECACHE_ENGINE=mincore"
 )
+
+# Guests of another architecture (VMTEST_SUITES names them SUITE-ARCH) boot
+# the same way in that architecture's QEMU, always emulated, and run the
+# configurations whose ARCHES name it. arch_vars ARCH sets, for guests of
+# ARCH: qemu (the command and machine), cpu (its -cpu), console, machine
+# (what file(1) says of its binaries), triplet (Debian's multiarch library
+# directory), gbin (the filecache binary) and slow, the factor on both
+# timeouts: an emulated arm64 guest runs a configuration 1.7 to 2.6 times
+# as long as an emulated x86-64 one (2026-11-27; with pauth-impdef:
+# emulating the architected pointer authentication algorithm instead makes
+# it 3 times slower still).
+arch_vars() {
+	case $1 in
+	amd64)
+		qemu=(qemu-system-x86_64) cpu=max console=ttyS0 machine=x86-64 triplet=x86_64-linux-gnu slow=1
+		gbin=$bin
+		;;
+	arm64)
+		qemu=(qemu-system-aarch64 -M virt) cpu=max,pauth-impdef=on console=ttyAMA0 machine='ARM aarch64'
+		triplet=aarch64-linux-gnu slow=2 gbin=${VMTEST_BIN_ARM64:-$root/bin/arm64/filecache}
+		;;
+	*) die "no architecture $1 (amd64, arm64)" ;;
+	esac
+}
+
+# guest_arch GUEST sets suite and arch: GUEST is SUITE (amd64) or SUITE-ARCH.
+guest_arch() {
+	suite=${1%-*} arch=${1##*-}
+	if [ "$suite" = "$1" ]; then
+		arch=amd64
+	fi
+}
 
 # Features the suite skips without (skip[feature:NAME]), as NAME:SYMBOL: the
 # Kconfig symbol that gives it. A guest has NAME when SYMBOL is y, or m and
@@ -91,8 +141,8 @@ guest_modules=(
 )
 
 # Tools the tests run, which scripts/deps.sh installs on the host and this
-# script copies into the guests (the machine's own, with the shared
-# libraries ldd lists): util-linux's (busybox's losetup has no --find
+# script copies into the guests (the machine's own, or the same packages'
+# for another architecture; guest_userland): util-linux's (busybox's losetup has no --find
 # --show, its setpriv no --bounding-set, and it has no prlimit; unshare
 # comes along so the guest runs what the host runs), the image makers of
 # TestReadOnlyMounts, and vmtouch and fincore, which the suite's own
@@ -101,7 +151,7 @@ tools=(losetup setpriv unshare prlimit mkfs.ext4 mksquashfs vmtouch fincore)
 # Tools deps.sh installs for tests that run on the host only.
 host_tools=(prometheus)
 
-test_timeout=${VMTEST_TEST_TIMEOUT:-300} # seconds for one run of the test binary
+test_timeout=${VMTEST_TEST_TIMEOUT:-480} # seconds for one run of the test binary
 test_run=${VMTEST_RUN:-}
 marker=@@vmtest
 
@@ -131,7 +181,7 @@ debian_security_mirror() {
 	apt_uris | grep -E '/debian-security/?$' | sed -n '1{s#/$##;p;}'
 }
 
-# apt_opts SUITE sets the array apt to a private apt state for SUITE.
+# apt_opts GUEST ARCH sets the array apt to a private apt state for GUEST.
 apt_opts() {
 	local d=$cache/apt/$1
 	apt=(
@@ -139,7 +189,7 @@ apt_opts() {
 		-o "Dir::Etc::SourceList=$d/sources.sources" -o Dir::Etc::SourceParts=/dev/null
 		-o Dir::Etc::Preferences=/dev/null -o Dir::Etc::PreferencesParts=/dev/null
 		-o Dir::State::status=/dev/null
-		-o APT::Architecture=amd64 -o APT::Architectures=amd64
+		-o "APT::Architecture=$2" -o "APT::Architectures=$2"
 		-o Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false
 		-o APT::Update::Post-Invoke-Success::=
 		-o APT::Sandbox::User=root
@@ -147,16 +197,18 @@ apt_opts() {
 	)
 }
 
-# resolve SUITE prints the packages holding the newest cloud-amd64 kernel of
-# SUITE (and its security suite): the versioned linux-image package the
-# linux-image-cloud-amd64 metapackage depends on, plus the linux-binary,
-# linux-modules and linux-base (config) packages it depends on when it is
-# split (sid, since 7.x).
+# resolve GUEST prints the packages holding the newest cloud kernel of the
+# guest's suite (and its security suite) and architecture: the versioned
+# linux-image package the linux-image-cloud-ARCH metapackage depends on,
+# plus the linux-binary, linux-modules and linux-base (config) packages it
+# depends on when it is split (sid, since 7.x). With a second argument,
+# nosecurity, of the suite alone.
 resolve() {
-	local suite=$1 d=$cache/apt/$1 mirror security image
+	local d=$cache/apt/$1 mirror image suite arch security=''
+	guest_arch "$1"
 	mirror=$(debian_mirror)
 	[ -n "$mirror" ] || die "no Debian archive URI in /etc/apt/sources.list{,.d}: cannot fetch kernels"
-	security=$(debian_security_mirror)
+	[ "${2:-}" = nosecurity ] || security=$(debian_security_mirror)
 	[ -r "$keyring" ] || die "$keyring is missing (package debian-archive-keyring)"
 	mkdir -p "$d/lists/partial" "$d/cache/archives/partial"
 	{
@@ -165,13 +217,13 @@ resolve() {
 			printf '\nTypes: deb\nURIs: %s\nSuites: %s-security\nComponents: main\nSigned-By: %s\n' "$security" "$suite" "$keyring"
 		fi
 	} >"$d/sources.sources"
-	apt_opts "$suite"
+	apt_opts "$1" "$arch"
 	# apt verifies each Release file against the keyring and fails otherwise.
 	apt-get "${apt[@]}" update >"$d/update.log" 2>&1 ||
 		die "apt-get update for $suite failed (signing key not in $keyring?):$(printf '\n'; tail -5 "$d/update.log")"
-	image=$(apt-cache "${apt[@]}" show --no-all-versions linux-image-cloud-amd64 2>/dev/null |
-		sed -n 's/^Depends: //p' | tr ',' '\n' | grep -oE 'linux-image-[0-9][^ ]*-cloud-amd64' | head -1) || true
-	[ -n "$image" ] || die "$suite: no linux-image-cloud-amd64 or it names no kernel image"
+	image=$(apt-cache "${apt[@]}" show --no-all-versions "linux-image-cloud-$arch" 2>/dev/null |
+		sed -n 's/^Depends: //p' | tr ',' '\n' | grep -oE "linux-image-[0-9][^ ]*-cloud-$arch" | head -1) || true
+	[ -n "$image" ] || die "$1: no linux-image-cloud-$arch or it names no kernel image"
 	echo "$image"
 	local dep
 	apt-cache "${apt[@]}" show --no-all-versions "$image" | sed -n 's/^Depends: //p' | tr ',|' '\n' |
@@ -182,29 +234,45 @@ resolve() {
 	done
 }
 
-# fetch_kernel SUITE downloads SUITE's kernel debs and extracts them into
-# $cache/kernels/SUITE/root. The kernel is resolved once; again only with
-# VMTEST_REFRESH=1 or when a deb of it is missing.
+# download_kernel GUEST PACKAGE... downloads each package into
+# $cache/debs/GUEST that is not there.
+download_kernel() {
+	local guest=$1 p
+	shift
+	for p in "$@"; do
+		if ! compgen -G "$cache/debs/$guest/${p}_*.deb" >/dev/null; then
+			log "$guest: downloading $p"
+			(cd "$cache/debs/$guest" && apt-get "${apt[@]}" download "$p" >/dev/null) || return 1
+		fi
+	done
+}
+
+# fetch_kernel GUEST downloads the guest's kernel debs and extracts them
+# into $cache/kernels/GUEST/root. The kernel is resolved once; again only
+# with VMTEST_REFRESH=1 or when a deb of it is missing.
 fetch_kernel() {
-	local suite=$1 debs=$cache/debs/$1 k=$cache/kernels/$1 pkgs=() p f keep stamp need=
+	local guest=$1 debs=$cache/debs/$1 k=$cache/kernels/$1 pkgs=() p f keep stamp suite arch need=
+	guest_arch "$guest"
 	mkdir -p "$debs"
 	[ -s "$debs/packages" ] && mapfile -t pkgs <"$debs/packages"
 	for p in "${pkgs[@]}"; do
 		compgen -G "$debs/${p}_*.deb" >/dev/null || need=1
 	done
 	if [ ${#pkgs[@]} = 0 ] || [ -n "$need" ] || [ "${VMTEST_REFRESH:-}" = 1 ]; then
-		log "$suite: resolving the newest cloud kernel"
-		resolve "$suite" >"$debs/packages.new"
+		log "$guest: resolving the newest cloud-$arch kernel"
+		resolve "$guest" >"$debs/packages.new"
 		mv "$debs/packages.new" "$debs/packages"
 	fi
 	mapfile -t pkgs <"$debs/packages"
-	apt_opts "$suite"
-	for p in "${pkgs[@]}"; do
-		if ! compgen -G "$debs/${p}_*.deb" >/dev/null; then
-			log "$suite: downloading $p"
-			(cd "$debs" && apt-get "${apt[@]}" download "$p" >/dev/null)
-		fi
-	done
+	apt_opts "$guest" "$arch"
+	if ! download_kernel "$guest" "${pkgs[@]}"; then
+		# The security archive's index can name a kernel its pool does not
+		# serve (seen: bullseye's arm64 one, 404): the suite's own newest.
+		log "$guest: the newest kernel is not served; resolving $suite's own, without $suite-security"
+		resolve "$guest" nosecurity >"$debs/packages"
+		mapfile -t pkgs <"$debs/packages"
+		download_kernel "$guest" "${pkgs[@]}" || die "$guest: cannot download ${pkgs[*]}"
+	fi
 	for f in "$debs"/*.deb; do # drop kernels no longer resolved
 		keep=0
 		for p in "${pkgs[@]}"; do
@@ -214,7 +282,7 @@ fetch_kernel() {
 	done
 	stamp=$(cd "$debs" && ls -- *.deb)
 	if [ ! -f "$k/stamp" ] || [ "$(cat "$k/stamp")" != "$stamp" ]; then
-		log "$suite: extracting $(echo "$stamp" | tr '\n' ' ')"
+		log "$guest: extracting $(echo "$stamp" | tr '\n' ' ')"
 		rm -rf "$k"
 		mkdir -p "$k/root"
 		for f in "$debs"/*.deb; do
@@ -224,7 +292,7 @@ fetch_kernel() {
 	fi
 }
 
-# kernel_files SUITE sets kdir, release, vmlinuz, kconfig and moddir.
+# kernel_files GUEST sets kdir, release, vmlinuz, kconfig and moddir.
 kernel_files() {
 	kdir=$cache/kernels/$1
 	local r=$kdir/root
@@ -254,7 +322,7 @@ ko_name() {
 	echo "${n//-/_}"
 }
 
-# prepare_modules SUITE decompresses the modules the guest needs, with those
+# prepare_modules GUEST decompresses the modules the guest needs, with those
 # they depend on (the "depends=" of their .modinfo: the debs ship no
 # modules.dep), into $kdir/modules/NAME.ko, and lists them in load order in
 # $kdir/modules/load. Sets mod_notes to what is built in and what is loaded.
@@ -347,9 +415,10 @@ host_features() {
 	printf '%s\n' "${host_tools[@]}"
 }
 
-# guest_init prints the guest's /init: mount, load the modules, mount the
-# disk on /var/tmp, run the test binary once per line of /vmtest/configs
-# between begin and end markers, power off.
+# guest_init VM_TIMEOUT TEST_TIMEOUT prints the guest's /init: mount, load
+# the modules, mount the disk on /var/tmp, run the test binary once per line
+# of /vmtest/configs between begin and end markers (each run given
+# TEST_TIMEOUT seconds), power off.
 guest_init() {
 	cat <<INIT
 #!/bin/sh
@@ -372,7 +441,7 @@ mount -t tmpfs tmpfs /tmp
 ifconfig lo 127.0.0.1 up || echo "$marker no loopback"
 # Pseudo-terminals, for the tests of what filecache does on a terminal.
 mkdir -p /dev/pts && mount -t devpts -o ptmxmode=0666 devpts /dev/pts && { [ -e /dev/ptmx ] || ln -s pts/ptmx /dev/ptmx; }
-echo "$marker kernel \$(uname -r)"
+echo "$marker kernel \$(uname -r) \$(uname -m)"
 while read -r m; do
 	insmod "/lib/modules/\$m.ko" || echo "$marker insmod \$m failed"
 done </vmtest/modules
@@ -384,7 +453,7 @@ export FILECACHE_FEATURES="\$(cat /vmtest/features)"
 # Shortly before the host kills this VM: where each thread of the suite and
 # of filecache waits in the kernel, then the suite's goroutines (SIGQUIT).
 (
-	sleep $((vm_timeout - 30))
+	sleep $(($1 - 30))
 	echo "$marker watchdog: the VM is killed in 30 s"
 	for p in \$(pidof integration.test filecache); do
 		for t in /proc/\$p/task/*; do
@@ -399,7 +468,7 @@ while IFS='|' read -r name envs; do
 	echo "$marker begin \$name"
 	s=\$(date +%s)
 	env \$envs FILECACHE_INTEGRATION=1 FILECACHE_BIN=/bin/filecache TMPDIR=/tmp \\
-		/integration.test -test.v -test.count=1 -test.timeout=${test_timeout}s \${run:+"-test.run=\$run"}
+		/integration.test -test.v -test.count=1 -test.timeout=${2}s \${run:+"-test.run=\$run"}
 	rc=\$?
 	echo "$marker end \$name rc=\$rc secs=\$((\$(date +%s) - s))"
 done </vmtest/configs
@@ -409,56 +478,113 @@ poweroff -f
 INIT
 }
 
-# copy_tools DIR copies tools into DIR/usr/bin, which comes first in
-# the guest's PATH, and their libraries to the same paths under DIR, with
-# libgcc_s, which glibc loads at run time (ldd does not list it) when a
-# thread exits: mksquashfs aborts without it.
-copy_tools() {
-	local d=$1 t p lib
-	mkdir -p "$d/usr/bin"
-	# awk reads to the end: ldconfig, cut short, would die of SIGPIPE and,
-	# under pipefail, end this script (seen once under load).
-	lib=$(PATH=$PATH:/usr/sbin:/sbin ldconfig -p | awk '$1 == "libgcc_s.so.1" && /x86-64/ && !found { print $NF; found = 1 }')
-	if [ -n "$lib" ]; then
-		mkdir -p "$d$(dirname "$lib")"
-		cp -L "$lib" "$d$lib"
+# tool_path ROOT NAME prints the path of the program NAME under ROOT.
+tool_path() {
+	local dir
+	for dir in usr/sbin usr/bin sbin bin; do
+		if [ -f "$1/$dir/$2" ]; then
+			echo "$1/$dir/$2"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# guest_userland ARCH DIR puts into DIR busybox with its applets, and the
+# tools in DIR/usr/bin (first in the guest's PATH) with their libraries at
+# the same paths as under the root they come from. That root is this
+# machine for its own architecture; for another, the Debian packages this
+# machine's tools come from, built for ARCH (of this machine's release,
+# with what they depend on: scripts/sysroot.sh --depends), extracted under
+# $cache/userland/ARCH. The libraries are those readelf says the tools
+# need, recursively, the dynamic loader, and libgcc_s, which glibc loads
+# at run time (nothing names it) when a thread exits: mksquashfs aborts
+# without it.
+guest_userland() {
+	local arch=$1 d=$2 t p lib interp bb ur=
+	local -a pkgs=() need=()
+	if [ "$arch" = "$host_arch" ]; then
+		for t in busybox "${tools[@]}"; do
+			tool_path "$ur" "$t" >/dev/null || die "$t is missing here (scripts/deps.sh installs it)"
+		done
+	else
+		for t in busybox "${tools[@]}"; do
+			p=$(dpkg-query -S "*bin/$t" 2>/dev/null | awk -F': ' '{ n = split($1, a, ", "); for (i = 1; i <= n; i++) { sub(/:.*/, "", a[i]); print a[i] } }')
+			[ -n "$p" ] || die "no Debian package here holds $t (scripts/deps.sh installs it)"
+			pkgs+=("$p")
+		done
+		mapfile -t pkgs < <(printf '%s\n' "${pkgs[@]}" libgcc-s1 | LC_ALL=C sort -u)
+		"$root/scripts/sysroot.sh" --depends "$arch" "$cache/userland/$arch" "${pkgs[@]}"
+		ur=$cache/userland/$arch/root
 	fi
+	# find_lib SONAME prints where the guest's tools find SONAME, under ur.
+	find_lib() {
+		local dir
+		for dir in "lib/$triplet" "usr/lib/$triplet" lib usr/lib; do
+			if [ -e "$ur/$dir/$1" ]; then
+				echo "/$dir/$1"
+				return 0
+			fi
+		done
+		die "$arch: no $1 under ${ur:-/} (a library of the guest's tools)"
+	}
+	bb=$(tool_path "$ur" busybox)
+	file -L "$bb" | grep -q "$machine, .*statically linked" || die "$bb is not a static $arch busybox (package busybox-static)"
+	cp "$bb" "$d/bin/busybox"
+	# This machine's busybox lists the applets: the same Debian version.
+	for t in $("$busybox" --list); do
+		[ "$t" = busybox ] || ln -s busybox "$d/bin/$t"
+	done
+	mkdir -p "$d/usr/bin"
 	for t in "${tools[@]}"; do
-		p=$(PATH=$PATH:/usr/sbin:/sbin command -v "$t") || die "$t is missing here (scripts/deps.sh installs it)"
-		cp -L "$p" "$d/usr/bin/$t"
-		for lib in $(ldd "$p" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'); do
+		cp -L "$(tool_path "$ur" "$t")" "$d/usr/bin/$t"
+		need+=("$d/usr/bin/$t")
+		interp=$(readelf -l "$d/usr/bin/$t" | sed -n 's/.*Requesting program interpreter: \(.*\)]$/\1/p')
+		if [ -n "$interp" ] && [ ! -e "$d$interp" ]; then
+			mkdir -p "$d$(dirname "$interp")"
+			cp -L "$ur$interp" "$d$interp"
+		fi
+	done
+	lib=$(find_lib libgcc_s.so.1)
+	mkdir -p "$d$(dirname "$lib")"
+	cp -L "$ur$lib" "$d$lib"
+	need+=("$d$lib")
+	while [ ${#need[@]} -gt 0 ]; do
+		p=${need[0]}
+		need=("${need[@]:1}")
+		for lib in $(readelf -d "$p" | sed -n 's/.*(NEEDED).*\[\(.*\)\]$/\1/p'); do
+			lib=$(find_lib "$lib")
 			if [ ! -e "$d$lib" ]; then
 				mkdir -p "$d$(dirname "$lib")"
-				cp -L "$lib" "$d$lib"
+				cp -L "$ur$lib" "$d$lib"
+				need+=("$d$lib")
 			fi
 		done
 	done
 }
 
-# build_common fills $cache/initramfs: busybox with its applets, the
-# filecache binary, the test binary and /init.
+# build_common ARCH fills $cache/initramfs-ARCH, the tree every guest of
+# ARCH shares: busybox, the tools, the filecache binary, the test binary
+# and /init.
 build_common() {
-	local d=$cache/initramfs a
+	local d=$cache/initramfs-$1 arch=$1
+	arch_vars "$arch"
 	rm -rf "$d"
 	mkdir -p "$d"/{bin,dev,proc,sys,tmp,var/tmp,lib/modules,vmtest}
-	cp "$busybox" "$d/bin/busybox"
-	for a in $("$busybox" --list); do
-		[ "$a" = busybox ] || ln -s busybox "$d/bin/$a"
-	done
-	copy_tools "$d"
-	cp "$bin" "$d/bin/filecache"
-	cp "$cache/integration.test" "$d/integration.test"
-	guest_init >"$d/init"
+	guest_userland "$arch" "$d"
+	cp "$gbin" "$d/bin/filecache"
+	cp "$cache/integration.$arch.test" "$d/integration.test"
+	guest_init $((vm_timeout * slow)) $((test_timeout * slow)) >"$d/init"
 	printf '%s' "$test_run" >"$d/vmtest/run"
 	chmod 755 "$d/init" "$d/bin/filecache" "$d/integration.test"
 }
 
-# build_initrd writes $kdir/initrd.gz: the common tree plus this kernel's
-# modules and configurations.
+# build_initrd ARCH writes $kdir/initrd.gz: the common tree of ARCH plus
+# this kernel's modules and configurations.
 build_initrd() {
 	local d=$kdir/initramfs
 	rm -rf "$d"
-	cp -a "$cache/initramfs" "$d"
+	cp -a "$cache/initramfs-$1" "$d"
 	cp "$kdir"/modules/*.ko "$d/lib/modules/" 2>/dev/null || true
 	cp "$kdir/modules/load" "$d/vmtest/modules"
 	printf '%s\n' "${kconfigs[@]}" >"$d/vmtest/configs"
@@ -491,14 +617,18 @@ kernel_at_least() {
 	[ "$a" -gt "$c" ] || { [ "$a" -eq "$c" ] && [ "$b" -ge "$d" ]; }
 }
 
-# select_configs RELEASE sets kconfigs to the NAME|ENVIRONMENT lines that
-# apply to RELEASE.
+# select_configs RELEASE ARCH sets kconfigs to the NAME|ENVIRONMENT lines
+# that apply to RELEASE on ARCH (VMTEST_CONFIGS: those it names, on any ARCH).
 select_configs() {
-	local c name min envs
+	local c name min arches envs
 	kconfigs=()
 	for c in "${configs[@]}"; do
-		IFS='|' read -r name min envs <<<"$c"
-		case " ${VMTEST_CONFIGS:-$name} " in *" $name "*) ;; *) continue ;; esac
+		IFS='|' read -r name min arches envs <<<"$c"
+		if [ -n "${VMTEST_CONFIGS:-}" ]; then
+			case " $VMTEST_CONFIGS " in *" $name "*) ;; *) continue ;; esac
+		else
+			case " ${arches:-$2} " in *" $2 "*) ;; *) continue ;; esac
+		fi
 		if [ -z "$min" ] || kernel_at_least "$1" "$min"; then
 			kconfigs+=("$name|$envs")
 		fi
@@ -610,10 +740,10 @@ failures() {
 
 print_table() {
 	local r kernel where name result pass fail skip secs out status by_tag note
-	printf '\n%-40s %-13s %-6s %4s %4s %4s %5s  %-30s %s\n' KERNEL CONFIG RESULT PASS FAIL SKIP SECS 'SKIPS BY TAG' NOTE
+	printf '\n%-44s %-13s %-6s %4s %4s %4s %5s  %-30s %s\n' KERNEL CONFIG RESULT PASS FAIL SKIP SECS 'SKIPS BY TAG' NOTE
 	for r in "${rows[@]}"; do
 		IFS='|' read -r kernel where name result pass fail skip secs out status by_tag note <<<"$r"
-		printf '%-40s %-13s %-6s %4s %4s %4s %5s  %-30s %s\n' "$kernel ($where)" "$name" "$result" "$pass" "$fail" "$skip" "$secs" "$by_tag" "$note"
+		printf '%-44s %-13s %-6s %4s %4s %4s %5s  %-30s %s\n' "$kernel ($where)" "$name" "$result" "$pass" "$fail" "$skip" "$secs" "$by_tag" "$note"
 	done
 	for r in "${rows[@]}"; do
 		IFS='|' read -r kernel where name result pass fail skip secs out status by_tag note <<<"$r"
@@ -644,7 +774,7 @@ run_host() {
 	local release c name envs out rc s feats
 	local -a run=()
 	release=$(uname -r)
-	select_configs "$release"
+	select_configs "$release" "$host_arch"
 	feats=$(host_features | tr '\n' ' ')
 	[ -z "$test_run" ] || run=("-test.run=$test_run")
 	for c in "${kconfigs[@]}"; do
@@ -655,35 +785,38 @@ run_host() {
 		rc=0
 		# shellcheck disable=SC2086 # envs is a list of VAR=value words
 		(cd "$cache" && env $envs FILECACHE_INTEGRATION=1 FILECACHE_BIN="$bin" FILECACHE_FEATURES="$feats" \
-			"$cache/integration.test" -test.v -test.count=1 -test.timeout=${test_timeout}s "${run[@]}") >"$out" 2>&1 || rc=$?
+			"$cache/integration.$host_arch.test" -test.v -test.count=1 -test.timeout=${test_timeout}s "${run[@]}") >"$out" 2>&1 || rc=$?
 		record "$release" host "$name" "$rc" $((SECONDS - s)) "$out"
 	done
 }
 
 accel=${VMTEST_ACCEL:-}
 
-# qemu_run ACCEL LOG DISK [APPEND] boots $vmlinuz with $kdir/initrd.gz and
-# DISK as /dev/vda, console into LOG, killed after $vm_timeout seconds (or
-# $qemu_timeout).
+# qemu_run ARCH ACCEL TIMEOUT LOG DISK [APPEND] boots $vmlinuz with
+# $kdir/initrd.gz and DISK as /dev/vda in ARCH's QEMU, console into LOG,
+# killed after TIMEOUT seconds.
 qemu_run() {
-	local -a a=(-cpu max -accel "tcg,thread=single")
-	case $1 in
+	local qemu cpu console machine triplet slow gbin
+	arch_vars "$1"
+	local -a a=(-cpu "$cpu" -accel "tcg,thread=single")
+	case $2 in
 	kvm) a=(-cpu host -accel kvm) ;;
-	tcg?*) a=(-cpu max -accel "$1") ;; # e.g. tcg,thread=multi
+	tcg?*) a=(-cpu "$cpu" -accel "$2") ;; # e.g. tcg,thread=multi
 	esac
 	local rc=0
-	timeout "${qemu_timeout:-$vm_timeout}" qemu-system-x86_64 "${a[@]}" -m 1024 -smp 2 -no-reboot -nographic -nic none \
+	timeout "$3" "${qemu[@]}" "${a[@]}" -m 1024 -smp 2 -no-reboot -nographic -nic none \
 		-kernel "$vmlinuz" -initrd "$kdir/initrd.gz" \
-		-append "console=ttyS0 panic=-1 quiet random.trust_cpu=on ${4:-}" \
-		-drive "file=$3,format=raw,if=virtio,cache=unsafe" </dev/null >"$2" 2>&1 &
+		-append "console=$console panic=-1 quiet random.trust_cpu=on ${6:-}" \
+		-drive "file=$5,format=raw,if=virtio,cache=unsafe" </dev/null >"$4" 2>&1 &
 	echo $! >"$kdir/qemu.pid"
 	wait $! || rc=$?
 	rm -f "$kdir/qemu.pid"
 	return "$rc"
 }
 
-# choose_accel boots the kernel prepared last with KVM up to its /init and
-# sets accel to kvm if that works, else to tcg. Under TCG each vCPU is one
+# choose_accel boots the kernel prepared last (of this machine's
+# architecture) with KVM up to its /init and sets accel to kvm if that
+# works, else to tcg. Under TCG each vCPU is one
 # thread (thread=single): with thread=multi, guests Oopsed on a stale int3
 # in syscall_trace_enter after the kernel live-patched the sys_enter
 # tracepoint's jump label (the attached method attaches there), within
@@ -695,7 +828,7 @@ choose_accel() {
 	[ -w /dev/kvm ] || return 0
 	make_disk "$cache/work/probe.img"
 	# (in a subshell: QEMU may abort, and the shell would say so on stderr)
-	(qemu_timeout=60 qemu_run kvm "$probe" "$cache/work/probe.img" vmtest.probe) 2>/dev/null || true
+	(qemu_run "$host_arch" kvm 60 "$probe" "$cache/work/probe.img" vmtest.probe) 2>/dev/null || true
 	rm -f "$cache/work/probe.img"
 	if grep -q "$marker probe" "$probe"; then
 		accel=kvm
@@ -704,22 +837,22 @@ choose_accel() {
 	fi
 }
 
-# boot_vm SUITE boots SUITE's prepared kernel; the console goes to
-# logs/SUITE.log, QEMU's exit status (124: killed at the timeout) and the
-# seconds it ran to $kdir/vm.rc and vm.secs.
+# boot_vm GUEST ARCH ACCEL boots the guest's prepared kernel; the console
+# goes to logs/GUEST.log, QEMU's exit status (124: killed at the timeout)
+# and the seconds it ran to $kdir/vm.rc and vm.secs.
 boot_vm() {
-	local suite=$1 s=$SECONDS rc=0
+	local guest=$1 s=$SECONDS rc=0
 	kdir=$cache/kernels/$1
 	vmlinuz=$(cat "$kdir/vmlinuz.path")
-	make_disk "$cache/work/$suite.img"
-	qemu_run "$accel" "$cache/logs/$suite.log" "$cache/work/$suite.img" || rc=$?
-	rm -f "$cache/work/$suite.img"
+	make_disk "$cache/work/$guest.img"
+	qemu_run "$2" "$3" "$(cat "$kdir/vm.timeout")" "$cache/logs/$guest.log" "$cache/work/$guest.img" || rc=$?
+	rm -f "$cache/work/$guest.img"
 	echo "$rc" >"$kdir/vm.rc"
 	echo $((SECONDS - s)) >"$kdir/vm.secs"
-	log "$suite: the VM ran $((SECONDS - s)) s"
+	log "$guest: the VM ran $((SECONDS - s)) s"
 }
 
-# collect_vm SUITE records each configuration the VM of SUITE ran, from the
+# collect_vm GUEST records each configuration the guest's VM ran, from the
 # markers in its console log.
 collect_vm() {
 	local suite=$1 vmlog=$cache/logs/$1.log c name envs out rc secs release note vmrc told=
@@ -744,7 +877,7 @@ collect_vm() {
 				rc="none: the VM crashed or timed out during this run"
 				note="the VM crashed"
 				if [ "$vmrc" = 124 ]; then
-					note="the VM was killed at ${vm_timeout} s"
+					note="the VM was killed at $(cat "$kdir/vm.timeout") s"
 				fi
 			fi
 			if [ -z "$told" ]; then # the console's end, once per VM
@@ -772,14 +905,36 @@ stop_vms() {
 }
 
 main() {
-	local suite t s0=$SECONDS times=
-	local -a booted=()
+	local guest suite arch t s0=$SECONDS times='' accels='' host_rows
+	local -a order=() arches=() builds=()
+	local -A seen=()
+	host_arch=$(dpkg --print-architecture)
+	host_rows=${VMTEST_HOST:-$([ "$(id -u)" = 0 ] && echo 1)}
 	[ -x "$bin" ] || die "$bin is missing: run make build"
 	command -v go >/dev/null || die "go is missing"
+	# The guests in the order they boot: those of another architecture,
+	# emulated and the slowest, first, so that none of them starts last
+	# while the other VMs have ended. The table lists them as given.
+	for guest in "${suites[@]}"; do
+		guest_arch "$guest"
+		[ "$arch" = "$host_arch" ] || order+=("$guest")
+	done
+	for guest in "${suites[@]}"; do
+		guest_arch "$guest"
+		[ "$arch" != "$host_arch" ] || order+=("$guest")
+		if [ -z "${seen[$arch]:-}" ]; then
+			seen[$arch]=1
+			arches+=("$arch")
+			arch_vars "$arch"
+			[ -x "$gbin" ] || die "$gbin is missing: run make build$([ "$arch" = "$host_arch" ] || echo "-$arch")"
+			file -L "$gbin" | grep -q "$machine, .*statically linked" || die "$gbin is not a static $arch binary"
+			command -v "${qemu[0]}" >/dev/null || die "${qemu[0]} is missing (make deps)"
+		fi
+	done
 	if [ ${#suites[@]} -gt 0 ]; then
 		busybox=$(command -v busybox) || die "busybox is missing (package busybox-static)"
 		file -L "$busybox" | grep -q 'statically linked' || die "$busybox is not static (package busybox-static)"
-		for t in qemu-system-x86_64 mkfs.ext4 dpkg-deb apt-get xz zstd timeout ldd; do
+		for t in mkfs.ext4 dpkg-deb dpkg-query apt-get xz zstd timeout readelf; do
 			command -v "$t" >/dev/null || die "$t is missing (make deps)"
 		done
 	fi
@@ -792,46 +947,56 @@ main() {
 		flock 9
 	fi
 	trap stop_vms EXIT
-	log "building the static test binary"
-	(cd "$root" && CGO_ENABLED=0 go test -c -o "$cache/integration.test" ./cmd/filecache/integration)
-	if [ ${#suites[@]} -gt 0 ]; then
-		build_common
-	fi
+	[ "$host_rows" != 1 ] || builds=("$host_arch")
+	for arch in $(printf '%s\n' "${builds[@]}" "${arches[@]}" | awk '!seen[$0]++'); do
+		log "building the static test binary ($arch)"
+		(cd "$root" && CGO_ENABLED=0 GOARCH=$arch go test -c -o "$cache/integration.$arch.test" ./cmd/filecache/integration)
+	done
+	for arch in "${arches[@]}"; do
+		build_common "$arch"
+	done
 
-	if [ "${VMTEST_HOST:-$([ "$(id -u)" = 0 ] && echo 1)}" = 1 ]; then
+	if [ "$host_rows" = 1 ]; then
 		run_host
 	else
 		log "no row for this machine's kernel (the tests need root; VMTEST_HOST=1 forces it)"
 	fi
-	for suite in "${suites[@]}"; do
-		fetch_kernel "$suite"
-		kernel_files "$suite"
-		prepare_modules "$suite"
-		select_configs "$release"
-		build_initrd
+	for guest in "${order[@]}"; do
+		guest_arch "$guest"
+		arch_vars "$arch"
+		fetch_kernel "$guest"
+		kernel_files "$guest"
+		prepare_modules "$guest"
+		select_configs "$release" "$arch"
+		build_initrd "$arch"
 		echo "$release" >"$kdir/release"
 		echo "$vmlinuz" >"$kdir/vmlinuz.path"
+		echo $((vm_timeout * slow)) >"$kdir/vm.timeout"
 		printf '%s\n' "${kconfigs[@]}" >"$kdir/configs"
-		log "$suite: $release: ${mod_notes[*]}; ${#kconfigs[@]} configurations"
-		choose_accel
+		log "$guest: $release: ${mod_notes[*]}; ${#kconfigs[@]} configurations"
+		t=tcg,thread=single
+		if [ "$arch" = "$host_arch" ]; then
+			choose_accel
+			t=$accel
+		fi
+		case "; $accels;" in *"; $arch $t;"*) ;; *) accels+="${accels:+; }$arch $t" ;; esac
 		while [ "$(jobs -pr | wc -l)" -ge "$jobs" ]; do
 			wait -n || true
 		done
-		log "$suite: booting ($accel)"
-		boot_vm "$suite" &
-		booted+=("$suite")
+		log "$guest: booting ($t)"
+		boot_vm "$guest" "$arch" "$t" &
 	done
 	wait || true
-	for suite in "${booted[@]}"; do
-		collect_vm "$suite"
-		times+="${times:+, }$suite $(cat "$cache/kernels/$suite/vm.secs") s"
+	for guest in "${suites[@]}"; do
+		collect_vm "$guest"
+		times+="${times:+, }$guest $(cat "$cache/kernels/$guest/vm.secs") s (of $(cat "$cache/kernels/$guest/vm.timeout"))"
 	done
 	{
 		print_table
-		printf '\nvmtest: %d rows in %d s (VMs: %s, %s at a time); logs in %s\n' "${#rows[@]}" \
-			$((SECONDS - s0)) "${accel:-none}" "$jobs" "${cache#"$root"/}/logs"
+		printf '\nvmtest: %d rows in %d s (VMs: %s; %s at a time); logs in %s\n' "${#rows[@]}" \
+			$((SECONDS - s0)) "${accels:-none}" "$jobs" "${cache#"$root"/}/logs"
 		if [ -n "$times" ]; then
-			printf 'each VM ran (of %s s): %s\n' "$vm_timeout" "$times"
+			printf 'each VM ran: %s\n' "$times"
 		fi
 	} | tee "$cache/logs/table.txt"
 	[ "$failed" = 0 ]
