@@ -54,6 +54,9 @@ type Env struct {
 	WalkMethod func(method string) string
 	// LoadPages loads the page walk of --by-cgroup.
 	LoadPages LoadFunc
+	// LoadCgroupWalker loads the cgroup walk of top and serve --by-cgroup
+	// and --cgroup (LoadOptions.Method picks it as for LoadWalker).
+	LoadCgroupWalker func(LoadOptions) (w top.CgroupWalker, close func(), err error)
 	// CgroupNames finds the memory cgroup hierarchy (nil: this machine's).
 	CgroupNames func() (CgroupNames, error)
 	// Caps and Stat default to this process's capabilities and os.Stat.
