@@ -39,6 +39,9 @@ func (o *TopCmd) Run(g *Globals) error {
 	if o.Format == "prometheus" && (g.JSON || g.NDJSON) {
 		return usagef("--format prometheus cannot be combined with --json or --ndjson")
 	}
+	if o.Processes && o.Format == "prometheus" {
+		return usagef("--processes: the Prometheus format has no processes (one series each would not stay put); use --json")
+	}
 	if g.Engine != "auto" && g.Engine != "bpf" {
 		return usagef("top walks filesystems with the bpf engine only, not --engine %s", g.Engine)
 	}
@@ -110,7 +113,14 @@ func (o *TopCmd) Run(g *Globals) error {
 		if cg != nil {
 			s.Names, s.Filter = cg.names, cg.paths()
 		}
-		s.IdentifyNamespaces("/proc")
+		s.IdentifyNamespaces(procRoot)
+		if o.Processes {
+			idx, err := g.holders(fss)
+			if err != nil {
+				return g.failed(err)
+			}
+			s.AttachHolders(idx)
+		}
 		top.Problems(env.Stderr, s)
 		if err := o.emit(g, env.Stdout, s, tty && o.Watch > 0); err != nil {
 			return g.failed(err)

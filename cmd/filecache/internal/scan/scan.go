@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/filecache/filecache/cmd/filecache/internal/pagecache"
+	"github.com/filecache/filecache/cmd/filecache/internal/procs"
 	"github.com/filecache/filecache/cmd/filecache/internal/walk"
 )
 
@@ -49,6 +50,9 @@ type File struct {
 	// Cgroups splits Pages by memory cgroup (--by-cgroup); for KindDir,
 	// the tree's sums.
 	Cgroups []pagecache.CgroupPages
+	// Holders are the processes holding the file open or mapped (--pid),
+	// set by the caller.
+	Holders []procs.Holder
 	// Root is the directory argument a file was found under ("" for a
 	// path named on the command line).
 	Root string

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/filecache/filecache/cmd/filecache/internal/cgroups"
+	"github.com/filecache/filecache/cmd/filecache/internal/procs"
 	"github.com/filecache/filecache/cmd/filecache/internal/report"
 )
 
@@ -82,6 +83,16 @@ type DocRow struct {
 	OtherCgroups    bool    `json:"other_cgroups,omitempty"`
 	FileCachedPages *uint64 `json:"file_cached_pages,omitempty"`
 	Changed         bool    `json:"changed,omitempty"`
+	// --processes: the processes that have the file open or mapped.
+	Processes *[]DocHolder `json:"processes,omitempty"`
+}
+
+// DocHolder is a process holding a row's file.
+type DocHolder struct {
+	PID    int    `json:"pid"`
+	Comm   string `json:"comm"`
+	FDs    []int  `json:"fds"`
+	Mapped bool   `json:"mapped"`
 }
 
 // DocFS is one filesystem's sums.
@@ -161,6 +172,17 @@ func Document(s Snapshot) Doc {
 		}
 		c := v.Container
 		row.ContainerID, row.PodUID = c.ID, c.PodUID
+		if s.Holders {
+			hs := []DocHolder{}
+			for _, h := range r.Holders {
+				fds := h.FDs
+				if fds == nil {
+					fds = []int{}
+				}
+				hs = append(hs, DocHolder{PID: h.PID, Comm: h.Comm, FDs: fds, Mapped: h.Mapped})
+			}
+			row.Processes = &hs
+		}
 		d.Rows = append(d.Rows, row)
 	}
 	for _, t := range s.FS {
@@ -305,6 +327,10 @@ func Table(w io.Writer, s Snapshot) error {
 			p = rowPath(Row{Path: r.NSPath, NoName: r.NoName, Deleted: r.Deleted, Ino: r.Ino}, fs)
 		}
 		fmt.Fprintf(tw, "%s  %s\n", line, p)
+		if s.Holders {
+			// Under the row, as --map draws under a file: empty cells keep the columns.
+			fmt.Fprintf(tw, "\t\t\t%s  %s\n", strings.Repeat("\t", strings.Count(head, "\t")-3), holders(r.Holders))
+		}
 	}
 	if s.CgroupWalk {
 		fmt.Fprintln(tw)
@@ -344,6 +370,26 @@ func writeCgroups(tw io.Writer, s Snapshot) {
 		fmt.Fprintf(tw, "%s\t  %-*s  %-*s  %s\n", units.Human(cg.Pages*ps), cw, orDash(c.Short()), pw, orDash(c.PodUID),
 			units.Display(s.CgroupLabel(cg.ID, false)))
 	}
+}
+
+// holders says which processes hold a file: "held by PID (COMM, fd N,
+// mapped), ...".
+func holders(hs []procs.Holder) string {
+	if len(hs) == 0 {
+		return "  held by no process"
+	}
+	var parts []string
+	for _, h := range hs {
+		var how []string
+		for _, fd := range h.FDs {
+			how = append(how, fmt.Sprintf("fd %d", fd))
+		}
+		if h.Mapped {
+			how = append(how, "mapped")
+		}
+		parts = append(parts, fmt.Sprintf("%d (%s, %s)", h.PID, units.Display(h.Comm), strings.Join(how, ", ")))
+	}
+	return "  held by " + strings.Join(parts, "; ")
 }
 
 func orDash(s string) string {

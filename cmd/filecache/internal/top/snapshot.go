@@ -15,6 +15,7 @@ import (
 
 	"github.com/filecache/filecache/bpf"
 	"github.com/filecache/filecache/cmd/filecache/internal/cgroups"
+	"github.com/filecache/filecache/cmd/filecache/internal/procs"
 )
 
 // ShmemLabel names the kernel's internal shmem mount: memfd_create(2) files,
@@ -110,6 +111,18 @@ type Snapshot struct {
 	// NSContainers are the containers of the processes through whose
 	// roots rows were reached (IdentifyNamespaces).
 	NSContainers map[int]cgroups.Container
+	// Holders says the rows' holders were looked for (--processes).
+	Holders bool
+}
+
+// AttachHolders gives each row the processes idx says hold its inode (by
+// the filesystem's device and the inode number).
+func (s *Snapshot) AttachHolders(idx map[[2]uint64][]procs.Holder) {
+	s.Holders = true
+	for i := range s.Rows {
+		r := &s.Rows[i]
+		r.Holders = idx[[2]uint64{s.FS[r.FS].FS.Dev, r.Ino}]
+	}
 }
 
 // Accounted sums the pages of every filesystem walked (what Cached in

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/filecache/filecache/bpf"
+	"github.com/filecache/filecache/cmd/filecache/internal/procs"
 )
 
 // Walker runs one walk of the superblock behind an fd of this process.
@@ -78,6 +79,9 @@ type Row struct {
 	Other   uint64
 	Walked  uint64
 	Changed bool
+	// Holders are the processes that have the file open or mapped
+	// (--processes; see Snapshot.AttachHolders).
+	Holders []procs.Holder
 }
 
 // Share is a cgroup's pages of a file.
