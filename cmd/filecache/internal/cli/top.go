@@ -115,7 +115,7 @@ func (o *TopCmd) Run(g *Globals) error {
 		}
 		s.IdentifyNamespaces(procRoot)
 		if o.Processes {
-			idx, err := g.holders(fss)
+			idx, err := g.holders()
 			if err != nil {
 				return g.failed(err)
 			}

@@ -16,15 +16,21 @@ import (
 // a file held through overlayfs has its pages under the real (upper or
 // lower) inode, which the bpf engine names (loaded here only if some
 // process holds an overlayfs file); a mapping already names that inode.
-func (g *Globals) holders(fss []top.Filesystem) (map[[2]uint64][]procs.Holder, error) {
+func (g *Globals) holders() (map[[2]uint64][]procs.Holder, error) {
 	files, err := procs.All(procRoot)
 	if err != nil {
 		return nil, fmt.Errorf("--processes: %w", err)
 	}
+	// Every overlayfs mount, not only those walked: its files' pages are
+	// under filesystems that may be.
+	ms, err := top.Mounts(procRoot)
+	if err != nil {
+		return nil, fmt.Errorf("--processes: %w", err)
+	}
 	overlay := map[uint64]bool{}
-	for _, fs := range fss {
-		if fs.FSType == "overlay" {
-			overlay[fs.Dev] = true
+	for _, m := range ms {
+		if m.FSType == "overlay" {
+			overlay[m.Dev] = true
 		}
 	}
 	idx := map[[2]uint64][]procs.Holder{}
