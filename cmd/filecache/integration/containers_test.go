@@ -22,16 +22,16 @@ import (
 
 // The JSON of top --by-cgroup (README.md, "top --by-cgroup").
 type cgTopDoc struct {
-	Method       string       `json:"method"`
-	ByCgroup     bool         `json:"by_cgroup"`
-	CgroupFilter []string     `json:"cgroup_filter"`
-	Rows         []cgTopRow   `json:"rows"`
-	Cgroups      *[]cgTopCg   `json:"cgroups"`
-	Filesystems  []cgTopFS    `json:"filesystems"`
-	Errors       []struct{}   `json:"errors"`
-	MemoryCgroup *struct{}    `json:"memory_cgroup"`
-	Total        struct{}     `json:"total"`
-	Partial      bool         `json:"partial"`
+	Method       string     `json:"method"`
+	ByCgroup     bool       `json:"by_cgroup"`
+	CgroupFilter []string   `json:"cgroup_filter"`
+	Rows         []cgTopRow `json:"rows"`
+	Cgroups      *[]cgTopCg `json:"cgroups"`
+	Filesystems  []cgTopFS  `json:"filesystems"`
+	Errors       []struct{} `json:"errors"`
+	MemoryCgroup *struct{}  `json:"memory_cgroup"`
+	Total        struct{}   `json:"total"`
+	Partial      bool       `json:"partial"`
 }
 
 type cgTopRow struct {
