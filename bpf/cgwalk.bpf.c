@@ -11,7 +11,7 @@
  * What it gives: the pages of each cgroup in the whole filesystem (cg_sums,
  * keyed by cgroup id), and the inodes walk_sb would return, ranked by the
  * pages that count (with FC_WALK_FILTER only those of the cgroups in
- * cg_allow; with FC_WALK_PAIRS by the largest share one cgroup holds), each
+ * cg_sums marks allowed; with FC_WALK_PAIRS by the largest share one cgroup holds), each
  * with its split by cgroup (cg_splits, at the index of its record).
  *
  * A step is one inode of the list or one slot of a tree, so a walk costs
@@ -37,21 +37,19 @@ struct {
 	__type(value, struct fc_cg_state);
 } cg_state SEC(".maps");
 
-/* Pages by cgroup id, over the whole walk; user space empties it before each. */
+/*
+ * Pages by cgroup id, over the whole walk. User space empties it before
+ * each walk and, for FC_WALK_FILTER, enters first the cgroups whose pages
+ * count (a cgroup and its descendants), marked allowed. One map for both:
+ * libbpf keeps an fd for every map of the object, in every process that
+ * loads any of its programs.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, FC_CG_SUMS);
 	__type(key, __u64);
-	__type(value, __u64);
+	__type(value, struct fc_cg_sum);
 } cg_sums SEC(".maps");
-
-/* The cgroup ids whose pages count (FC_WALK_FILTER): a cgroup and its descendants. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, FC_CG_SUMS);
-	__type(key, __u64);
-	__type(value, __u8);
-} cg_allow SEC(".maps");
 
 /* The split of each returned inode, at its record's index; user space maps it. */
 struct {
@@ -87,9 +85,10 @@ static __always_inline int cg_maps(struct cg *g)
  */
 __noinline int cg_flush(void)
 {
+	struct fc_cg_sum *sum, none = {};
 	struct fc_cg_state *st;
 	struct cg g;
-	__u64 *sum, none = 0, id, n;
+	__u64 id, n;
 	__u32 i, k;
 
 	if (cg_maps(&g))
@@ -106,7 +105,7 @@ __noinline int cg_flush(void)
 		sum = bpf_map_lookup_elem(&cg_sums, &id);
 	}
 	if (sum)
-		*sum += n;
+		sum->pages += n;
 	else
 		st->unsummed += n; /* the map is full */
 	if (!st->run_counted)
@@ -206,7 +205,12 @@ static __always_inline int cg_count(struct cg *g, __u64 pagep, __u64 n)
 		cg_flush();
 		st->run_memcg = memcg;
 		st->run_id = id;
-		st->run_counted = !(g->p->flags & FC_WALK_FILTER) || bpf_map_lookup_elem(&cg_allow, &id);
+		st->run_counted = 1;
+		if (g->p->flags & FC_WALK_FILTER) {
+			struct fc_cg_sum *sum = bpf_map_lookup_elem(&cg_sums, &id);
+
+			st->run_counted = sum && sum->allowed;
+		}
 	}
 	st->run_pages += n;
 	st->split.walked += n;

@@ -12,6 +12,7 @@ const (
 	CgLoop   = 1 << 23            // FC_CG_LOOP: steps of one walk_cg run at most
 	CgSums   = 8192               // FC_CG_SUMS: cgroups the sums map holds
 
+	CgSumSize   = 16                              // sizeof(struct fc_cg_sum)
 	CgPairSize  = 16                              // sizeof(struct fc_cg_pair)
 	CgSplitSize = 24 + CgPairs*CgPairSize         // sizeof(struct fc_cg_split)
 	cgSplitOff  = 12*8 + 4*4                      // offsetof(struct fc_cg_state, split)
@@ -91,4 +92,29 @@ func DecodeCgState(b []byte) (CgState, error) {
 type CgWalk struct {
 	CgState
 	Sums map[uint64]uint64 // pages by cgroup id, over the whole filesystem
+}
+
+// CgSum is struct fc_cg_sum: a cgroup's pages over a walk, and whether its
+// pages count under WalkFilter.
+type CgSum struct {
+	Pages   uint64
+	Allowed bool
+}
+
+// Encode lays out struct fc_cg_sum.
+func (c CgSum) Encode() []byte {
+	b := make([]byte, CgSumSize)
+	le.PutUint64(b[0:], c.Pages)
+	if c.Allowed {
+		le.PutUint32(b[8:], 1)
+	}
+	return b
+}
+
+// DecodeCgSum reads struct fc_cg_sum.
+func DecodeCgSum(b []byte) (CgSum, error) {
+	if len(b) != CgSumSize {
+		return CgSum{}, fmt.Errorf("decode cgroup sum: %d bytes, want %d", len(b), CgSumSize)
+	}
+	return CgSum{Pages: le.Uint64(b[0:]), Allowed: le.Uint32(b[8:]) != 0}, nil
 }

@@ -273,15 +273,26 @@ struct fc_pg_state {
 #define FC_CG_SUMS 8192       /* cgroups cg_sums holds (user space may size it) */
 
 /* fc_walk_params.flags of walk_cg */
-#define FC_WALK_FILTER 4 /* count only pages charged to the cgroups in cg_allow */
+#define FC_WALK_FILTER 4 /* count only pages charged to the cgroups cg_sums marks allowed */
 #define FC_WALK_PAIRS 8  /* rank an inode by its largest share of one cgroup, not by its sum */
 
-/* fc_walk.status values of walk_cg only */
+/* fc_walk.status of walk_cg */
 #define FC_WALK_NO_MEMCG 5 /* a folio's memory cgroup is kept where this program does not look */
 #define FC_WALK_LAYOUT 6   /* the page-cache tree's nodes are not of 64 slots */
 
 /* fc_cg_split.flags */
 #define FC_CGS_CHANGED 1 /* the inode's tree changed under the walk: the split is what it saw */
+
+/*
+ * A value of cg_sums, keyed by cgroup id: its pages over the walk, and
+ * (written by user space before the walk) whether its pages count under
+ * FC_WALK_FILTER.
+ */
+struct fc_cg_sum {
+	__u64 pages;
+	__u32 allowed;
+	__u32 pad;
+};
 
 struct fc_cg_pair {
 	__u64 id;    /* cgroup id (0: charged to none) */
@@ -307,7 +318,7 @@ struct fc_cg_state {
 	__u64 run_memcg; /* within a run: the run of pages of one cgroup being counted, */
 	__u64 run_id;    /* its cgroup's id */
 	__u64 run_pages; /* and pages */
-	__u64 counted;   /* the inode's pages of counted cgroups (all, or cg_allow's) */
+	__u64 counted;   /* the inode's pages of counted cgroups (all, or the allowed ones') */
 	__u64 walked;    /* the walk: pages found in every inode's tree */
 	__u64 changed;   /* inodes whose tree changed under the walk */
 	__u64 unsummed;  /* pages of cgroups cg_sums had no room for */

@@ -14,6 +14,7 @@ import "C"
 import "unsafe"
 
 func cCgLayout() map[string]uintptr {
+	var sum C.struct_fc_cg_sum
 	var p C.struct_fc_cg_pair
 	var s C.struct_fc_cg_split
 	var st C.struct_fc_cg_state
@@ -29,6 +30,9 @@ func cCgLayout() map[string]uintptr {
 		"FC_WALK_NO_MEMCG":     C.FC_WALK_NO_MEMCG,
 		"FC_WALK_LAYOUT":       C.FC_WALK_LAYOUT,
 		"FC_CGS_CHANGED":       C.FC_CGS_CHANGED,
+		"sizeof(fc_cg_sum)":    unsafe.Sizeof(sum),
+		"fc_cg_sum.pages":      unsafe.Offsetof(sum.pages),
+		"fc_cg_sum.allowed":    unsafe.Offsetof(sum.allowed),
 		"sizeof(fc_cg_pair)":   unsafe.Sizeof(p),
 		"sizeof(fc_cg_split)":  unsafe.Sizeof(s),
 		"sizeof(fc_cg_state)":  unsafe.Sizeof(st),

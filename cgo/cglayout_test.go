@@ -20,8 +20,8 @@ func TestCgLayout(t *testing.T) {
 		"FC_CG_STEPS": bpf.CgSteps, "FC_CG_LOOP": bpf.CgLoop, "FC_CG_SUMS": bpf.CgSums,
 		"FC_WALK_FILTER": uintptr(bpf.WalkFilter), "FC_WALK_PAIRS": uintptr(bpf.WalkPairs),
 		"FC_WALK_NO_MEMCG": uintptr(bpf.WalkNoMemcg), "FC_WALK_LAYOUT": uintptr(bpf.WalkLayout),
-		"FC_CGS_CHANGED":     uintptr(bpf.CgSplitChanged),
-		"sizeof(fc_cg_pair)": bpf.CgPairSize, "sizeof(fc_cg_split)": bpf.CgSplitSize, "sizeof(fc_cg_state)": bpf.CgStateSize,
+		"FC_CGS_CHANGED":    uintptr(bpf.CgSplitChanged),
+		"sizeof(fc_cg_sum)": bpf.CgSumSize, "sizeof(fc_cg_pair)": bpf.CgPairSize, "sizeof(fc_cg_split)": bpf.CgSplitSize, "sizeof(fc_cg_state)": bpf.CgStateSize,
 	} {
 		if c[name] != goValue {
 			t.Errorf("%s: C says %d, Go says %d", name, c[name], goValue)
@@ -51,6 +51,14 @@ func TestCgLayout(t *testing.T) {
 	le.PutUint32(s[c["fc_cg_split.npairs"]:], bpf.CgPairs+1)
 	if _, err := bpf.DecodeCgSplit(s); err == nil {
 		t.Error("a split of more pairs than it holds decoded")
+	}
+
+	sum := bpf.CgSum{Pages: 77, Allowed: true}.Encode()
+	if le.Uint64(sum[c["fc_cg_sum.pages"]:]) != 77 || le.Uint32(sum[c["fc_cg_sum.allowed"]:]) != 1 {
+		t.Errorf("sum encoded as %x", sum)
+	}
+	if got, err := bpf.DecodeCgSum(sum); err != nil || got != (bpf.CgSum{Pages: 77, Allowed: true}) {
+		t.Errorf("sum decoded as %+v, %v", got, err)
 	}
 
 	st := make([]byte, bpf.CgStateSize)

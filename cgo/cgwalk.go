@@ -5,6 +5,7 @@ package cgo
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"unsafe"
 
 	"github.com/aquasecurity/libbpfgo"
@@ -24,9 +25,9 @@ type CgroupWalker struct {
 	cursor     *libbpfgo.BPFMap
 	state      *libbpfgo.BPFMap
 	sums       *libbpfgo.BPFMap
-	allow      *libbpfgo.BPFMap
-	records    []byte // walk_records, mapped read-only
-	splits     []byte // cg_splits, mapped read-only
+	allowed    []uint64 // the cgroups Allow named
+	records    []byte   // walk_records, mapped read-only
+	splits     []byte   // cg_splits, mapped read-only
 	// Between, if set, is called between two runs of a walk (tests).
 	Between func(bpf.Cursor)
 }
@@ -54,7 +55,7 @@ func LoadCgroupWalker(opts Options) (_ *CgroupWalker, err error) {
 		name string
 		dst  **libbpfgo.BPFMap
 	}{{mapWalkParams, &w.walkParams}, {mapWalk, &w.walk}, {mapWalkCursor, &w.cursor}, {mapCgState, &w.state},
-		{mapCgSums, &w.sums}, {mapCgAllow, &w.allow}} {
+		{mapCgSums, &w.sums}} {
 		if *m.dst, err = w.bpfMap(m.name); err != nil {
 			return nil, err
 		}
@@ -87,20 +88,13 @@ func (w *CgroupWalker) Close() {
 }
 
 // Allow makes ids the cgroups whose pages count in walks with
-// bpf.WalkFilter (cg_allow), in place of those before.
+// bpf.WalkFilter, in place of those before; each walk enters them in
+// cg_sums, marked allowed.
 func (w *CgroupWalker) Allow(ids []uint64) error {
-	if err := clearHash(w.allow); err != nil {
-		return fmt.Errorf("clear %s: %w", mapCgAllow, err)
+	if len(ids) > bpf.CgSums/2 {
+		return fmt.Errorf("%d cgroups to count, at most %d", len(ids), bpf.CgSums/2)
 	}
-	if len(ids) > bpf.CgSums {
-		return fmt.Errorf("%d cgroups to count, at most %d", len(ids), bpf.CgSums)
-	}
-	one := uint8(1)
-	for _, id := range ids {
-		if err := w.allow.Update(unsafe.Pointer(&id), unsafe.Pointer(&one)); err != nil {
-			return fmt.Errorf("write %s: %w", mapCgAllow, err)
-		}
-	}
+	w.allowed = slices.Clone(ids)
 	return nil
 }
 
@@ -131,6 +125,14 @@ func (w *CgroupWalker) WalkCgroups(p bpf.WalkParams, each func(bpf.Inode, bpf.Cg
 	var cw bpf.CgWalk
 	if err := clearHash(w.sums); err != nil {
 		return bpf.Walk{}, cw, fmt.Errorf("clear %s: %w", mapCgSums, err)
+	}
+	if p.Flags&bpf.WalkFilter != 0 {
+		allowed := bpf.CgSum{Allowed: true}.Encode()
+		for _, id := range w.allowed {
+			if err := w.sums.Update(unsafe.Pointer(&id), unsafe.Pointer(&allowed[0])); err != nil {
+				return bpf.Walk{}, cw, fmt.Errorf("write %s: %w", mapCgSums, err)
+			}
+		}
 	}
 	for _, reset := range []struct {
 		m    *libbpfgo.BPFMap
@@ -209,7 +211,13 @@ func (w *CgroupWalker) WalkCgroups(p bpf.WalkParams, each func(bpf.Inode, bpf.Cg
 		if err != nil {
 			return sum, cw, fmt.Errorf("read %s: %w", mapCgSums, err)
 		}
-		cw.Sums[binary.LittleEndian.Uint64(k)] = binary.LittleEndian.Uint64(v)
+		cs, err := bpf.DecodeCgSum(v)
+		if err != nil {
+			return sum, cw, err
+		}
+		if cs.Pages > 0 {
+			cw.Sums[binary.LittleEndian.Uint64(k)] = cs.Pages
+		}
 	}
 	if err := it.Err(); err != nil {
 		return sum, cw, fmt.Errorf("read %s: %w", mapCgSums, err)

@@ -33,7 +33,6 @@ const (
 	progCgWalkBounded = "walk_cg_bounded"
 	mapCgState        = "cg_state"
 	mapCgSums         = "cg_sums"
-	mapCgAllow        = "cg_allow"
 	mapCgSplits       = "cg_splits"
 )
 
@@ -58,7 +57,7 @@ var objectPrograms = []string{progQueryLoop, progQueryBounded, progQueryAttached
 
 // objectMaps are all the object's maps.
 var objectMaps = []string{mapParams, mapResults, mapWalkParams, mapWalk, mapWalkRecords, mapWalkCursor,
-	pagesParamsMap, pagesStateMap, pagesRecordsMap, mapCgState, mapCgSums, mapCgAllow, mapCgSplits}
+	pagesParamsMap, pagesStateMap, pagesRecordsMap, mapCgState, mapCgSums, mapCgSplits}
 
 // programMaps are the maps each program uses. A load creates only those of
 // the program it loads: the others would cost their memory for nothing, and
@@ -77,4 +76,4 @@ var programMaps = map[string][]string{
 	progCgWalkBounded:   cgWalkMaps,
 }
 
-var cgWalkMaps = []string{mapWalkParams, mapWalk, mapWalkRecords, mapWalkCursor, mapCgState, mapCgSums, mapCgAllow, mapCgSplits}
+var cgWalkMaps = []string{mapWalkParams, mapWalk, mapWalkRecords, mapWalkCursor, mapCgState, mapCgSums, mapCgSplits}

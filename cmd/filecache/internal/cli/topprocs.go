@@ -62,8 +62,8 @@ func (g *Globals) holders() (map[[2]uint64][]procs.Holder, error) {
 		return idx, nil
 	}
 	defer eng.Close()
-	for start := 0; start < len(over); start += fdBatch {
-		batch := over[start:min(start+fdBatch, len(over))]
+	for start := 0; start < len(over); start += heldBatch {
+		batch := over[start:min(start+heldBatch, len(over))]
 		var hs []pagecache.Handle
 		var which []procs.File
 		for _, f := range batch {
@@ -93,6 +93,6 @@ func (g *Globals) holders() (map[[2]uint64][]procs.Holder, error) {
 	return idx, nil
 }
 
-// fdBatch is how many files a query takes at once (bpf.Batch at most),
-// small enough to stay inside the fd table a process starts with.
-const fdBatch = min(40, bpf.Batch)
+// heldBatch is how many files a query takes at once (bpf.Batch at most),
+// few enough to stay inside the fd table a process starts with.
+const heldBatch = min(32, bpf.Batch)

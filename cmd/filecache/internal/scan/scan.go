@@ -317,8 +317,10 @@ func (s *Scanner) countOnce(p *pending) {
 // 64-slot fd table every process starts with. Growing that table in a
 // multithreaded process (every Go process) waits for an RCU grace period,
 // measured at 6-20 ms per doubling here: more than measuring 1000 files.
-// 40 leaves room for the walker's directory fds and the BPF object's.
-const fdBatch = 40
+// 32 leaves room for the walker's directory fds and the BPF object's:
+// libbpf holds one fd for every map of the object (12), created or not,
+// and opens the object with the batch's fds open.
+const fdBatch = 32
 
 func (s *Scanner) batchSize() int {
 	if s.eng != nil && s.eng.BatchSize() < fdBatch {
