@@ -266,12 +266,13 @@ var runtimeCgroups = []runtimeCgroup{
 }
 
 // nested makes the cgroup m/parts... (each removed at the end, deepest
-// first), with the memory controller on for the children of each on v2.
+// first), with the memory controller on for the children of m and each
+// on v2.
 func (m memcg) nested(t *testing.T, parts ...string) memcg {
 	t.Helper()
 	cur := m
 	for _, p := range parts {
-		if cur.h.Version == 2 && cur.dir != m.dir {
+		if cur.h.Version == 2 {
 			enableMemory(t, cur.dir)
 		}
 		dir := filepath.Join(cur.dir, p)
