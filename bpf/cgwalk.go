@@ -25,7 +25,7 @@ const (
 
 // Flags of the cgroup walk (fc_walk_params.flags).
 const (
-	WalkFilter uint32 = 4 // FC_WALK_FILTER: count only pages of the cgroups in cg_allow
+	WalkFilter uint32 = 4 // FC_WALK_FILTER: count only pages of the cgroups cg_sums marks allowed
 	WalkPairs  uint32 = 8 // FC_WALK_PAIRS: rank an inode by its largest share of one cgroup
 )
 

@@ -150,7 +150,7 @@ func TestCgroupWalk(t *testing.T) {
 				t.Logf("run steps %d: %d runs, %d inodes, %d pages", runSteps, sum.Runs, sum.Inodes, sum.Pages)
 			}
 
-			// Filtered: only cgroups in cg_allow count, yet the sums hold every cgroup.
+			// Filtered: only cgroups cg_sums marks allowed count, yet the sums hold every cgroup.
 			for _, allow := range [][]uint64{{own}, {own + 1}} {
 				if err := w.Allow(allow); err != nil {
 					t.Fatal(err)

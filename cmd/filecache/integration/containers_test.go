@@ -313,10 +313,10 @@ func TestTopByCgroupContainers(t *testing.T) {
 		r, ok := d.pair(t, p, cgs[i].id(t))
 		c, cok := d.cgOf(cgs[i].id(t))
 		if !ok || r.ContainerID != rc.container || r.PodUID != rc.pod || r.CachedPages != uint64(16*(8+i)) {
-			t.Errorf("%s: row %+v (found %v), want container %q pod %q", rc.what, r, ok, rc.container, rc.pod)
+			t.Errorf("%s: row %+v (found %v), want container %q pod %q\n%s", rc.what, r, ok, rc.container, rc.pod, res)
 		}
 		if !cok || c.ContainerID != rc.container || c.PodUID != rc.pod || c.CachedPages != uint64(16*(8+i)) || c.Cgroup == nil || *c.Cgroup != cgs[i].path {
-			t.Errorf("%s: cgroups entry %+v (found %v), want container %q pod %q", rc.what, c, cok, rc.container, rc.pod)
+			t.Errorf("%s: cgroups entry %+v (found %v), want container %q pod %q\n%s", rc.what, c, cok, rc.container, rc.pod, res)
 		}
 	}
 

@@ -23,11 +23,15 @@ import (
 const envSeccompExec = "FILECACHE_TEST_SECCOMP_EXEC"
 
 // TestMain doubles as a launcher: with envSeccompExec set it installs a
-// seccomp filter that fails bpf(2) with EPERM, then execs its arguments.
-// Otherwise it runs the suite alone on this machine (see lockSuite).
+// seccomp filter that fails bpf(2) with EPERM, then execs its arguments;
+// with envFUSEServe it serves TestFUSE's filesystem. Otherwise it runs the
+// suite alone on this machine (see lockSuite).
 func TestMain(m *testing.M) {
 	if os.Getenv(envSeccompExec) != "" {
 		denyBPFAndExec(os.Args[1:])
+	}
+	if cfg := os.Getenv(envFUSEServe); cfg != "" {
+		serveFUSE(cfg) // TestFUSE's server; it exits
 	}
 	if os.Getenv(envEnable) != "" {
 		lockSuite()
@@ -180,9 +184,11 @@ type doctorReport struct {
 }
 
 // doctor's verdicts match what the kernel has: every engine the kernel
-// supports works, and auto picks the best.
+// supports works, and auto picks the best. doctor tries every engine and
+// method whatever the suite forces: the unforced run checks it.
 func TestDoctor(t *testing.T) {
 	bin := filecacheBin(t)
+	once(t)
 	res := runWith(t, runOpts{ownEngine: true}, bin, "doctor", "--json")
 	var d doctorReport
 	if err := json.Unmarshal([]byte(res.stdout), &d); err != nil || res.code != 0 {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"github.com/filecache/filecache/cmd/filecache/internal/units"
@@ -53,6 +54,10 @@ type File struct {
 	// Holders are the processes holding the file open or mapped (--pid),
 	// set by the caller.
 	Holders []procs.Holder
+	// Extents and Mtime: from an extent engine (snapshot), the cached
+	// pages as runs and the modification time read with them.
+	Extents []pagecache.Extent
+	Mtime   time.Time
 	// Root is the directory argument a file was found under ("" for a
 	// path named on the command line).
 	Root string
@@ -139,6 +144,12 @@ func (s *Scanner) ScanSeq(paths iter.Seq[string], emit func(File)) error {
 	var err error
 	for path := range paths {
 		p := open(path)
+		if s.outOfFds(p.file.Err) {
+			if err := s.flush(); err != nil {
+				return err
+			}
+			p = open(path)
+		}
 		if errors.Is(p.file.Err, ErrDirectory) {
 			err = s.scanTree(path)
 		} else {
@@ -151,13 +162,24 @@ func (s *Scanner) ScanSeq(paths iter.Seq[string], emit func(File)) error {
 	return s.flush()
 }
 
+// outOfFds says whether an open failed for want of fds while the batch
+// holds some: measuring the batch closes them, and the open is tried again.
+// The batch never needs more fds than RLIMIT_NOFILE leaves (64 is enough).
+func (s *Scanner) outOfFds(err error) bool {
+	return s.ready > 0 && (errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE))
+}
+
 // push queues one outcome, measuring the queue when enough fds are open.
 func (s *Scanner) push(p pending) error {
 	s.batch = append(s.batch, p)
 	if p.fd >= 0 {
 		s.ready++
 	}
-	if s.ready >= s.batchSize() {
+	// The first file is measured alone, so that the engine loads (libbpf
+	// holds an fd for every map of the object while it opens it) with one
+	// file's fd open rather than a batch's: under a low RLIMIT_NOFILE a
+	// full batch would leave it too few.
+	if s.ready >= s.batchSize() || s.eng == nil && s.ready > 0 {
 		return s.flush()
 	}
 	return nil
@@ -230,6 +252,12 @@ func (s *Scanner) scanTree(root string) error {
 			return ferr
 		}
 		p, ok := s.openEntry(e)
+		if ok && s.outOfFds(p.file.Err) {
+			if ferr = s.flush(); ferr != nil {
+				return ferr
+			}
+			p, ok = s.openEntry(e)
+		}
 		if !ok {
 			return nil
 		}
@@ -318,8 +346,9 @@ func (s *Scanner) countOnce(p *pending) {
 // multithreaded process (every Go process) waits for an RCU grace period,
 // measured at 6-20 ms per doubling here: more than measuring 1000 files.
 // 32 leaves room for the walker's directory fds and the BPF object's:
-// libbpf holds one fd for every map of the object (12), created or not,
-// and opens the object with the batch's fds open.
+// libbpf holds one fd for every map of the object, created or not (the
+// object opens with only the first file's fd open, see push; a batch that
+// still runs out of fds is measured and retried, see outOfFds).
 const fdBatch = 32
 
 func (s *Scanner) batchSize() int {
@@ -363,6 +392,7 @@ func (s *Scanner) measure(batch []pending) error {
 			}
 			f.Pages, f.Size, f.Detail, f.Span, f.Map = a.Pages, a.Size, a.Detail, a.Span, a.Map
 			f.Real, f.Cgroups = a.Real, a.Cgroups
+			f.Extents, f.Mtime = a.Extents, a.Mtime
 			if f.Real != nil && s.RealPath != nil {
 				s.RealPath(batch[idx[j]].fd, f.Real)
 			}

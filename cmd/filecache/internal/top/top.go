@@ -60,8 +60,9 @@ type Row struct {
 	Pages   uint64
 	Size    uint64
 	Ino     uint64
-	Deleted bool // unlinked, still held open or mapped
-	NoName  bool // no dentry: nothing to show but device and inode number
+	Mode    uint32 // i_mode: the file type and permissions
+	Deleted bool   // unlinked, still held open or mapped
+	NoName  bool   // no dentry: nothing to show but device and inode number
 	// Truncated: the path was deeper or longer than the walk keeps; Path
 	// then starts with ".../".
 	Truncated bool
@@ -306,7 +307,7 @@ func refine(w walkFn, idx int, fs Filesystem, base bpf.WalkParams, min uint64, f
 
 // rowOf turns a record (and its split, from the cgroup walk) into a row.
 func rowOf(idx int, fs Filesystem, in bpf.Inode, s *bpf.CgSplit) Row {
-	r := Row{FS: idx, Pages: in.NrPages, Size: in.Size, Ino: in.Ino}
+	r := Row{FS: idx, Pages: in.NrPages, Size: in.Size, Ino: in.Ino, Mode: in.Mode}
 	if s != nil {
 		r.Walked, r.Other, r.Changed = s.Walked, s.Other, s.Flags&bpf.CgSplitChanged != 0
 		for _, p := range s.Pairs {
