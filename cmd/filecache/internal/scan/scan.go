@@ -162,8 +162,9 @@ func (s *Scanner) ScanSeq(paths iter.Seq[string], emit func(File)) error {
 	return s.flush()
 }
 
-// outOfFds says whether an open failed for want of fds while the batch
-// holds some: measuring the batch closes them, and the open is tried again.
+// outOfFds says whether an open (a file's, or a directory's in a tree)
+// failed for want of fds while the batch holds some: measuring the batch
+// closes them, and the open is tried again.
 // The batch never needs more fds than RLIMIT_NOFILE leaves (64 is enough).
 func (s *Scanner) outOfFds(err error) bool {
 	return s.ready > 0 && (errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE))
@@ -246,6 +247,15 @@ func (s *Scanner) scanTree(root string) error {
 	o := s.Walk
 	if o.Follow {
 		o.Visited = &s.visited // each directory once per run, across arguments
+	}
+	// A subdirectory's open that runs out of fds, as a file's does,
+	// measures the batch (closing its fds) and is tried again.
+	o.OutOfFds = func() bool {
+		if ferr != nil || !s.outOfFds(unix.EMFILE) {
+			return false
+		}
+		ferr = s.flush()
+		return ferr == nil
 	}
 	err := walk.Walk(root, o, func(e walk.Entry) error {
 		if ferr != nil {
