@@ -263,4 +263,82 @@ struct fc_pg_state {
 	__u64 cur_first; /* the run of pages being counted: its first page index */
 };
 
+/*
+ * The cgroup walk (walk_cg, filecache top --by-cgroup and --cgroup): walk_sb's
+ * walk of a superblock's inode list, where each inode with pages has its
+ * page-cache tree walked as the page walk walks a file's, every page counted
+ * for the memory cgroup it is charged to. It uses walk_sb's maps (params,
+ * sums, heap, records, and the bounded walk's cursor, for every run after the
+ * first) and these: each cgroup's pages in cg_sums, the split of each inode
+ * returned in cg_splits (at its record's index), the walk's own state in
+ * cg_state. A run takes at most FC_CG_LOOP steps (bpf_loop) or FC_CG_STEPS
+ * (bounded loops); a step is one inode of the list or one slot of a tree.
+ * The walk resumes between runs from the cursor, checked as walk_sb_bounded
+ * checks it, and inside an inode's tree from its page index.
+ */
+#define FC_CG_PAIRS 16        /* cgroups a returned inode's split names; the rest is other */
+#define FC_CG_CHUNK 256       /* steps of one call of cg_chunk (walk_cg_bounded) */
+#define FC_CG_CHUNKS 64       /* calls of cg_chunk one bounded run makes at most */
+#define FC_CG_STEPS (FC_CG_CHUNK * FC_CG_CHUNKS)
+#define FC_CG_LOOP (1 << 23)  /* steps of one walk_cg run at most: bpf_loop's bound */
+#define FC_CG_SUMS 8192       /* cgroups cg_sums holds (user space may size it) */
+
+/* fc_walk_params.flags of walk_cg */
+#define FC_WALK_FILTER 4 /* count only pages charged to the cgroups cg_sums marks allowed */
+#define FC_WALK_PAIRS 8  /* rank an inode by its largest share of one cgroup, not by its sum */
+
+/* fc_walk.status of walk_cg */
+#define FC_WALK_NO_MEMCG 5 /* a folio's memory cgroup is kept where this program does not look */
+#define FC_WALK_LAYOUT 6   /* the page-cache tree's nodes are not of 64 slots */
+
+/* fc_cg_split.flags */
+#define FC_CGS_CHANGED 1 /* the inode's tree changed under the walk: the split is what it saw */
+
+/*
+ * A value of cg_sums, keyed by cgroup id: its pages over the walk, and
+ * (written by user space before the walk) whether its pages count under
+ * FC_WALK_FILTER.
+ */
+struct fc_cg_sum {
+	__u64 pages;
+	__u32 allowed;
+	__u32 pad;
+};
+
+struct fc_cg_pair {
+	__u64 id;    /* cgroup id (0: charged to none) */
+	__u64 pages;
+};
+
+/* The split of a returned inode: a value of cg_splits, at its record's index. */
+struct fc_cg_split {
+	__u64 walked; /* pages found in its tree, of every cgroup */
+	__u64 other;  /* pages of counted cgroups past pairs[] */
+	__u32 npairs; /* entries of pairs[] in use, in the order met */
+	__u32 flags;  /* FC_CGS_* */
+	struct fc_cg_pair pairs[FC_CG_PAIRS];
+};
+
+/* The cgroup walk's state: the single value of cg_state, zeroed by user space for each walk. */
+struct fc_cg_state {
+	__u64 inode;     /* the inode whose tree is being walked (0: between inodes) */
+	__u64 mapping;   /* its i_data */
+	__u64 next;      /* its next page index */
+	__u64 node;      /* within a run: the tree node being read (0: descend from the head) */
+	__u64 slots_of;  /* within a run: the node slots[] holds */
+	__u64 run_memcg; /* within a run: the run of pages of one cgroup being counted, */
+	__u64 run_id;    /* its cgroup's id */
+	__u64 run_pages; /* and pages */
+	__u64 counted;   /* the inode's pages of counted cgroups (all, or the allowed ones') */
+	__u64 walked;    /* the walk: pages found in every inode's tree */
+	__u64 changed;   /* inodes whose tree changed under the walk */
+	__u64 unsummed;  /* pages of cgroups cg_sums had no room for */
+	__u32 off;       /* node's slot being read */
+	__u32 shift;     /* node's shift */
+	__u32 run_counted; /* the run's cgroup counts */
+	__u32 pad;
+	struct fc_cg_split split; /* the inode being walked */
+	__u64 slots[64];
+};
+
 #endif /* FILECACHE_H */

@@ -49,6 +49,10 @@ func (s WalkStatus) String() string {
 		return "the run took its steps, the walk goes on"
 	case WalkUnset:
 		return "the program did not run"
+	case WalkNoMemcg:
+		return "a page's memory cgroup is kept where the program does not look (a kernel layout it does not know)"
+	case WalkLayout:
+		return "the page-cache tree's nodes are not of 64 slots (a kernel layout the program does not know)"
 	}
 	return fmt.Sprintf("unknown walk status %d", uint32(s))
 }
@@ -79,8 +83,12 @@ func (p WalkParams) Encode() ([]byte, error) {
 	if p.Cap > WalkCap {
 		return nil, fmt.Errorf("encode walk params: cap %d, at most %d", p.Cap, WalkCap)
 	}
-	if p.MaxSteps > MaxWalkSteps {
-		return nil, fmt.Errorf("encode walk params: %d steps, at most %d", p.MaxSteps, MaxWalkSteps)
+	limit := uint64(MaxWalkSteps)
+	if p.Flags&(WalkFilter|WalkPairs) != 0 {
+		limit = MaxCgSteps // the cgroup walk: its runs resume, its steps include pages
+	}
+	if p.MaxSteps > limit {
+		return nil, fmt.Errorf("encode walk params: %d steps, at most %d", p.MaxSteps, limit)
 	}
 	b := make([]byte, WalkParamsSize)
 	le.PutUint64(b[0:], p.MinPages)

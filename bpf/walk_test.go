@@ -9,7 +9,7 @@ import (
 // TestWalkStatusString: every walk status filecache.h defines has a text of
 // its own (top prints it), any other value is said with its number.
 func TestWalkStatusString(t *testing.T) {
-	testStatusTexts(t, func(v uint32) string { return WalkStatus(v).String() }, "fc_walk.status")
+	testStatusTexts(t, func(v uint32) string { return WalkStatus(v).String() }, "fc_walk.status", "fc_walk.status of walk_cg")
 }
 
 func TestEncodeWalkParamsLimits(t *testing.T) {

@@ -212,6 +212,13 @@ func (m *Module) open(opts Options, use string, sizes map[string]uint32) (err er
 	if err := m.mod.BPFLoadObject(); err != nil {
 		return fmt.Errorf("load BPF program %s: %w", use, err)
 	}
+	// Loaded, libbpf needs neither file again: their fds go, keeping a
+	// loaded object's fds (one a map, whether created or not) few, within
+	// the 64-slot fd table a process starts with (see scan's fdBatch).
+	for _, f := range m.memfds {
+		f.Close()
+	}
+	m.memfds = nil
 	if m.prog, err = m.mod.GetProgram(use); err != nil {
 		return fmt.Errorf("find program %s: %w", use, err)
 	}

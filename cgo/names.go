@@ -26,6 +26,14 @@ const (
 	pagesParamsMap      = "pg_params"
 	pagesStateMap       = "pg_state"
 	pagesRecordsMap     = "pg_records"
+
+	// The cgroup walk of top --by-cgroup and --cgroup (cgwalk.bpf.c); it
+	// uses the walk's maps too.
+	progCgWalk        = "walk_cg"
+	progCgWalkBounded = "walk_cg_bounded"
+	mapCgState        = "cg_state"
+	mapCgSums         = "cg_sums"
+	mapCgSplits       = "cg_splits"
 )
 
 // The walks of filecache top: their names are bpf.WalkPrograms', which
@@ -45,11 +53,11 @@ var programs = map[string]string{
 // objectPrograms are all the object's programs: open disables every one
 // but the program it loads, so one missing here would be loaded too.
 var objectPrograms = []string{progQueryLoop, progQueryBounded, progQueryAttached, progWalk, progWalkBounded,
-	pagesLoopProgram, pagesBoundedProgram}
+	pagesLoopProgram, pagesBoundedProgram, progCgWalk, progCgWalkBounded}
 
 // objectMaps are all the object's maps.
 var objectMaps = []string{mapParams, mapResults, mapWalkParams, mapWalk, mapWalkRecords, mapWalkCursor,
-	pagesParamsMap, pagesStateMap, pagesRecordsMap}
+	pagesParamsMap, pagesStateMap, pagesRecordsMap, mapCgState, mapCgSums, mapCgSplits}
 
 // programMaps are the maps each program uses. A load creates only those of
 // the program it loads: the others would cost their memory for nothing, and
@@ -64,4 +72,8 @@ var programMaps = map[string][]string{
 	progWalkBounded:     {mapWalkParams, mapWalk, mapWalkRecords, mapWalkCursor},
 	pagesLoopProgram:    {pagesParamsMap, pagesStateMap, pagesRecordsMap},
 	pagesBoundedProgram: {pagesParamsMap, pagesStateMap, pagesRecordsMap},
+	progCgWalk:          cgWalkMaps,
+	progCgWalkBounded:   cgWalkMaps,
 }
+
+var cgWalkMaps = []string{mapWalkParams, mapWalk, mapWalkRecords, mapWalkCursor, mapCgState, mapCgSums, mapCgSplits}

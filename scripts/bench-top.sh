@@ -6,6 +6,7 @@
 #   1. filecache --json top -n 20 once under GNU time: peak RSS, and how many
 #      inodes it walked (summed over the filesystems of the report); then RUNS
 #      timed runs (bash's microsecond clock, output to /dev/null), median.
+#      Then top --by-cgroup the same way: its cost a cached page over plain top.
 #   2. The same with -n 500, after adding EXTRA_FILES cached one-page files on
 #      a scratch tmpfs: peak RSS must follow the rows asked for, not the
 #      inodes walked.
@@ -99,6 +100,14 @@ per150k=$(awk -v ms="$ms" -v n="$inodes" 'BEGIN {printf "%.1f", ms * 150000 / n}
 
 echo "filecache top: $inodes inodes in $fss filesystems walked in $ms ms (median of $RUNS): $per150k ms per 150,000 inodes (target <= $TARGET_MS_PER_150K)"
 awk -v v="$per150k" -v t="$TARGET_MS_PER_150K" 'BEGIN {if (v > t) print "MISS: time per 150,000 inodes"}'
+
+# top --by-cgroup reads every cached page's memory cgroup as well: its cost
+# over plain top's, per cached page walked (the filesystems' walked_pages).
+pages=$("$FILECACHE_BIN" --json top --by-cgroup -n 20 2>/dev/null |
+	python3 -c 'import json, sys; print(sum(f.get("walked_pages", 0) for f in json.load(sys.stdin)["filesystems"]))') ||
+	die "filecache top --by-cgroup failed: $("$FILECACHE_BIN" top --by-cgroup -n 1 2>&1 | tail -1)"
+cgms=$(median_ms "$FILECACHE_BIN" top --by-cgroup -n 20)
+echo "filecache top --by-cgroup: $pages cached pages walked in $cgms ms (median of $RUNS): $(awk -v a="$cgms" -v b="$ms" -v n="$pages" 'BEGIN {printf "%.0f", (a - b) * 1e6 / (n ? n : 1)}') ns a cached page over plain top"
 
 # vmtouch_ms: one run of vmtouch -F / under GNU time; prints "MS RSS_KIB".
 vmtouch_ms() {

@@ -44,6 +44,13 @@ func main() {
 			}
 			return w, w.Close, nil
 		},
+		LoadCgroupWalker: func(opts cli.LoadOptions) (top.CgroupWalker, func(), error) {
+			w, err := cgo.LoadCgroupWalker(cgo.Options{BTFPath: opts.BTF, Method: opts.Method})
+			if err != nil {
+				return nil, nil, err
+			}
+			return w, w.Close, nil
+		},
 		WalkMethod: cgo.WalkMethod,
 		LoadPages: func(opts cli.LoadOptions) (pagecache.Engine, error) {
 			p, err := cgo.LoadPages(cgo.Options{BTFPath: opts.BTF, Method: opts.Method})

@@ -29,7 +29,7 @@ import (
 //	3 churn                   TestChurnBounded, TestChurnSettled answers given to the wrong file of a batch (scan.measure)
 //	4 concurrency             TestConcurrentRuns (also attached) the attached program without its thread filter
 //	5 privileges, refusals    TestNoBPFCapabilities, faults     no capability check before loading: the EPERM is blamed on seccomp
-//	6 limits                  TestLowFdLimit, TestClosedPipe    fdBatch 100 under ulimit -n 64; SIGPIPE ignored without the EPIPE case
+//	6 limits                  TestLowFdLimit, TestClosedPipe    fdBatch 100 under ulimit -n 64, a directory open out of fds not retried; SIGPIPE ignored without the EPIPE case
 //	7 fuzzing                 FuzzPaths (report)                path_b64 only for paths holding 0xff: found in under a second
 //	8 nothing left behind     TestNothingLeftInKernel           the program pinned in bpffs: seen after exit, error exit and SIGKILL
 
@@ -264,6 +264,19 @@ func TestLowFdLimit(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(sub, fmt.Sprintf("f%d", f)), make([]byte, 100+f), 0o644); err != nil {
 				t.Fatal(err)
 			}
+		}
+	}
+	// And 100 directories with a subdirectory of one file each: a
+	// subdirectory is opened while its parent is open after every file,
+	// so some such open comes when the batch holds all the fds the limit
+	// leaves (a directory's open must measure the batch and retry too).
+	for d := 0; d < 100; d++ {
+		sub := filepath.Join(root, fmt.Sprintf("s%03d", d), "deeper")
+		if err := os.MkdirAll(sub, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(sub, "f"), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
 		}
 	}
 	files, _, _, cached, _ := treeRef(t, root, nil)

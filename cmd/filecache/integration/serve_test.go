@@ -275,14 +275,15 @@ func (s *server) scrape(t *testing.T) metrics {
 }
 
 // get is the sample of name with exactly these labels, and whether there
-// is one.
+// is one. A label of empty value is none, as Prometheus takes it.
 func (m metrics) get(name string, labels ...string) (float64, bool) {
 	for _, s := range m[name].GetMetric() {
-		if len(s.GetLabel())*2 != len(labels) {
+		ls := slices.DeleteFunc(slices.Clone(s.GetLabel()), func(l *dto.LabelPair) bool { return l.GetValue() == "" })
+		if len(ls)*2 != len(labels) {
 			continue
 		}
 		match := true
-		for _, l := range s.GetLabel() {
+		for _, l := range ls {
 			i := slices.Index(labels, l.GetName())
 			if i < 0 || i%2 != 0 || labels[i+1] != l.GetValue() {
 				match = false

@@ -15,7 +15,7 @@ _filecache() {
 		case ${COMP_WORDS[i]} in
 		--) break ;;
 		=) skip=1 ;;
-		--engine|--btf|--from|--max-depth|--include|--exclude|--sort|--top|--range|--output|--max-size|--pidfile|--n|-n|--mount|--min|--watch|--iterations|--format|--web.listen-address|--web.telemetry-path|--max-age|--path.rootfs|--rate|--jobs) [ "${COMP_WORDS[i+1]:-}" = = ] || skip=1 ;;
+		--engine|--btf|--from|--max-depth|--include|--exclude|--sort|--top|--range|--output|--pid|--max-size|--pidfile|--n|-n|--mount|--min|--watch|--iterations|--format|--cgroup|--web.listen-address|--web.telemetry-path|--max-age|--path.rootfs|--rate|--jobs) [ "${COMP_WORDS[i+1]:-}" = = ] || skip=1 ;;
 		-*) ;;
 		query|doctor|touch|evict|lock|top|serve|snapshot|restore)
 			cmd=${COMP_WORDS[i]}
@@ -68,6 +68,10 @@ _filecache() {
 		COMPREPLY=()
 		return
 		;;
+	--pid)
+		COMPREPLY=()
+		return
+		;;
 	--max-size)
 		COMPREPLY=()
 		return
@@ -100,6 +104,10 @@ _filecache() {
 		mapfile -t COMPREPLY < <(compgen -W 'table prometheus' -- "$cur")
 		return
 		;;
+	--cgroup)
+		mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+		return
+		;;
 	--web.listen-address)
 		COMPREPLY=()
 		return
@@ -127,14 +135,14 @@ _filecache() {
 	esac
 	local flags
 	case $cmd in
-	'') flags='--help -h --version --json --ndjson --verbose -v --engine --btf --from --null -0 --max-depth --xdev --follow --include --exclude --files --bytes --sort --top --detail --map --range --no-headings --output --by-cgroup' ;;
-	query) flags='--help -h --version --json --ndjson --verbose -v --engine --btf --from --null -0 --max-depth --xdev --follow --include --exclude --files --bytes --sort --top --detail --map --range --no-headings --output --by-cgroup' ;;
+	'') flags='--help -h --version --json --ndjson --verbose -v --engine --btf --from --null -0 --max-depth --xdev --follow --include --exclude --files --bytes --sort --top --detail --map --range --no-headings --output --by-cgroup --pid' ;;
+	query) flags='--help -h --version --json --ndjson --verbose -v --engine --btf --from --null -0 --max-depth --xdev --follow --include --exclude --files --bytes --sort --top --detail --map --range --no-headings --output --by-cgroup --pid' ;;
 	doctor) flags='--help -h --version --json --ndjson --verbose -v --engine --btf' ;;
 	touch) flags='--help -h --version --json --ndjson --verbose -v --engine --btf --from --null -0 --max-depth --xdev --follow --include --exclude --dry-run --range --max-size' ;;
 	evict) flags='--help -h --version --json --ndjson --verbose -v --engine --btf --from --null -0 --max-depth --xdev --follow --include --exclude --dry-run --range --sync' ;;
 	lock) flags='--help -h --version --json --ndjson --verbose -v --engine --btf --from --null -0 --max-depth --xdev --follow --include --exclude --dry-run --range --daemon --pidfile' ;;
-	top) flags='--help -h --version --json --ndjson --verbose -v --engine --btf --n -n --mount --min --watch --iterations --format --output' ;;
-	serve) flags='--help -h --version --json --ndjson --verbose -v --engine --btf --web.listen-address --web.telemetry-path --n -n --min --max-age --path.rootfs' ;;
+	top) flags='--help -h --version --json --ndjson --verbose -v --engine --btf --n -n --mount --min --watch --iterations --format --output --by-cgroup --cgroup --processes' ;;
+	serve) flags='--help -h --version --json --ndjson --verbose -v --engine --btf --web.listen-address --web.telemetry-path --n -n --min --max-age --path.rootfs --by-cgroup' ;;
 	snapshot) flags='--help -h --version --json --ndjson --verbose -v --engine --btf --from --null -0 --max-depth --xdev --follow --include --exclude --top --mount --output -o' ;;
 	restore) flags='--help -h --version --json --ndjson --verbose -v --engine --btf --dry-run --max-size --rate --jobs' ;;
 	esac

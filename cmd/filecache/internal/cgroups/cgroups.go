@@ -186,3 +186,40 @@ func OwnMemoryCgroup(procCgroup []byte) (path string, version int, err error) {
 	}
 	return "", 0, errors.New("no memory controller line and no cgroup v2 line in /proc/PID/cgroup")
 }
+
+// FindUnder finds the memory hierarchy among the mounts under root (the
+// host's root mounted in a container, --path.rootfs): those show the
+// host's cgroups, whatever cgroup namespace this process is in, from the
+// host hierarchy's root.
+func FindUnder(root string) (Hierarchy, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return Hierarchy{}, err
+	}
+	defer f.Close()
+	return FindMemoryUnder(f, Controllers, root)
+}
+
+// FindMemoryUnder is FindMemory over the mounts under root only, each taken
+// to show its hierarchy's root (mountinfo gives a mount of the host's
+// hierarchy relative to this process's own cgroup namespace).
+func FindMemoryUnder(mountinfo io.Reader, controllers func(mount string) (string, error), root string) (Hierarchy, error) {
+	root = strings.TrimSuffix(root, "/")
+	var kept strings.Builder
+	sc := bufio.NewScanner(mountinfo)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if m, ok := parseMountinfo(sc.Text()); ok && strings.HasPrefix(m.point, root+"/") {
+			kept.WriteString(sc.Text() + "\n")
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return Hierarchy{}, fmt.Errorf("read mountinfo: %w", err)
+	}
+	h, err := FindMemory(strings.NewReader(kept.String()), controllers)
+	if err != nil {
+		return h, fmt.Errorf("under %s: %w", root, err)
+	}
+	h.Root = "/"
+	return h, nil
+}

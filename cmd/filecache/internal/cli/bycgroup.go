@@ -19,7 +19,19 @@ import (
 type CgroupNames struct {
 	Version int
 	Mount   string
-	Path    func(id uint64) (string, bool)
+	// Root is the cgroup the mount shows at its mount point ("/" unless a
+	// sub-tree is mounted).
+	Root string
+	Path func(id uint64) (string, bool)
+}
+
+// Hierarchy is the mount the names come from.
+func (n CgroupNames) Hierarchy() cgroups.Hierarchy {
+	root := n.Root
+	if root == "" {
+		root = "/"
+	}
+	return cgroups.Hierarchy{Version: n.Version, Mount: n.Mount, Root: root}
 }
 
 // systemCgroupNames finds this machine's memory hierarchy.
@@ -29,7 +41,15 @@ func systemCgroupNames() (CgroupNames, error) {
 		return CgroupNames{}, err
 	}
 	n := &cgroups.Names{H: h}
-	return CgroupNames{Version: h.Version, Mount: h.Mount, Path: n.Path}, nil
+	return CgroupNames{Version: h.Version, Mount: h.Mount, Root: h.Root, Path: n.Path}, nil
+}
+
+// cgroupNames finds the memory hierarchy (the environment's, in tests).
+func (g *Globals) cgroupNames() (CgroupNames, error) {
+	if g.env.CgroupNames != nil {
+		return g.env.CgroupNames()
+	}
+	return systemCgroupNames()
 }
 
 // checkByCgroup rejects what cannot go with --by-cgroup: only the bpf
@@ -64,11 +84,7 @@ func (g *Globals) loadPages() (pagecache.Engine, error) {
 // cgroupReport is the report's cgroup namer for --by-cgroup, noting (on
 // stderr and in notes) when no hierarchy is mounted to name them by.
 func (g *Globals) cgroupReport(notes *[]string) *report.Cgroups {
-	find := g.env.CgroupNames
-	if find == nil {
-		find = systemCgroupNames
-	}
-	n, err := find()
+	n, err := g.cgroupNames()
 	if err != nil {
 		note := fmt.Sprintf("memory cgroups are shown by id only: %v", err)
 		fmt.Fprintf(g.env.Stderr, "filecache: %s\n", note)

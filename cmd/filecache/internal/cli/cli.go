@@ -55,6 +55,9 @@ type Env struct {
 	WalkMethod func(method string) string
 	// LoadPages loads the page walk of --by-cgroup.
 	LoadPages LoadFunc
+	// LoadCgroupWalker loads the cgroup walk of top and serve --by-cgroup
+	// and --cgroup (LoadOptions.Method picks it as for LoadWalker).
+	LoadCgroupWalker func(LoadOptions) (w top.CgroupWalker, close func(), err error)
 	// LoadRanges loads the page walk that lists cached pages (snapshot,
 	// restore): an engine answering with Extents.
 	LoadRanges LoadFunc

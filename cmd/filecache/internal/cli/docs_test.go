@@ -201,7 +201,7 @@ func TestBashCompletion(t *testing.T) {
 		{[]string{"filecache", "--so"}, "--sort"},
 		{[]string{"filecache", "lock", "d"}, "data.bin doc.txt"},
 		{[]string{"filecache", "doctor", "d"}, ""},
-		{[]string{"filecache", "top", "-"}, "--btf --engine --format --help --iterations --json --min --mount --n --ndjson --output --verbose --version --watch -h -n -v"},
+		{[]string{"filecache", "top", "-"}, "--btf --by-cgroup --cgroup --engine --format --help --iterations --json --min --mount --n --ndjson --output --processes --verbose --version --watch -h -n -v"},
 		{[]string{"filecache", "serve", "--web."}, "--web.listen-address --web.telemetry-path"},
 		{[]string{"filecache", "serve", "--path"}, "--path.rootfs"},
 	} {

@@ -21,14 +21,15 @@ type QueryCmd struct {
 	Map       bool     `help:"Draw which parts of each file are cached, like vmtouch -v: O all, o some, blank none."`
 	Range     string   `placeholder:"OFFSET:LENGTH" help:"Measure only these bytes of each file (sizes take K, M, G, T; no LENGTH: to the end). Uses cachestat or mincore."`
 	NoHead    bool     `name:"no-headings" help:"Print the table without its heading line."`
-	Output    []string `placeholder:"COLUMNS" help:"The table's columns, comma-separated: cached, pages, size, percent, dirty, writeback, evicted, recent, engine, device, inode, layer, cgroup, path."`
+	Output    []string `placeholder:"COLUMNS" help:"The table's columns, comma-separated: cached, pages, size, percent, dirty, writeback, evicted, recent, engine, device, inode, layer, container, cgroup, path."`
 	ByCgroup  bool     `name:"by-cgroup" help:"Split each file's (and tree's) cached pages by the memory cgroup each page is charged to: a walk of the file's page cache, costing per cached page (bpf engine)."`
+	Pid       []int    `name:"pid" placeholder:"PID" help:"Measure every regular file process PID has open or mapped (repeatable), with a line of sums for each process."`
 }
 
 // Run measures the paths and prints the report.
 func (q *QueryCmd) Run(g *Globals) error {
 	env := g.env
-	if err := q.check(); err != nil {
+	if err := q.checkPaths(); err != nil {
 		return err
 	}
 	if err := q.checkByCgroup(g); err != nil {
@@ -75,12 +76,24 @@ func (q *QueryCmd) Run(g *Globals) error {
 		return g.failed(err)
 	}
 	defer closeList()
+	var hold *held
+	if len(q.Pid) > 0 {
+		var vias []string
+		vias, hold = q.pidPaths(g, &r)
+		paths = then(paths, vias)
+	}
 	nd := &report.NDJSON{W: env.Stdout}
 	prog := report.NewProgress(env.Stderr, env.Terminal && !g.JSON && !g.NDJSON)
 	defer prog.Clear()
 	var top []scan.File // --top: the tree's files with the most cached pages
 	var writeErr error
 	err = s.ScanSeq(paths, func(f scan.File) {
+		if hold != nil {
+			var keep bool
+			if f, keep = hold.resolve(f, &r); !keep {
+				return
+			}
+		}
 		if f.Err != nil {
 			prog.Clear()
 			env.Stderr.Write([]byte(report.ErrorLine(f) + "\n"))
@@ -124,7 +137,14 @@ func (q *QueryCmd) Run(g *Globals) error {
 	r.Sort(q.Sort)
 	switch {
 	case g.NDJSON:
-		err = nd.Summary(r)
+		for _, p := range r.Processes {
+			if err == nil {
+				err = nd.Process(r, p)
+			}
+		}
+		if err == nil {
+			err = nd.Summary(r)
+		}
 	case g.JSON:
 		err = report.JSON(env.Stdout, r)
 	default:
@@ -133,7 +153,7 @@ func (q *QueryCmd) Run(g *Globals) error {
 	if err != nil {
 		return g.failed(err)
 	}
-	if r.Failed() {
+	if r.Failed() || hold != nil && hold.failed {
 		return exitStatus(ExitFailed)
 	}
 	return nil

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/filecache/filecache/cmd/filecache/internal/cgroups"
 	"github.com/filecache/filecache/cmd/filecache/internal/exporter"
 	"github.com/filecache/filecache/cmd/filecache/internal/top"
 	"github.com/filecache/filecache/cmd/filecache/internal/units"
@@ -28,6 +29,7 @@ type ServeCmd struct {
 	Min           string        `default:"1M" placeholder:"SIZE" help:"Filesystems holding less page cache are folded into one series, and files holding less are not listed (K, M, G, T; 0: none)."`
 	MaxAge        time.Duration `name:"max-age" default:"5s" placeholder:"DURATION" help:"A walk younger than this is served again instead of walking (0: every scrape walks)."`
 	RootFS        string        `name:"path.rootfs" placeholder:"PATH" help:"Where the host's root filesystem is mounted, in a container: mount points and paths under it are shown without it."`
+	ByCgroup      bool          `name:"by-cgroup" help:"Serve each memory cgroup's page cache and the (cgroup, file) pairs holding the most, with container_id and pod_uid: every cached page is walked (a cost per cached page)."`
 }
 
 // Run loads the walk once and serves until SIGTERM or SIGINT, then stops
@@ -61,10 +63,21 @@ func (o *ServeCmd) Run(g *Globals) error {
 	defer stop()
 	var w top.Walker
 	var closeW func()
-	err = g.checkedLoad(func() (err error) {
-		w, closeW, err = env.LoadWalker(LoadOptions{BTF: g.BTF})
-		return err
-	})
+	var cg *topCgroups
+	opts := top.Options{N: max(o.N, 1), MinPages: units.PagesOf(minBytes)}
+	if o.ByCgroup {
+		if cg, err = o.cgroups(g); err != nil {
+			return g.failed(err)
+		}
+		var cw top.CgroupWalker
+		cw, closeW, err = g.loadCgroupWalker("")
+		opts.Cgroups = &top.Cgroups{Walker: cw, Pairs: true}
+	} else {
+		err = g.checkedLoad(func() (err error) {
+			w, closeW, err = env.LoadWalker(LoadOptions{BTF: g.BTF})
+			return err
+		})
+	}
 	if err != nil {
 		defer g.printLoadLog(err)
 		return g.failed(fmt.Errorf("serve needs the bpf engine, which cannot run here: %w", err))
@@ -73,13 +86,17 @@ func (o *ServeCmd) Run(g *Globals) error {
 
 	log := slog.New(slog.NewTextHandler(env.Stderr, nil))
 	// -n 0 lists no file: the walk keeps one, which the exporter drops.
-	opts := top.Options{N: max(o.N, 1), MinPages: units.PagesOf(minBytes)}
 	walk := func() (top.Snapshot, error) {
 		ms, err := top.Mounts("/proc")
 		if err != nil {
 			return top.Snapshot{}, fmt.Errorf("mount table: %w", err)
 		}
-		return top.Take(w, exporter.Rooted(top.Discover(ms), o.RootFS), opts), nil
+		s := top.Take(w, exporter.Rooted(top.Discover(ms), o.RootFS), opts)
+		if cg != nil {
+			s.Names = cg.names
+		}
+		s.IdentifyNamespaces("/proc")
+		return s, nil
 	}
 	e := exporter.New(walk, exporter.Config{
 		N: o.N, MinBytes: uint64(minBytes), MaxAge: o.MaxAge, RootFS: o.RootFS, Log: log,
@@ -118,6 +135,22 @@ func (o *ServeCmd) Run(g *Globals) error {
 		return g.failed(fmt.Errorf("serve: %w", err))
 	}
 	return nil
+}
+
+// cgroups finds the memory hierarchy that names cgroups: with
+// --path.rootfs, the host's, mounted under it (a container's own cgroup
+// namespace shows only its own cgroups), else this mount namespace's.
+func (o *ServeCmd) cgroups(g *Globals) (*topCgroups, error) {
+	if o.RootFS == "" || g.env.CgroupNames != nil {
+		return g.cgroupMode(true, nil)
+	}
+	h, err := cgroups.FindUnder(o.RootFS)
+	if err != nil {
+		fmt.Fprintf(g.env.Stderr, "filecache: memory cgroups are shown by id only: %v\n", err)
+		return &topCgroups{}, nil
+	}
+	n := &cgroups.Names{H: h}
+	return &topCgroups{names: top.CgroupNames{Version: h.Version, Mount: h.Mount, Path: n.Path}}, nil
 }
 
 // shutdownGrace is how long scrapes under way may take once serve is told

@@ -28,6 +28,9 @@ type TopCmd struct {
 	Format     string   `enum:"table,prometheus" default:"table" help:"table, or prometheus: the text format of node_exporter's textfile collector."`
 	Output     string   `placeholder:"FILE" help:"Write to FILE instead of standard output, each time whole: through a temporary file beside it, renamed over it (as the textfile collector expects)."`
 	RunSteps   uint32   `name:"run-steps" hidden:"" placeholder:"N" help:"The bounded walk: list steps of one BPF test run at most (0: its most); for tests."`
+	ByCgroup   bool     `name:"by-cgroup" help:"List the (memory cgroup, file) pairs holding the most page cache, and each cgroup's sum, with its container and pod: every cached page is walked (a cost per cached page)."`
+	Cgroup     []string `name:"cgroup" placeholder:"PATH" help:"Only page cache charged to this memory cgroup and those below it (repeatable): its directory, or its path as /proc/PID/cgroup writes it."`
+	Processes  bool     `help:"Also list, for each file shown, the processes that have it open or mapped."`
 }
 
 // Run lists the inodes holding the most page cache, once or every --watch.
@@ -35,6 +38,9 @@ func (o *TopCmd) Run(g *Globals) error {
 	env := g.env
 	if o.Format == "prometheus" && (g.JSON || g.NDJSON) {
 		return usagef("--format prometheus cannot be combined with --json or --ndjson")
+	}
+	if o.Processes && o.Format == "prometheus" {
+		return usagef("--processes: the Prometheus format has no processes (one series each would not stay put); use --json")
 	}
 	if g.Engine != "auto" && g.Engine != "bpf" {
 		return usagef("top walks filesystems with the bpf engine only, not --engine %s", g.Engine)
@@ -64,15 +70,24 @@ func (o *TopCmd) Run(g *Globals) error {
 	if len(fss) == 0 {
 		return exitStatus(ExitFailed)
 	}
-	if env.LoadWalker == nil {
-		return g.failed(errors.New("top: no BPF loader in this build"))
+	cg, err := g.cgroupMode(o.ByCgroup, o.Cgroup)
+	if err != nil {
+		return g.failed(err)
 	}
 	var w top.Walker
 	var closeW func()
-	err = g.checkedLoad(func() (err error) {
-		w, closeW, err = env.LoadWalker(LoadOptions{BTF: g.BTF, Method: g.bpfMethod()})
-		return err
-	})
+	if cg != nil {
+		var cw top.CgroupWalker
+		cw, closeW, err = g.loadCgroupWalker(g.bpfMethod())
+		opts.Cgroups = &top.Cgroups{Walker: cw, Pairs: o.ByCgroup}
+	} else if env.LoadWalker == nil {
+		err = errors.New("no BPF loader in this build")
+	} else {
+		err = g.checkedLoad(func() (err error) {
+			w, closeW, err = env.LoadWalker(LoadOptions{BTF: g.BTF, Method: g.bpfMethod()})
+			return err
+		})
+	}
 	if err != nil {
 		defer g.printLoadLog(err)
 		return g.failed(fmt.Errorf("top needs the bpf engine, which cannot run here: %w", err))
@@ -88,8 +103,24 @@ func (o *TopCmd) Run(g *Globals) error {
 	var prevFS map[uint64]uint64
 	tty := env.Terminal && !g.JSON && !g.NDJSON && o.Format == "table" && o.Output == ""
 	for i := 1; ; i++ {
+		if cg != nil {
+			if opts.Cgroups.Allow, err = cg.allow(); err != nil {
+				return g.failed(fmt.Errorf("--cgroup: %w", err))
+			}
+		}
 		s := top.Take(w, fss, opts)
 		s.Prev, s.PrevFS, s.Restricted = prev, prevFS, len(o.Mount) > 0
+		if cg != nil {
+			s.Names, s.Filter = cg.names, cg.paths()
+		}
+		s.IdentifyNamespaces(procRoot)
+		if o.Processes {
+			idx, err := g.holders()
+			if err != nil {
+				return g.failed(err)
+			}
+			s.AttachHolders(idx)
+		}
 		top.Problems(env.Stderr, s)
 		if err := o.emit(g, env.Stdout, s, tty && o.Watch > 0); err != nil {
 			return g.failed(err)

@@ -42,7 +42,10 @@ func collect(e *Exporter) (map[string]float64, error) {
 		for _, m := range mf.GetMetric() {
 			var ls []string
 			for _, l := range m.GetLabel() {
-				ls = append(ls, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+				// An empty label is no label, to Prometheus.
+				if l.GetValue() != "" {
+					ls = append(ls, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+				}
 			}
 			key := mf.GetName()
 			if len(ls) > 0 {

@@ -19,10 +19,12 @@ const Other = "(other)"
 // for its filesystem metrics, so the two join.
 var (
 	fsLabels = []string{"device", "mountpoint", "fstype"}
-	// Follow-up (#12, cgroup attribution): container_id, pod_uid and
-	// cgroup are appended here when known; no name changes, and a file
-	// whose cgroup is unknown keeps its series (an empty label is none).
-	fileLabels = []string{"path", "mountpoint"}
+	// cgroup is a (cgroup, file) pair's cgroup (--by-cgroup); container_id
+	// and pod_uid are its container and pod, or those of the mount
+	// namespace the file was reached through. Empty when unknown, which
+	// Prometheus takes as no label.
+	fileLabels   = []string{"path", "mountpoint", "cgroup", "container_id", "pod_uid"}
+	cgroupLabels = []string{"cgroup", "container_id", "pod_uid"}
 )
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
@@ -34,7 +36,9 @@ var (
 	fsInodesDesc   = desc("filecache_filesystem_cached_inodes", "Inodes of a filesystem with pages in the page cache.", fsLabels...)
 	fsCompleteDesc = desc("filecache_filesystem_walk_complete", "1 if the walk visited every inode of the filesystem, 0 if it walked part of it or none.", fsLabels...)
 	foldedDesc     = desc("filecache_filesystems_folded", "Filesystems folded into the mountpoint=\"(other)\" series because they hold less than --min.")
-	fileBytesDesc  = desc("filecache_file_cached_bytes", "Page cache held by one of the N files holding the most (path=\"(other)\": every other file); the series sum to the filesystems' sum.", fileLabels...)
+	fileBytesDesc  = desc("filecache_file_cached_bytes", "Page cache held by one of the N files holding the most, or with --by-cgroup one cgroup's share of one (path=\"(other)\": every other file); the series sum to the filesystems' sum.", fileLabels...)
+	cgroupDesc     = desc("filecache_cgroup_cached_bytes", "Page cache charged to a memory cgroup (--by-cgroup; cgroup=\"(other)\": the cgroups holding less than --min, together).", cgroupLabels...)
+	cgroupsFolded  = desc("filecache_cgroups_folded", "Cgroups folded into the cgroup=\"(other)\" series because they hold less than --min (--by-cgroup).")
 	memCachedDesc  = desc("filecache_meminfo_cached_bytes", "Cached in /proc/meminfo, read right after the walk.")
 	memBuffersDesc = desc("filecache_meminfo_buffers_bytes", "Buffers in /proc/meminfo, read right after the walk.")
 	memShmemDesc   = desc("filecache_meminfo_shmem_bytes", "Shmem in /proc/meminfo, read right after the walk.")
@@ -45,7 +49,8 @@ var (
 	buildDesc      = desc("filecache_build_info", "filecache's version, the revision and Go version it was built from, and libbpf's version.", "version", "revision", "goversion", "libbpf")
 
 	allDescs = []*prometheus.Desc{fsBytesDesc, fsInodesDesc, fsCompleteDesc, foldedDesc, fileBytesDesc,
-		memCachedDesc, memBuffersDesc, memShmemDesc, durationDesc, lastWalkDesc, walksDesc, errorDesc, buildDesc}
+		memCachedDesc, memBuffersDesc, memShmemDesc, durationDesc, lastWalkDesc, walksDesc, errorDesc, buildDesc,
+		cgroupDesc, cgroupsFolded}
 )
 
 // fsSum is one filesystem series: a filesystem, or several sharing labels.
@@ -122,21 +127,30 @@ func (e *Exporter) metrics(r *result, walks uint64, ch chan<- prometheus.Metric)
 	}
 	gauge(foldedDesc, float64(folded))
 
-	var fileOrder [][2]string
-	files := map[[2]string]float64{}
+	var fileOrder [][5]string
+	files := map[[5]string]float64{}
 	listed := 0.0
-	for _, row := range s.Rows {
+	for _, v := range s.Shown() {
 		if len(fileOrder) >= e.cfg.N {
 			break
 		}
+		row := v.Row
 		fs := s.FS[row.FS].FS
-		key := [2]string{clean(e.strip(rowPath(row, fs))), e.fsLabelValues(fs)[1]}
+		p := rowPath(row, fs)
+		if row.NSPid != 0 && v.Container.ID != "" && !row.NoName {
+			p = rowPath(top.Row{Path: top.PromPath(row, v.Container), Deleted: row.Deleted}, fs)
+		}
+		cg := ""
+		if v.Pair != nil {
+			cg = s.CgroupLabel(v.Pair.ID, v.Pair.Other)
+		}
+		key := [5]string{clean(e.strip(p)), e.fsLabelValues(fs)[1], clean(cg), clean(v.Container.ID), clean(v.Container.PodUID)}
 		if _, ok := files[key]; !ok {
 			fileOrder = append(fileOrder, key)
 		}
-		v := float64(row.Pages) * ps
-		files[key] += v
-		listed += v
+		b := float64(v.Pages) * ps
+		files[key] += b
+		listed += b
 	}
 	for _, k := range fileOrder {
 		gauge(fileBytesDesc, files[k], k[:]...)
@@ -144,7 +158,38 @@ func (e *Exporter) metrics(r *result, walks uint64, ch chan<- prometheus.Metric)
 	// The walk of a filesystem can take its rows from a second run (when
 	// the first admitted more inodes than one run returns), so a row may
 	// have grown past its filesystem's sum: the rest never goes negative.
-	gauge(fileBytesDesc, max(total-listed, 0), Other, Other)
+	gauge(fileBytesDesc, max(total-listed, 0), Other, Other, "", "", "")
+	if s.CgroupWalk {
+		e.cgroupMetrics(s, gauge)
+	}
+}
+
+// cgroupMetrics sends each cgroup's pages, those holding less than MinBytes
+// folded into one series.
+func (e *Exporter) cgroupMetrics(s top.Snapshot, gauge func(*prometheus.Desc, float64, ...string)) {
+	ps := float64(s.PageSize)
+	var order [][3]string
+	sums := map[[3]string]float64{}
+	other, folded := 0.0, 0
+	for _, cg := range s.Cgroups {
+		b := float64(cg.Pages) * ps
+		if uint64(b) < e.cfg.MinBytes {
+			other += b
+			folded++
+			continue
+		}
+		c := s.Container(cg.ID)
+		key := [3]string{clean(s.CgroupLabel(cg.ID, false)), clean(c.ID), clean(c.PodUID)}
+		if _, ok := sums[key]; !ok {
+			order = append(order, key)
+		}
+		sums[key] += b
+	}
+	for _, k := range order {
+		gauge(cgroupDesc, sums[k], k[:]...)
+	}
+	gauge(cgroupDesc, other, Other, "", "")
+	gauge(cgroupsFolded, float64(folded))
 }
 
 // fsLabelValues are a filesystem's device, mountpoint and fstype labels:

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/filecache/filecache/cmd/filecache/internal/cgroups"
 	"github.com/filecache/filecache/cmd/filecache/internal/pagecache"
 	"github.com/filecache/filecache/cmd/filecache/internal/scan"
 )
@@ -80,6 +81,31 @@ type jsonCgroup struct {
 	ID      uint64  `json:"id"`
 	Cached  uint64  `json:"cached_pages"`
 	CachedB uint64  `json:"cached_bytes"`
+	// The container and Kubernetes pod the cgroup's path names.
+	ContainerID string `json:"container_id,omitempty"`
+	PodUID      string `json:"pod_uid,omitempty"`
+}
+
+// container is the container (and pod) cgroup id belongs to, by its path.
+func (c *Cgroups) container(id uint64) cgroups.Container {
+	p, ok := c.name(id)
+	if !ok {
+		return cgroups.Container{}
+	}
+	return cgroups.ContainerOf(p)
+}
+
+// anyContainer says whether some cgroup of files is a container's: the
+// table then has a container column.
+func (c *Cgroups) anyContainer(files []scan.File) bool {
+	for _, f := range files {
+		for _, cg := range f.Cgroups {
+			if c.container(cg.ID).ID != "" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 type jsonMemoryCgroup struct {
@@ -98,6 +124,8 @@ func (r Report) jsonCgroups(cgs []pagecache.CgroupPages) *[]jsonCgroup {
 		j := jsonCgroup{ID: cg.ID, Cached: cg.Pages, CachedB: cg.Pages * uint64(r.PageSize)}
 		if p, ok := r.Cgroups.name(cg.ID); ok {
 			j.Cgroup = &p
+			c := cgroups.ContainerOf(p)
+			j.ContainerID, j.PodUID = c.ID, c.PodUID
 		}
 		out = append(out, j)
 	}
@@ -123,6 +151,7 @@ func (r Report) cgroupRows(x row, cgs []pagecache.CgroupPages) []row {
 	for _, cg := range cgs {
 		y := x
 		y.cached, y.cgroup = cg.Pages, r.Cgroups.label(cg.ID)
+		y.container = r.Cgroups.container(cg.ID).Short()
 		out = append(out, y)
 	}
 	return out

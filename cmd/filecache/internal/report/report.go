@@ -37,8 +37,11 @@ type Report struct {
 	Range *pagecache.Range
 	// Cgroups, when set, makes a --by-cgroup report (cgroups.go).
 	Cgroups *Cgroups
-	total   Totals
-	failed  bool
+	// Processes are the --pid processes, with the sums of the files
+	// each holds (procs.go).
+	Processes []Process
+	total     Totals
+	failed    bool
 }
 
 // Totals adds up the measured files.
@@ -113,6 +116,8 @@ type jsonFile struct {
 	RealInode  uint64  `json:"real_inode,omitempty"`
 	// --by-cgroup: the cached pages by memory cgroup.
 	Cgroups *[]jsonCgroup `json:"cgroups,omitempty"`
+	// --pid: the processes holding the file.
+	Processes *[]jsonHolder `json:"processes,omitempty"`
 }
 
 type jsonTree struct {
@@ -152,6 +157,8 @@ type jsonDoc struct {
 	Notes    []string    `json:"notes"`
 	// --by-cgroup: the memory controller's hierarchy (null: none mounted).
 	MemoryCgroup **jsonMemoryCgroup `json:"memory_cgroup,omitempty"`
+	// --pid: each process's sums.
+	Processes *[]jsonProcess `json:"processes,omitempty"`
 }
 
 // JSONPath returns the display form of p (invalid bytes as U+FFFD) and, when
@@ -173,6 +180,13 @@ func JSON(w io.Writer, r Report) error {
 	}
 	if r.Range != nil {
 		doc.Range = &jsonRange{Offset: r.Range.Off, Length: r.Range.Len}
+	}
+	if r.Processes != nil {
+		ps := []jsonProcess{}
+		for _, p := range r.Processes {
+			ps = append(ps, r.jsonProcess(p))
+		}
+		doc.Processes = &ps
 	}
 	if r.Engine != "" {
 		doc.Engine, doc.Method = &r.Engine, &r.Method
@@ -210,6 +224,7 @@ type row struct {
 	f             *scan.File // nil for the total line
 	name          string
 	cgroup        string // --by-cgroup: the cgroup the row's pages are charged to
+	container     string // and the container it is (short id), if any
 }
 
 type column struct {
@@ -264,6 +279,12 @@ var Columns = map[string]column{
 		return strconv.FormatUint(r.f.Ino, 10)
 	}},
 	"path": {"PATH", func(r row, _ TableOptions, _ int) string { return r.name }},
+	"container": {"CONTAINER", func(r row, _ TableOptions, _ int) string {
+		if r.container == "" {
+			return "-"
+		}
+		return r.container
+	}},
 	"cgroup": {"CGROUP", func(r row, _ TableOptions, _ int) string {
 		if r.cgroup == "" {
 			return "-"
@@ -302,6 +323,9 @@ func Table(w io.Writer, r Report, o TableOptions) error {
 			names = append(names, "dirty", "writeback", "evicted", "recent")
 		}
 		if r.Cgroups != nil {
+			if r.Cgroups.anyContainer(r.Files) {
+				names = append(names, "container")
+			}
 			names = append(names, "cgroup")
 		}
 		names = append(names, "path")
@@ -361,6 +385,9 @@ func Table(w io.Writer, r Report, o TableOptions) error {
 		}
 		rows++
 	}
+	for _, p := range r.Processes {
+		emit(row{cached: p.Pages, total: p.Total, size: p.Size, name: processName(p)})
+	}
 	if t := r.Totals(); rows > 1 {
 		emit(row{cached: t.Cached, total: t.TotalPages, size: t.SizeBytes, name: fmt.Sprintf("total (%d files)", t.Files)})
 	}
@@ -408,6 +435,7 @@ func (r Report) entry(f scan.File) any {
 		Percent:    units.Percent(f.Pages, total),
 		Map:        f.Map,
 		Cgroups:    r.jsonCgroups(f.Cgroups),
+		Processes:  jsonHolders(f.Holders),
 	}
 	if rf := f.Real; rf != nil {
 		jf.Layer, jf.RealInode = rf.Layer, rf.Ino

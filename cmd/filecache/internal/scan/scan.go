@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/filecache/filecache/cmd/filecache/internal/pagecache"
+	"github.com/filecache/filecache/cmd/filecache/internal/procs"
 	"github.com/filecache/filecache/cmd/filecache/internal/walk"
 )
 
@@ -50,6 +51,9 @@ type File struct {
 	// Cgroups splits Pages by memory cgroup (--by-cgroup); for KindDir,
 	// the tree's sums.
 	Cgroups []pagecache.CgroupPages
+	// Holders are the processes holding the file open or mapped (--pid),
+	// set by the caller.
+	Holders []procs.Holder
 	// Extents and Mtime: from an extent engine (snapshot), the cached
 	// pages as runs and the modification time read with them.
 	Extents []pagecache.Extent
@@ -158,8 +162,9 @@ func (s *Scanner) ScanSeq(paths iter.Seq[string], emit func(File)) error {
 	return s.flush()
 }
 
-// outOfFds says whether an open failed for want of fds while the batch
-// holds some: measuring the batch closes them, and the open is tried again.
+// outOfFds says whether an open (a file's, or a directory's in a tree)
+// failed for want of fds while the batch holds some: measuring the batch
+// closes them, and the open is tried again.
 // The batch never needs more fds than RLIMIT_NOFILE leaves (64 is enough).
 func (s *Scanner) outOfFds(err error) bool {
 	return s.ready > 0 && (errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE))
@@ -242,6 +247,15 @@ func (s *Scanner) scanTree(root string) error {
 	o := s.Walk
 	if o.Follow {
 		o.Visited = &s.visited // each directory once per run, across arguments
+	}
+	// A subdirectory's open that runs out of fds, as a file's does,
+	// measures the batch (closing its fds) and is tried again.
+	o.OutOfFds = func() bool {
+		if ferr != nil || !s.outOfFds(unix.EMFILE) {
+			return false
+		}
+		ferr = s.flush()
+		return ferr == nil
 	}
 	err := walk.Walk(root, o, func(e walk.Entry) error {
 		if ferr != nil {
@@ -341,8 +355,11 @@ func (s *Scanner) countOnce(p *pending) {
 // 64-slot fd table every process starts with. Growing that table in a
 // multithreaded process (every Go process) waits for an RCU grace period,
 // measured at 6-20 ms per doubling here: more than measuring 1000 files.
-// 40 leaves room for the walker's directory fds and the BPF object's.
-const fdBatch = 40
+// 32 leaves room for the walker's directory fds and the BPF object's:
+// libbpf holds one fd for every map of the object, created or not (the
+// object opens with only the first file's fd open, see push; a batch that
+// still runs out of fds is measured and retried, see outOfFds).
+const fdBatch = 32
 
 func (s *Scanner) batchSize() int {
 	if s.eng != nil && s.eng.BatchSize() < fdBatch {

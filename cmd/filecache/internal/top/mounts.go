@@ -24,6 +24,11 @@ type Mount struct {
 	Point  string // where it is mounted
 	FSType string
 	Source string
+	// NSPid: a mount of another mount namespace, reached through this
+	// process's root, NSRoot (/proc/NSPid/root), which Point then starts
+	// with; 0 for this namespace's.
+	NSPid  int
+	NSRoot string
 }
 
 // ParseMountinfo reads /proc/PID/mountinfo (proc(5)).
@@ -137,6 +142,12 @@ func Group(ms []Mount) []Filesystem {
 // a subdirectory shows its files where users see them. ok is false when no
 // mount shows the path; it is then "[FSTYPE MAJ:MIN]/components".
 func (fs Filesystem) Path(names [][]byte) (path string, ok bool) {
+	path, _, ok = fs.pathMount(names)
+	return path, ok
+}
+
+// pathMount is Path, with the mount that shows the path.
+func (fs Filesystem) pathMount(names [][]byte) (path string, m Mount, ok bool) {
 	var rel bytes.Buffer
 	for _, n := range names {
 		rel.WriteByte('/')
@@ -153,17 +164,30 @@ func (fs Filesystem) Path(names [][]byte) (path string, ok bool) {
 		if r == "" {
 			r = "/"
 		}
-		return fmt.Sprintf("[%s %d:%d]%s", fs.label(), unix.Major(fs.Dev), unix.Minor(fs.Dev), r), false
+		return fmt.Sprintf("[%s %d:%d]%s", fs.label(), unix.Major(fs.Dev), unix.Minor(fs.Dev), r), Mount{}, false
 	}
-	m := fs.Mounts[best]
+	m = fs.Mounts[best]
 	rest := strings.TrimPrefix(r, strings.TrimSuffix(m.Root, "/"))
 	switch {
 	case m.Point == "/" && rest == "":
-		return "/", true
+		return "/", m, true
 	case m.Point == "/":
-		return rest, true
+		return rest, m, true
 	}
-	return m.Point + rest, true
+	return m.Point + rest, m, true
+}
+
+// nsPath is a path shown through /proc/PID/root of mount m as the
+// process of that mount namespace sees it.
+func nsPath(p string, m Mount) string {
+	rest, ok := strings.CutPrefix(p, m.NSRoot)
+	switch {
+	case !ok || m.NSRoot == "":
+		return p
+	case rest == "":
+		return "/"
+	}
+	return rest
 }
 
 func (fs Filesystem) label() string {

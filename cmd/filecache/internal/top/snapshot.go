@@ -14,6 +14,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/filecache/filecache/bpf"
+	"github.com/filecache/filecache/cmd/filecache/internal/cgroups"
+	"github.com/filecache/filecache/cmd/filecache/internal/procs"
 )
 
 // ShmemLabel names the kernel's internal shmem mount: memfd_create(2) files,
@@ -95,6 +97,32 @@ type Snapshot struct {
 	Prev map[[2]uint64]uint64
 	// PrevFS holds the previous pages of each filesystem by device.
 	PrevFS map[uint64]uint64
+
+	// By cgroup (the cgroup walk): ByCgroup says the rows are shown as
+	// (cgroup, file) Pairs; Filter lists the cgroups (--cgroup) whose pages
+	// alone count, if any; Cgroups are every counted cgroup's pages;
+	// Names names them (the caller sets it).
+	CgroupWalk bool
+	ByCgroup   bool
+	Filter     []string
+	Pairs      []Pair
+	Cgroups    []CgroupTotal
+	Names      CgroupNames
+	// NSContainers are the containers of the processes through whose
+	// roots rows were reached (IdentifyNamespaces).
+	NSContainers map[int]cgroups.Container
+	// Holders says the rows' holders were looked for (--processes).
+	Holders bool
+}
+
+// AttachHolders gives each row the processes idx says hold its inode (by
+// the filesystem's device and the inode number).
+func (s *Snapshot) AttachHolders(idx map[[2]uint64][]procs.Holder) {
+	s.Holders = true
+	for i := range s.Rows {
+		r := &s.Rows[i]
+		r.Holders = idx[[2]uint64{s.FS[r.FS].FS.Dev, r.Ino}]
+	}
 }
 
 // Accounted sums the pages of every filesystem walked (what Cached in
@@ -206,6 +234,7 @@ func Mounts(proc string) ([]Mount, error) {
 		}
 		for _, m := range ms {
 			m.Point = strings.TrimSuffix(dir+"/root"+m.Point, "/")
+			m.NSPid, m.NSRoot = pid, dir+"/root"
 			own = append(own, m)
 		}
 	}
@@ -309,10 +338,26 @@ func BlockDevice(kdev uint32) string {
 	return fmt.Sprintf("block device %d:%d", maj, min)
 }
 
-// Take scans the machine once.
+// Take scans the machine once; with o.Cgroups, through its walker (w may
+// then be nil).
 func Take(w Walker, fss []Filesystem, o Options) Snapshot {
-	s := Snapshot{Time: time.Now(), PageSize: os.Getpagesize(), Method: w.Method()}
+	s := Snapshot{Time: time.Now(), PageSize: os.Getpagesize()}
+	if o.Cgroups != nil {
+		s.Method, s.CgroupWalk, s.ByCgroup = o.Cgroups.Walker.Method(), true, o.Cgroups.Pairs
+		if err := o.Cgroups.Walker.Allow(o.Cgroups.Allow); err != nil {
+			s.FS = make([]FSTotal, len(fss))
+			for i := range fss {
+				s.FS[i] = FSTotal{FS: fss[i], Err: fmt.Errorf("cgroup filter: %w", err)}
+			}
+			return s
+		}
+	} else {
+		s.Method = w.Method()
+	}
 	s.FS, s.Rows = Scan(w, fss, OpenAnchor, o)
+	if o.Cgroups != nil {
+		s.cgroupRows(o)
+	}
 	if f, err := os.Open("/proc/meminfo"); err != nil {
 		s.MemErr = err
 	} else {

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/filecache/filecache/bpf"
+	"github.com/filecache/filecache/cmd/filecache/internal/procs"
 )
 
 // Walker runs one walk of the superblock behind an fd of this process.
@@ -16,6 +17,28 @@ type Walker interface {
 	Walk(p bpf.WalkParams, each func(bpf.Inode) error) (bpf.Walk, error)
 	// Method says how it walks: bpf.MethodLoop or bpf.MethodBounded.
 	Method() string
+}
+
+// CgroupWalker runs the cgroup walk of a superblock: walk_sb's walk in
+// which each cached page counts for the memory cgroup it is charged to.
+type CgroupWalker interface {
+	Method() string
+	// Allow makes ids the cgroups whose pages count in walks with
+	// bpf.WalkFilter.
+	Allow(ids []uint64) error
+	WalkCgroups(p bpf.WalkParams, each func(bpf.Inode, bpf.CgSplit) error) (bpf.Walk, bpf.CgWalk, error)
+}
+
+// Cgroups makes a scan walk with the cgroup walk (top --by-cgroup,
+// --cgroup): every cached page is counted for its memory cgroup.
+type Cgroups struct {
+	Walker CgroupWalker
+	// Pairs: rows are (cgroup, file) pairs, each file ranked by the
+	// largest share one cgroup holds of it.
+	Pairs bool
+	// Allow, if not nil, are the cgroups whose pages count (a cgroup and
+	// its descendants): rows, sums and cgroups are theirs only.
+	Allow []uint64
 }
 
 // Options shape a scan.
@@ -26,6 +49,8 @@ type Options struct {
 	// RunSteps caps the list steps of one run of the bounded walk (0: its
 	// most, bpf.RunSteps); tests make it small so walks resume often.
 	RunSteps uint32
+	// Cgroups, if set, walks with the cgroup walk.
+	Cgroups *Cgroups
 }
 
 // Row is one inode in the page cache.
@@ -41,6 +66,29 @@ type Row struct {
 	// Truncated: the path was deeper or longer than the walk keeps; Path
 	// then starts with ".../".
 	Truncated bool
+	// NSPid is the process through whose root a filesystem seen only in
+	// another mount namespace was reached (0: this namespace), and NSPath
+	// the row's path in that namespace.
+	NSPid  int
+	NSPath string
+	// With the cgroup walk: Pages are the pages that count (all, or those
+	// of the allowed cgroups; with Cgroups.Pairs the largest share),
+	// Shares their split by cgroup, Other the pages of cgroups past those
+	// the walk names one by one, Walked every page found, and Changed says
+	// the file's cache changed under the walk.
+	Shares  []Share
+	Other   uint64
+	Walked  uint64
+	Changed bool
+	// Holders are the processes that have the file open or mapped
+	// (--processes; see Snapshot.AttachHolders).
+	Holders []procs.Holder
+}
+
+// Share is a cgroup's pages of a file.
+type Share struct {
+	ID    uint64 // cgroup id (0: charged to none)
+	Pages uint64
 }
 
 // FSTotal is what one filesystem holds.
@@ -56,17 +104,52 @@ type FSTotal struct {
 	Shmem    bool   // tmpfs-like: its pages are Shmem in /proc/meminfo
 	Lost     int    // walks that lost a race and were done again
 	Complete bool
+	// With the cgroup walk: every cgroup's pages (of the last walk),
+	// every page found, inodes whose cache changed under the walk, and
+	// pages of cgroups the kernel's sums had no room for.
+	Cgroups  map[uint64]uint64
+	Walked   uint64
+	Changed  uint64
+	Unsummed uint64
 }
 
 // Anchor opens an fd on a filesystem for the walk: O_PATH on a mount
 // point, or a memfd for the kernel's own shmem mount.
 type Anchor func(fs Filesystem) (fd int, flags uint32, closeFn func(), err error)
 
+// walkFn is one walk of a filesystem: walk_sb's, or the cgroup walk's,
+// which gives each inode's split and the filesystem's cgroup sums.
+type walkFn func(p bpf.WalkParams, each func(bpf.Inode, *bpf.CgSplit)) (bpf.Walk, *bpf.CgWalk, error)
+
+// walkWith is the walk o asks for.
+func walkWith(w Walker, o Options) walkFn {
+	if c := o.Cgroups; c != nil {
+		flags := uint32(0)
+		if c.Pairs {
+			flags |= bpf.WalkPairs
+		}
+		if c.Allow != nil {
+			flags |= bpf.WalkFilter
+		}
+		return func(p bpf.WalkParams, each func(bpf.Inode, *bpf.CgSplit)) (bpf.Walk, *bpf.CgWalk, error) {
+			p.Flags |= flags
+			p.MaxSteps = bpf.MaxCgSteps
+			sum, cw, err := c.Walker.WalkCgroups(p, func(in bpf.Inode, s bpf.CgSplit) error { each(in, &s); return nil })
+			return sum, &cw, err
+		}
+	}
+	return func(p bpf.WalkParams, each func(bpf.Inode, *bpf.CgSplit)) (bpf.Walk, *bpf.CgWalk, error) {
+		sum, err := w.Walk(p, func(in bpf.Inode) error { each(in, nil); return nil })
+		return sum, nil, err
+	}
+}
+
 // Scan walks every filesystem and keeps the top rows across all of them.
 func Scan(w Walker, fss []Filesystem, open Anchor, o Options) ([]FSTotal, []Row) {
 	if o.Retries <= 0 {
 		o.Retries = 3
 	}
+	walk := walkWith(w, o)
 	h := &rowHeap{}
 	totals := make([]FSTotal, len(fss))
 	for i, fs := range fss {
@@ -77,7 +160,7 @@ func Scan(w Walker, fss []Filesystem, open Anchor, o Options) ([]FSTotal, []Row)
 			t.Err = err
 			continue
 		}
-		scanFS(w, i, fs, fd, flags, o, t, h)
+		scanFS(walk, i, fs, fd, flags, o, t, h)
 		closeFn()
 	}
 	return totals, h.sorted()
@@ -88,11 +171,13 @@ func Scan(w Walker, fss []Filesystem, open Anchor, o Options) ([]FSTotal, []Row)
 // were admitted than one run returns (a list in growing order, or N past
 // the heap); refine then walks again. A walk that lost a race is done
 // again, up to o.Retries times, before the figures are called partial.
-func scanFS(w Walker, idx int, fs Filesystem, fd int, flags uint32, o Options, t *FSTotal, h *rowHeap) {
+func scanFS(w walkFn, idx int, fs Filesystem, fd int, flags uint32, o Options, t *FSTotal, h *rowHeap) {
 	min := max(o.MinPages, 1)
 	base := bpf.WalkParams{MaxSteps: bpf.MaxWalkSteps, FD: int32(fd), Flags: flags, RunSteps: o.RunSteps}
 	for try := 0; ; try++ {
-		sum, err := walkInto(w, idx, fs, base, min, want(o.N), h, o.N, t)
+		// The cgroup walk's sums are those of this walk, which gives the
+		// filesystem's totals too.
+		sum, cw, err := walkInto(w, idx, fs, base, min, want(o.N), h, o.N, t)
 		if err == nil && sum.Status == bpf.WalkDone && sum.Dropped > 0 {
 			// A refining walk that lost a race leaves rows missing: the
 			// whole filesystem counts as lost.
@@ -118,6 +203,9 @@ func scanFS(w Walker, idx int, fs Filesystem, fd int, flags uint32, o Options, t
 		}
 		t.Pages, t.Inodes, t.Cached = sum.Pages, sum.Inodes, sum.Cached
 		t.Shmem = sum.Magic == tmpfsMagic
+		if cw != nil {
+			t.Cgroups, t.Walked, t.Changed, t.Unsummed = cw.Sums, cw.Walked, cw.Changed, cw.Unsummed
+		}
 		switch sum.Status {
 		case bpf.WalkDone:
 			t.Complete = true
@@ -131,6 +219,9 @@ func scanFS(w Walker, idx int, fs Filesystem, fd int, flags uint32, o Options, t
 			t.Partial = fmt.Sprintf("%d walks in a row lost a race with inodes leaving the list%s; figures cover the part walked", t.Lost, refusal(sum))
 		case bpf.WalkSteps:
 			t.Partial = fmt.Sprintf("more than %d inodes: the walk stopped at its step limit", bpf.MaxWalkSteps)
+			if o.Cgroups != nil {
+				t.Partial = fmt.Sprintf("more than %d inodes and cached pages: the walk stopped at its step limit", uint64(bpf.MaxCgSteps))
+			}
 		case bpf.WalkNoFile:
 			h.drop(idx)
 			t.Err = fmt.Errorf("walk: %v", sum.Status)
@@ -169,20 +260,20 @@ const tmpfsMagic = 0x01021994
 
 // walkInto runs one walk returning inodes of at least min pages and pushes
 // what it returns onto h.
-func walkInto(w Walker, idx int, fs Filesystem, base bpf.WalkParams, min uint64, want uint32, h *rowHeap, n int, t *FSTotal) (bpf.Walk, error) {
+func walkInto(w walkFn, idx int, fs Filesystem, base bpf.WalkParams, min uint64, want uint32, h *rowHeap, n int, t *FSTotal) (bpf.Walk, *bpf.CgWalk, error) {
 	p := base
 	p.MinPages, p.Want, p.Cap = min, want, bpf.WalkCap
-	return run(w, p, t, func(in bpf.Inode) { h.push(rowOf(idx, fs, in), n) })
+	return run(w, p, t, func(in bpf.Inode, s *bpf.CgSplit) { h.push(rowOf(idx, fs, in, s), n) })
 }
 
-func run(w Walker, p bpf.WalkParams, t *FSTotal, each func(bpf.Inode)) (bpf.Walk, error) {
+func run(w walkFn, p bpf.WalkParams, t *FSTotal, each func(bpf.Inode, *bpf.CgSplit)) (bpf.Walk, *bpf.CgWalk, error) {
 	t.Walks++
-	sum, err := w.Walk(p, func(in bpf.Inode) error { each(in); return nil })
+	sum, cw, err := w(p, each)
 	t.Runs += int(sum.Runs)
 	if err != nil {
-		return sum, fmt.Errorf("walk: %w", err)
+		return sum, nil, fmt.Errorf("walk: %w", err)
 	}
-	return sum, nil
+	return sum, cw, nil
 }
 
 // refine finds the top rows when the walk admitted more inodes than a run
@@ -190,12 +281,12 @@ func run(w Walker, p bpf.WalkParams, t *FSTotal, each func(bpf.Inode)) (bpf.Walk
 // walk returns every inode above it (fewer than N), another the ties at it
 // that complete the top. With every inode asked for, or more than the heap
 // holds, it pages through them instead.
-func refine(w Walker, idx int, fs Filesystem, base bpf.WalkParams, min uint64, first bpf.Walk, o Options, h *rowHeap, t *FSTotal) (lost bool, err error) {
+func refine(w walkFn, idx int, fs Filesystem, base bpf.WalkParams, min uint64, first bpf.Walk, o Options, h *rowHeap, t *FSTotal) (lost bool, err error) {
 	if want(o.N) == 0 {
 		for skip := first.Emitted; ; skip += bpf.WalkCap {
 			p := base
 			p.MinPages, p.Skip, p.Cap = min, skip, bpf.WalkCap
-			sum, err := run(w, p, t, func(in bpf.Inode) { h.push(rowOf(idx, fs, in), o.N) })
+			sum, _, err := run(w, p, t, func(in bpf.Inode, s *bpf.CgSplit) { h.push(rowOf(idx, fs, in, s), o.N) })
 			if err != nil || sum.Status != bpf.WalkDone {
 				return err == nil, err
 			}
@@ -206,7 +297,7 @@ func refine(w Walker, idx int, fs Filesystem, base bpf.WalkParams, min uint64, f
 	}
 	nth := max(first.HeapMin, min)
 	for _, m := range []uint64{nth + 1, nth} {
-		sum, err := walkInto(w, idx, fs, base, m, 0, h, o.N, t)
+		sum, _, err := walkInto(w, idx, fs, base, m, 0, h, o.N, t)
 		if err != nil || sum.Status != bpf.WalkDone {
 			return err == nil, err
 		}
@@ -214,9 +305,15 @@ func refine(w Walker, idx int, fs Filesystem, base bpf.WalkParams, min uint64, f
 	return false, nil
 }
 
-// rowOf turns a record into a row.
-func rowOf(idx int, fs Filesystem, in bpf.Inode) Row {
+// rowOf turns a record (and its split, from the cgroup walk) into a row.
+func rowOf(idx int, fs Filesystem, in bpf.Inode, s *bpf.CgSplit) Row {
 	r := Row{FS: idx, Pages: in.NrPages, Size: in.Size, Ino: in.Ino, Mode: in.Mode}
+	if s != nil {
+		r.Walked, r.Other, r.Changed = s.Walked, s.Other, s.Flags&bpf.CgSplitChanged != 0
+		for _, p := range s.Pairs {
+			r.Shares = append(r.Shares, Share{ID: p.ID, Pages: p.Pages})
+		}
+	}
 	r.NoName = in.Flags&bpf.InNoDentry != 0
 	r.Truncated = in.Flags&(bpf.InTruncated|bpf.InFault) != 0
 	disconnected := in.Flags&bpf.InDisconnected != 0
@@ -242,7 +339,11 @@ func rowOf(idx int, fs Filesystem, in bpf.Inode) Row {
 		}
 		r.Path = ".../" + strings.TrimPrefix(p, "/")
 	default:
-		r.Path, _ = fs.Path(in.Names)
+		var m Mount
+		r.Path, m, _ = fs.pathMount(in.Names)
+		if m.NSPid != 0 {
+			r.NSPid, r.NSPath = m.NSPid, nsPath(r.Path, m)
+		}
 	}
 	return r
 }

@@ -315,7 +315,7 @@ func TestRowOf(t *testing.T) {
 		{bpf.Inode{Nlink: 1, Flags: bpf.InNoDentry}, "", false},
 	}
 	for _, c := range cases {
-		r := rowOf(0, fs, c.in)
+		r := rowOf(0, fs, c.in, nil)
 		if r.Path != c.path || r.Deleted != c.del {
 			t.Errorf("rowOf(%+v) = %q deleted %v; want %q %v", c.in, r.Path, r.Deleted, c.path, c.del)
 		}
@@ -331,7 +331,7 @@ func TestFormats(t *testing.T) {
 	if err := Prometheus(&b, s); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(b.String(), `filecache_top_cached_bytes{path="/run/a \"q\"\n`+"\uFFFD"+`",filesystem="/run",device="0:5",inode="7",deleted="false"} 16384`) {
+	if !strings.Contains(b.String(), `filecache_top_cached_bytes{path="/run/a \"q\"\n`+"\uFFFD"+`",filesystem="/run",device="0:5",inode="7",deleted="false",cgroup="",container_id="",pod_uid=""} 16384`) {
 		t.Errorf("prometheus:\n%s", b.String())
 	}
 	d := Document(s)

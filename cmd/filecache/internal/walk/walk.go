@@ -132,6 +132,11 @@ type Options struct {
 	// 3 count as 3. The caller's own fds (Entry.Dirfd excepted) are not
 	// counted.
 	MaxOpenDirs int
+	// OutOfFds, if set, is called when opening a directory fails for want
+	// of fds (EMFILE, ENFILE): the caller may close some of its own (a
+	// scanner measures the files it holds open) and return true, and the
+	// open is tried once more.
+	OutOfFds func() bool
 }
 
 // Visited is the set of directories walks with Follow have entered, by
@@ -327,7 +332,7 @@ func (w *walker) run() error {
 			w.closeLowest()
 		}
 		p := l.prefix + name
-		fd, err := openRetry(l.fd, name, w.dirFlags)
+		fd, err := w.openDir(l.fd, name, w.dirFlags)
 		w.dirsOpened++
 		if err != nil {
 			w.report(p, err)
@@ -479,7 +484,7 @@ func (w *walker) reopenByName(i int) bool {
 
 // openVerified opens name in dirfd and checks it is the directory l.
 func (w *walker) openVerified(dirfd int, name string, flags int, l *level) (int, bool) {
-	fd, err := openRetry(dirfd, name, flags)
+	fd, err := w.openDir(dirfd, name, flags)
 	if err != nil {
 		return -1, false
 	}
@@ -642,6 +647,16 @@ func joinPrefix(root string) string {
 		return root
 	}
 	return root + "/"
+}
+
+// openDir opens a directory below the root, once more if it failed for
+// want of fds and Options.OutOfFds freed some.
+func (w *walker) openDir(dirfd int, name string, flags int) (int, error) {
+	fd, err := openRetry(dirfd, name, flags)
+	if (err == unix.EMFILE || err == unix.ENFILE) && w.o.OutOfFds != nil && w.o.OutOfFds() {
+		fd, err = openRetry(dirfd, name, flags)
+	}
+	return fd, err
 }
 
 func openRetry(dirfd int, name string, flags int) (int, error) {
