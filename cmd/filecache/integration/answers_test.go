@@ -20,7 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/filecache/filecache/cmd/filecache/internal/top"
+	"github.com/filecache/filecache/cmd/filecache/internal/mountinfo"
 )
 
 // rawCache is what the page cache holds of bytes [off, off+n) of the file
@@ -506,7 +506,7 @@ func TestMountinfoEmptySource(t *testing.T) {
 	if !strings.Contains(string(raw), " - tmpfs  rw") {
 		t.Fatalf("the kernel wrote no line with an empty source:\n%s", raw)
 	}
-	ms, err := top.ParseMountinfo(strings.NewReader(string(raw)))
+	ms, err := mountinfo.Parse(strings.NewReader(string(raw)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/filecache/filecache/cmd/filecache/internal/top"
+	"github.com/filecache/filecache/cmd/filecache/internal/mountinfo"
 )
 
 // Faults the bpf engine meets on real machines, each forced here: filecache
@@ -74,7 +74,7 @@ func clearLeftovers() {
 		fmt.Fprintf(os.Stderr, "integration: %v\n", err)
 		os.Exit(2)
 	}
-	ms, err := top.ParseMountinfo(f)
+	ms, err := mountinfo.Parse(f)
 	f.Close()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "integration: %v\n", err)

@@ -6,7 +6,6 @@
 package cgroups
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -14,6 +13,8 @@ import (
 	"os"
 	"path"
 	"strings"
+
+	"github.com/filecache/filecache/cmd/filecache/internal/mountinfo"
 )
 
 // Hierarchy is a mounted hierarchy holding the memory controller.
@@ -34,26 +35,25 @@ var ErrNoMemory = errors.New("no mounted cgroup hierarchy holds the memory contr
 // option, else a cgroup2 mount whose root lists memory in cgroup.controllers
 // (controllers reads that file; a controller bound to v1 is not listed in
 // v2). Mounts showing the hierarchy's root are preferred.
-func FindMemory(mountinfo io.Reader, controllers func(mount string) (string, error)) (Hierarchy, error) {
+func FindMemory(r io.Reader, controllers func(mount string) (string, error)) (Hierarchy, error) {
+	ms, err := mountinfo.Parse(r)
+	if err != nil {
+		return Hierarchy{}, err
+	}
+	return findMemory(ms, controllers)
+}
+
+func findMemory(ms []mountinfo.Mount, controllers func(mount string) (string, error)) (Hierarchy, error) {
 	var v1, v2 []Hierarchy
-	sc := bufio.NewScanner(mountinfo)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		m, ok := parseMountinfo(sc.Text())
-		if !ok {
-			continue
-		}
-		switch m.fstype {
+	for _, m := range ms {
+		switch m.FSType {
 		case "cgroup":
-			if hasOption(m.super, "memory") {
-				v1 = append(v1, Hierarchy{Version: 1, Mount: m.point, Root: m.root})
+			if hasOption(m.Super, "memory") {
+				v1 = append(v1, Hierarchy{Version: 1, Mount: m.Point, Root: m.Root})
 			}
 		case "cgroup2":
-			v2 = append(v2, Hierarchy{Version: 2, Mount: m.point, Root: m.root})
+			v2 = append(v2, Hierarchy{Version: 2, Mount: m.Point, Root: m.Root})
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return Hierarchy{}, fmt.Errorf("read mountinfo: %w", err)
 	}
 	if h, ok := best(v1); ok {
 		return h, nil
@@ -81,59 +81,6 @@ func best(hs []Hierarchy) (Hierarchy, bool) {
 		return hs[0], true
 	}
 	return Hierarchy{}, false
-}
-
-type mountLine struct{ root, point, fstype, super string }
-
-// parseMountinfo reads one line of /proc/PID/mountinfo: "id parent
-// major:minor root point options [optional...] - fstype source super".
-func parseMountinfo(line string) (mountLine, bool) {
-	f := strings.Fields(line)
-	sep := -1
-	for i := 6; i < len(f); i++ {
-		if f[i] == "-" {
-			sep = i
-			break
-		}
-	}
-	if sep < 0 || len(f) < sep+3 {
-		return mountLine{}, false
-	}
-	m := mountLine{root: Unescape(f[3]), point: Unescape(f[4]), fstype: f[sep+1]}
-	if len(f) > sep+3 {
-		m.super = f[sep+3]
-	}
-	return m, true
-}
-
-// Unescape undoes mountinfo's octal escapes (\040 for a space, \011, \012,
-// \134 for a backslash).
-func Unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) && isOctal(s[i+1:i+4]) {
-			b.WriteByte((s[i+1]-'0')<<6 | (s[i+2]-'0')<<3 | (s[i+3] - '0'))
-			i += 3
-			continue
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-func isOctal(s string) bool {
-	if len(s) != 3 || s[0] > '3' {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if c < '0' || c > '7' {
-			return false
-		}
-	}
-	return true
 }
 
 func hasOption(opts, want string) bool {
@@ -203,20 +150,19 @@ func FindUnder(root string) (Hierarchy, error) {
 // FindMemoryUnder is FindMemory over the mounts under root only, each taken
 // to show its hierarchy's root (mountinfo gives a mount of the host's
 // hierarchy relative to this process's own cgroup namespace).
-func FindMemoryUnder(mountinfo io.Reader, controllers func(mount string) (string, error), root string) (Hierarchy, error) {
+func FindMemoryUnder(r io.Reader, controllers func(mount string) (string, error), root string) (Hierarchy, error) {
 	root = strings.TrimSuffix(root, "/")
-	var kept strings.Builder
-	sc := bufio.NewScanner(mountinfo)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if m, ok := parseMountinfo(sc.Text()); ok && strings.HasPrefix(m.point, root+"/") {
-			kept.WriteString(sc.Text() + "\n")
+	ms, err := mountinfo.Parse(r)
+	if err != nil {
+		return Hierarchy{}, err
+	}
+	var kept []mountinfo.Mount
+	for _, m := range ms {
+		if strings.HasPrefix(m.Point, root+"/") {
+			kept = append(kept, m)
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return Hierarchy{}, fmt.Errorf("read mountinfo: %w", err)
-	}
-	h, err := FindMemory(strings.NewReader(kept.String()), controllers)
+	h, err := findMemory(kept, controllers)
 	if err != nil {
 		return h, fmt.Errorf("under %s: %w", root, err)
 	}

@@ -72,21 +72,6 @@ func TestOwnMemoryCgroup(t *testing.T) {
 	}
 }
 
-func TestUnescape(t *testing.T) {
-	for in, want := range map[string]string{
-		`/plain`:         "/plain",
-		`/a\040b`:        "/a b",
-		`/tab\011nl\012`: "/tab\tnl\n",
-		`/back\134slash`: `/back\slash`,
-		`/short\04`:      `/short\04`,
-		`/not\999`:       `/not\999`,
-	} {
-		if got := Unescape(in); got != want {
-			t.Errorf("Unescape(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func ino(t *testing.T, p string) uint64 {
 	t.Helper()
 	var st syscall.Stat_t

@@ -6,7 +6,6 @@
 package overlay
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"os"
@@ -15,7 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/filecache/filecache/cmd/filecache/internal/cgroups"
+	"github.com/filecache/filecache/cmd/filecache/internal/mountinfo"
 )
 
 // Mount is one overlayfs mount.
@@ -28,42 +27,29 @@ type Mount struct {
 }
 
 // ParseMounts reads the overlayfs mounts of a mountinfo.
-func ParseMounts(mountinfo io.Reader) ([]Mount, error) {
+func ParseMounts(r io.Reader) ([]Mount, error) {
+	ms, err := mountinfo.Parse(r)
+	if err != nil {
+		return nil, err
+	}
 	var out []Mount
-	sc := bufio.NewScanner(mountinfo)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		sep := -1
-		for i := 6; i < len(f); i++ {
-			if f[i] == "-" {
-				sep = i
-				break
-			}
-		}
-		if sep < 0 || len(f) < sep+4 || f[sep+1] != "overlay" {
+	for _, mi := range ms {
+		if mi.FSType != "overlay" {
 			continue
 		}
-		var major, minor uint32
-		if _, err := fmt.Sscanf(f[2], "%d:%d", &major, &minor); err != nil {
-			continue
-		}
-		m := Mount{Dev: unix.Mkdev(major, minor), Root: cgroups.Unescape(f[3]), Point: cgroups.Unescape(f[4])}
-		for _, o := range splitOptions(f[sep+3]) {
+		m := Mount{Dev: mi.Dev, Root: mi.Root, Point: mi.Point}
+		for _, o := range splitOptions(mi.Super) {
 			k, v, _ := strings.Cut(o, "=")
 			switch k {
 			case "upperdir":
-				m.Upper = cgroups.Unescape(v)
+				m.Upper = mountinfo.Unescape(v)
 			case "lowerdir", "lowerdir+", "datadir+":
 				for _, l := range splitLowers(v) {
-					m.Lowers = append(m.Lowers, cgroups.Unescape(l))
+					m.Lowers = append(m.Lowers, mountinfo.Unescape(l))
 				}
 			}
 		}
 		out = append(out, m)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read mountinfo: %w", err)
 	}
 	return out, nil
 }
