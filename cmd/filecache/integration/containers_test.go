@@ -239,6 +239,22 @@ func TestTopByCgroup(t *testing.T) {
 		*fs[0].WalkedPages != pagesFor(na)+pagesFor(nb)+pagesFor(nc1+nc2)+pagesFor(mib+5) {
 		t.Errorf("--cgroup %s: filesystems %+v", a.dir, d.Filesystems)
 	}
+
+	// --cgroup twice (a by directory, b by path): both children's pairs,
+	// not the suite's own file.
+	d, res = cgTop(t, bin, "--by-cgroup", "--cgroup", a.dir, "--cgroup", b.path, "--mount", dir, "-n", "0")
+	pairs := map[[2]uint64]uint64{
+		{statOf(t, fa).Ino, a.id(t)}: pagesFor(na), {statOf(t, fc).Ino, a.id(t)}: pagesFor(nc1),
+		{statOf(t, fb).Ino, b.id(t)}: pagesFor(nb), {statOf(t, fc).Ino, b.id(t)}: pagesFor(nc2),
+	}
+	if len(d.Rows) != len(pairs) || len(*d.Cgroups) != 2 {
+		t.Errorf("--cgroup %s --cgroup %s: %d rows (want %d), cgroups %+v\n%s", a.dir, b.path, len(d.Rows), len(pairs), d.Cgroups, res)
+	}
+	for _, r := range d.Rows {
+		if r.CgroupID == nil || pairs[[2]uint64{r.Inode, *r.CgroupID}] != r.CachedPages {
+			t.Errorf("--cgroup %s --cgroup %s: row %+v not one of the children's pairs %v", a.dir, b.path, r, pairs)
+		}
+	}
 }
 
 func slicesEqual(a, b []string) bool { return strings.Join(a, "\x00") == strings.Join(b, "\x00") }
