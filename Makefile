@@ -14,8 +14,8 @@ COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LIBBPF_OUT := $(CURDIR)/libbpf/out
 LIBBPF_A   := $(LIBBPF_OUT)/lib/libbpf.a
 BPF_OBJ    := cgo/filecache.bpf.o
-# One object: filecache.bpf.c includes the page walk and the overlay code.
-BPF_SRC    := bpf/filecache.bpf.c bpf/overlay.bpf.c bpf/pages.bpf.c bpf/filecache.h bpf/vmlinux.h
+# One object: filecache.bpf.c includes the page walk, the overlay code and the dentry walk.
+BPF_SRC    := bpf/filecache.bpf.c bpf/overlay.bpf.c bpf/pages.bpf.c bpf/dir.bpf.c bpf/filecache.h bpf/vmlinux.h
 BIN        := bin/filecache
 
 # cgo flags for the vendored static libbpf; Debian's static libelf needs zstd.

@@ -803,3 +803,5 @@ int walk_sb_bounded(struct bpf_raw_tracepoint_args *ctx)
 }
 
 #include "pages.bpf.c"
+
+#include "dir.bpf.c"

@@ -26,6 +26,12 @@ const (
 	pagesParamsMap      = "pg_params"
 	pagesStateMap       = "pg_state"
 	pagesRecordsMap     = "pg_records"
+
+	// The dentry walk of directory trees (dir.bpf.c), loaded beside a
+	// query program.
+	progWalkDir   = "walk_dir"
+	mapDirState   = "dir_state"
+	mapDirRecords = "dir_records"
 )
 
 // The walks of filecache top: their names are bpf.WalkPrograms', which
@@ -45,11 +51,11 @@ var programs = map[string]string{
 // objectPrograms are all the object's programs: open disables every one
 // but the program it loads, so one missing here would be loaded too.
 var objectPrograms = []string{progQueryLoop, progQueryBounded, progQueryAttached, progWalk, progWalkBounded,
-	pagesLoopProgram, pagesBoundedProgram}
+	pagesLoopProgram, pagesBoundedProgram, progWalkDir}
 
 // objectMaps are all the object's maps.
 var objectMaps = []string{mapParams, mapResults, mapWalkParams, mapWalk, mapWalkRecords, mapWalkCursor,
-	pagesParamsMap, pagesStateMap, pagesRecordsMap}
+	pagesParamsMap, pagesStateMap, pagesRecordsMap, mapDirState, mapDirRecords}
 
 // programMaps are the maps each program uses. A load creates only those of
 // the program it loads: the others would cost their memory for nothing, and
@@ -64,4 +70,5 @@ var programMaps = map[string][]string{
 	progWalkBounded:     {mapWalkParams, mapWalk, mapWalkRecords, mapWalkCursor},
 	pagesLoopProgram:    {pagesParamsMap, pagesStateMap, pagesRecordsMap},
 	pagesBoundedProgram: {pagesParamsMap, pagesStateMap, pagesRecordsMap},
+	progWalkDir:         {mapDirState, mapDirRecords},
 }
