@@ -45,6 +45,13 @@ func main() {
 			return w, w.Close, nil
 		},
 		WalkMethod: cgo.WalkMethod,
+		LoadDirs: func(opts cli.LoadOptions) (pagecache.DirWalker, error) {
+			w, err := cgo.LoadDirWalker(cgo.Options{BTFPath: opts.BTF})
+			if err != nil {
+				return nil, err
+			}
+			return w, nil
+		},
 		LoadPages: func(opts cli.LoadOptions) (pagecache.Engine, error) {
 			p, err := cgo.LoadPages(cgo.Options{BTFPath: opts.BTF, Method: opts.Method})
 			if err != nil {

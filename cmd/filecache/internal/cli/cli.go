@@ -54,6 +54,9 @@ type Env struct {
 	WalkMethod func(method string) string
 	// LoadPages loads the page walk of --by-cgroup.
 	LoadPages LoadFunc
+	// LoadDirs loads the dentry walk that answers a tree's files without
+	// an open each (nil: trees are walked without it).
+	LoadDirs func(LoadOptions) (pagecache.DirWalker, error)
 	// CgroupNames finds the memory cgroup hierarchy (nil: this machine's).
 	CgroupNames func() (CgroupNames, error)
 	// Caps and Stat default to this process's capabilities and os.Stat.
