@@ -28,6 +28,9 @@ type DirWalker struct {
 	state   []byte // dir_state, mapped read-only
 	records []byte // dir_records, mapped read-only
 	legacy  uint64 // FC_DIR_ARG_LEGACY for this kernel
+	// between, if set, is called between two runs of one directory's
+	// walk: tests change the directory there.
+	between func()
 }
 
 // LoadDirWalker loads the dentry walk. Its nested bounded loops need no
@@ -146,6 +149,9 @@ func (w *DirWalker) ReadDir(fd, slot int, each func(bpf.Child)) (bpf.Dir, error)
 		}
 		if d.Status != bpf.DirMore {
 			return d, nil
+		}
+		if w.between != nil {
+			w.between()
 		}
 	}
 	return bpf.Dir{}, fmt.Errorf("dentry walk: still going after %d runs", maxDirRuns)
