@@ -27,7 +27,7 @@ GO_LDFLAGS := -s -w -buildid= -X main.version=$(VERSION) -X main.commit=$(COMMIT
 GO_BUILD   := $(GO) build -trimpath -buildvcs=false -tags $(GO_TAGS) -ldflags '$(GO_LDFLAGS)'
 # -fdebug-prefix-map: BTF line info names the source relative to the checkout.
 BPF_CFLAGS := -target bpf -O2 -g -Wall -Werror -fdebug-prefix-map=$(CURDIR)=. -Ibpf -I$(LIBBPF_OUT)/include
-GO_SRC     := $(shell find cmd cgo bpf -name '*.go') go.mod go.sum
+GO_SRC     := $(shell find cmd cgo bpf -name '*.go') $(wildcard cgo/*/*.c) go.mod go.sum
 
 all: build
 

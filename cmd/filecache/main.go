@@ -11,6 +11,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/filecache/filecache/cgo"
+	// `filecache FILE...` answered before the Go runtime starts, where it
+	// can be (cgo/fastpath/fastpath.c).
+	_ "github.com/filecache/filecache/cgo/fastpath"
 	"github.com/filecache/filecache/cmd/filecache/internal/cli"
 	"github.com/filecache/filecache/cmd/filecache/internal/pagecache"
 	"github.com/filecache/filecache/cmd/filecache/internal/top"

@@ -132,10 +132,10 @@ func TestScanDentries(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				dirs := *c.dirs
+				dirs := &fakeDirs{omit: c.dirs.omit, twice: c.dirs.twice, fail: c.dirs.fail, nonRegs: c.dirs.nonRegs}
 				s := &Scanner{Engine: func() (pagecache.Engine, error) { return eng, nil },
 					Walk:    walk.Options{Follow: c.follow},
-					Dirs:    func() (pagecache.DirReader, error) { return &dirs, nil },
+					Dirs:    func() (pagecache.DirReader, error) { return dirs, nil },
 					Workers: workers}
 				got, err := scanAll(t, s, []string{r})
 				stats := s.Dentries()
