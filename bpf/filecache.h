@@ -198,11 +198,16 @@ struct fc_cursor {
 #define FC_PG_NO_MEMCG 5 /* a folio's memory cgroup is kept where this program does not look */
 #define FC_PG_LAYOUT 7   /* the page-cache tree's nodes are not of 64 slots */
 
+/* fc_pg_params.flags */
+#define FC_PG_RANGES 1 /* snapshot: a record is a run of consecutive cached pages, whatever their cgroup */
+
 struct fc_pg_params {
 	__s32 fds[FC_BATCH];
 	__u32 count;     /* slots of fds[] in use */
 	__u32 cap;       /* records a run may write (<= FC_PG_CAP) */
 	__u64 max_steps; /* steps of a walk_pages run (bpf_loop iterations) */
+	__u32 flags;     /* FC_PG_* flags */
+	__u32 pad;
 };
 
 /* One file of the batch. */
@@ -222,11 +227,16 @@ struct fc_pg_file {
 	__u32 layer;       /* FC_LAYER_* */
 };
 
-/* A run of pages of one file charged to one memory cgroup: a value of pg_records. */
+/*
+ * A run of pages of one file charged to one memory cgroup: a value of
+ * pg_records. With FC_PG_RANGES, a run of consecutive cached pages
+ * (memcg and id 0).
+ */
 struct fc_pg_rec {
 	__u64 memcg; /* the struct mem_cgroup (0: charged to none) */
 	__u64 id;    /* its cgroup id: the kernfs node id, its directory's inode number */
 	__u64 pages;
+	__u64 first; /* the page index of the run's first page */
 	__u32 slot;  /* the file: fds[slot] */
 	__u32 pad;
 };
@@ -250,6 +260,7 @@ struct fc_pg_state {
 	/* Within a run: the slots of node slots_of, read in one go. */
 	__u64 slots_of;
 	__u64 slots[64];
+	__u64 cur_first; /* the run of pages being counted: its first page index */
 };
 
 

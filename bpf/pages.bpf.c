@@ -2,7 +2,8 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * The page walk (--by-cgroup): for each fd of a batch, every page of the
- * file's page cache, counted by the memory cgroup it is charged to.
+ * file's page cache, counted by the memory cgroup it is charged to; with
+ * FC_PG_RANGES (snapshot), the runs of consecutive cached pages instead.
  * Included by filecache.bpf.c.
  *
  * A file's page cache is an xarray (mapping->i_pages): a tree of nodes of
@@ -105,6 +106,7 @@ static __always_inline void pg_flush(struct fc_pg_params *p, struct fc_pg_state 
 	rec->memcg = st->cur_memcg;
 	rec->id = st->cur_id;
 	rec->pages = st->cur_pages;
+	rec->first = st->cur_first;
 	rec->slot = st->slot;
 	rec->pad = 0;
 	st->nrec = idx + 1;
@@ -128,13 +130,31 @@ static __always_inline void pg_finish(struct fc_pg_params *p, struct fc_pg_state
 	st->started = 0;
 }
 
-/* pg_count counts n pages of the folio at pagep. */
+/*
+ * pg_count counts n pages of the folio at pagep, the first at page index
+ * st->next.
+ */
 static __always_inline int pg_count(struct fc_pg_params *p, struct fc_pg_state *st,
 				    struct fc_pg_file *f, __u64 pagep, __u64 n)
 {
-	__u64 memcg = page_memcg(pagep), id = 0;
-	struct mem_cgroup *m = (void *)memcg;
+	__u64 memcg, id = 0;
+	struct mem_cgroup *m;
 
+	if (p->flags & FC_PG_RANGES) {
+		/* A snapshot: runs of consecutive pages; no cgroup is read. */
+		if (st->cur_pages && st->next != st->cur_first + st->cur_pages)
+			pg_flush(p, st);
+		if (!st->cur_pages) {
+			st->cur_first = st->next;
+			st->cur_memcg = 0;
+			st->cur_id = 0;
+		}
+		st->cur_pages += n;
+		f->walked += n;
+		return 0;
+	}
+	memcg = page_memcg(pagep);
+	m = (void *)memcg;
 	if (memcg != st->cur_memcg || !st->cur_pages) {
 		/*
 		 * A new run: its cgroup's id. Cgroup ids start at 1, so a
@@ -151,6 +171,7 @@ static __always_inline int pg_count(struct fc_pg_params *p, struct fc_pg_state *
 		pg_flush(p, st);
 		st->cur_memcg = memcg;
 		st->cur_id = id;
+		st->cur_first = st->next;
 	}
 	st->cur_pages += n;
 	f->walked += n;

@@ -11,12 +11,16 @@ const (
 	PageCap   = 4096 // FC_PG_CAP: records one run returns at most
 	PageSteps = 2048 // FC_PG_STEPS: steps of one walk_pages_bounded run
 
-	PageParamsSize = Batch*4 + 16                                 // sizeof(struct fc_pg_params)
-	PageFileSize   = 7*8 + 6*4                                    // sizeof(struct fc_pg_file)
-	PageRecSize    = 32                                           // sizeof(struct fc_pg_rec)
-	pageFilesOff   = 7*8 + 6*4                                    // offsetof(struct fc_pg_state, files)
-	PageStateSize  = pageFilesOff + Batch*PageFileSize + 8 + 64*8 // sizeof(struct fc_pg_state): files, then a node's slots
+	PageParamsSize = Batch*4 + 24                                     // sizeof(struct fc_pg_params)
+	PageFileSize   = 7*8 + 6*4                                        // sizeof(struct fc_pg_file)
+	PageRecSize    = 40                                               // sizeof(struct fc_pg_rec)
+	pageFilesOff   = 7*8 + 6*4                                        // offsetof(struct fc_pg_state, files)
+	PageStateSize  = pageFilesOff + Batch*PageFileSize + 8 + 64*8 + 8 // sizeof(struct fc_pg_state): files, a node's slots, cur_first
 )
+
+// PageRanges is FC_PG_RANGES (fc_pg_params.flags): each record is a run of
+// consecutive cached pages of a file (a snapshot), not of one cgroup.
+const PageRanges = 1
 
 // More statuses of a walked file (fc_pg_file.status).
 const (
@@ -43,6 +47,7 @@ type PageParams struct {
 	FDs      []int32 // at most Batch
 	Cap      uint32  // records a run may write, at most PageCap
 	MaxSteps uint64  // steps of a walk_pages run
+	Flags    uint32  // PageRanges or 0
 }
 
 // Encode lays out struct fc_pg_params.
@@ -60,6 +65,7 @@ func (p PageParams) Encode() ([]byte, error) {
 	le.PutUint32(b[Batch*4:], uint32(len(p.FDs)))
 	le.PutUint32(b[Batch*4+4:], p.Cap)
 	le.PutUint64(b[Batch*4+8:], p.MaxSteps)
+	le.PutUint32(b[Batch*4+16:], p.Flags)
 	return b, nil
 }
 
@@ -130,11 +136,13 @@ func DecodePageState(b []byte) (PageState, error) {
 	return s, nil
 }
 
-// PageRec is struct fc_pg_rec: pages of one file charged to one memory cgroup.
+// PageRec is struct fc_pg_rec: pages of one file charged to one memory
+// cgroup; with PageRanges, a run of consecutive cached pages.
 type PageRec struct {
 	Memcg uint64 // the kernel's struct mem_cgroup (0: charged to none)
 	ID    uint64 // its cgroup id: the inode number of its directory
 	Pages uint64
+	First uint64 // the page index of the run's first page
 	Slot  uint32 // the file: fds[Slot]
 }
 
@@ -143,5 +151,5 @@ func DecodePageRec(b []byte) (PageRec, error) {
 	if len(b) != PageRecSize {
 		return PageRec{}, fmt.Errorf("decode page walk record: %d bytes, want %d", len(b), PageRecSize)
 	}
-	return PageRec{Memcg: le.Uint64(b[0:]), ID: le.Uint64(b[8:]), Pages: le.Uint64(b[16:]), Slot: le.Uint32(b[24:])}, nil
+	return PageRec{Memcg: le.Uint64(b[0:]), ID: le.Uint64(b[8:]), Pages: le.Uint64(b[16:]), First: le.Uint64(b[24:]), Slot: le.Uint32(b[32:])}, nil
 }

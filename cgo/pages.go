@@ -83,9 +83,21 @@ func (p *Pages) Close() {
 // returns each file's figures and the records of its pages by memory
 // cgroup, in the order written (one cgroup may have several per file).
 func (p *Pages) Walk(fds []int32) ([]bpf.PageFile, []bpf.PageRec, error) {
+	return p.walk(fds, 0)
+}
+
+// WalkRanges walks the page caches of the files behind fds as Walk does,
+// and returns the runs of consecutive cached pages of each file (a
+// snapshot's ranges), in page order; a run may be split in two where a
+// test run ended.
+func (p *Pages) WalkRanges(fds []int32) ([]bpf.PageFile, []bpf.PageRec, error) {
+	return p.walk(fds, bpf.PageRanges)
+}
+
+func (p *Pages) walk(fds []int32, flags uint32) ([]bpf.PageFile, []bpf.PageRec, error) {
 	var zero uint32
 	key := unsafe.Pointer(&zero)
-	b, err := bpf.PageParams{FDs: fds, Cap: bpf.PageCap, MaxSteps: bpf.MaxWalkSteps}.Encode()
+	b, err := bpf.PageParams{FDs: fds, Cap: bpf.PageCap, MaxSteps: bpf.MaxWalkSteps, Flags: flags}.Encode()
 	if err != nil {
 		return nil, nil, err
 	}

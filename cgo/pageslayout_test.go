@@ -19,6 +19,7 @@ func TestPagesLayout(t *testing.T) {
 		"FC_PG_CAP": bpf.PageCap, "FC_PG_STEPS": bpf.PageSteps,
 		"FC_PG_DONE": uintptr(bpf.PageDone), "FC_PG_MORE": uintptr(bpf.PageMore), "FC_PG_UNSET": uintptr(bpf.PageUnset),
 		"FC_PG_RACE": uintptr(bpf.StatusPageRace), "FC_PG_NO_MEMCG": uintptr(bpf.StatusNoMemcg), "FC_PG_LAYOUT": uintptr(bpf.StatusLayout),
+		"FC_PG_RANGES":         bpf.PageRanges,
 		"sizeof(fc_pg_params)": bpf.PageParamsSize, "sizeof(fc_pg_file)": bpf.PageFileSize,
 		"sizeof(fc_pg_rec)": bpf.PageRecSize, "sizeof(fc_pg_state)": bpf.PageStateSize,
 	} {
@@ -27,7 +28,7 @@ func TestPagesLayout(t *testing.T) {
 		}
 	}
 
-	p, err := bpf.PageParams{FDs: []int32{5, 6, 7}, Cap: 99, MaxSteps: 1 << 40}.Encode()
+	p, err := bpf.PageParams{FDs: []int32{5, 6, 7}, Cap: 99, MaxSteps: 1 << 40, Flags: bpf.PageRanges}.Encode()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,6 +43,9 @@ func TestPagesLayout(t *testing.T) {
 	}
 	if n := le.Uint64(p[c["fc_pg_params.max_steps"]:]); n != 1<<40 {
 		t.Errorf("params max_steps = %d, want 2^40", n)
+	}
+	if n := le.Uint32(p[c["fc_pg_params.flags"]:]); n != bpf.PageRanges {
+		t.Errorf("params flags = %d, want FC_PG_RANGES", n)
 	}
 
 	s := bpf.NewPageState()
@@ -77,12 +81,13 @@ func TestPagesLayout(t *testing.T) {
 	le.PutUint64(r[c["fc_pg_rec.memcg"]:], 0xffff888100000000)
 	le.PutUint64(r[c["fc_pg_rec.id"]:], 42)
 	le.PutUint64(r[c["fc_pg_rec.pages"]:], 512)
+	le.PutUint64(r[c["fc_pg_rec.first"]:], 1<<33)
 	le.PutUint32(r[c["fc_pg_rec.slot"]:], 9)
 	rec, err := bpf.DecodePageRec(r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec != (bpf.PageRec{Memcg: 0xffff888100000000, ID: 42, Pages: 512, Slot: 9}) {
+	if rec != (bpf.PageRec{Memcg: 0xffff888100000000, ID: 42, Pages: 512, First: 1 << 33, Slot: 9}) {
 		t.Errorf("record decoded as %+v", rec)
 	}
 }

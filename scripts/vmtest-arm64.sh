@@ -15,7 +15,7 @@
 #
 # Environment:
 #   ARM64_SUITES   suites whose newest cloud-arm64 kernel is booted (default: bookworm trixie)
-#   ARM64_CONFIGS  configurations, by name (default: auto bounded-loop; all: the six of vmtest.sh)
+#   ARM64_CONFIGS  configurations, by name (default: auto bounded-loop; all: every one of vmtest.sh)
 #   ARM64_SMOKE=1  only the smoke run, no suite
 #   ARM64_JOBS     VMs at the same time (default 1: each takes one core)
 #   ARM64_TIMEOUT  seconds one VM may run (default 1800)
@@ -27,23 +27,21 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache=$root/.cache/vmtest-arm64
 bin=${ARM64_BIN:-$root/bin/arm64/filecache}
 read -r -a suites <<<"${ARM64_SUITES:-bookworm trixie}"
+# NAME|MIN_KERNEL|ENVIRONMENT: vmtest.sh's configs array, the one list.
+configs=()
+eval "$(sed -n '/^configs=(/,/^)/p' "$root/scripts/vmtest.sh")"
+[ ${#configs[@]} -gt 0 ] || { echo "vmtest-arm64: no configs array in scripts/vmtest.sh" >&2; exit 1; }
 read -r -a want_configs <<<"${ARM64_CONFIGS:-auto bounded-loop}"
-[ "${ARM64_CONFIGS:-}" != all ] || want_configs=(auto bpf_loop bounded-loop attached cachestat mincore)
+if [ "${ARM64_CONFIGS:-}" = all ]; then
+	want_configs=()
+	for c in "${configs[@]}"; do want_configs+=("${c%%|*}"); done
+fi
 vm_timeout=${ARM64_TIMEOUT:-1800}
 jobs=${ARM64_JOBS:-1}
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 marker=@@vmtest
 test_timeout=900 # seconds for one run of the suite inside a VM (emulated arm64 is slow)
 
-# NAME|MIN_KERNEL|ENVIRONMENT, as in vmtest.sh.
-configs=(
-	"auto||"
-	"bpf_loop|5.17|FILECACHE_BPF_METHOD=bpf_loop"
-	"bounded-loop||FILECACHE_BPF_METHOD=bounded-loop"
-	"attached||FILECACHE_BPF_METHOD=attached"
-	"cachestat||FILECACHE_ENGINE=cachestat"
-	"mincore||FILECACHE_ENGINE=mincore"
-)
 # Kconfig symbols the guest needs (module names / symbol; ? = optional), as in vmtest.sh.
 guest_modules=(
 	virtio_pci:CONFIG_VIRTIO_PCI virtio_blk:CONFIG_VIRTIO_BLK

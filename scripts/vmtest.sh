@@ -7,26 +7,38 @@
 # if any configuration fails on any kernel.
 #
 # Environment:
-#   VMTEST_SUITES    suites to boot (default: bullseye bookworm trixie sid)
-#   VMTEST_HOST      1: a row for the running kernel too (default when root), 0: none
+#   VMTEST_SUITES    suites to boot (default: bullseye bookworm trixie sid; set
+#                    and empty: none, only the host's rows, as make integration)
+#   VMTEST_HOST      1: rows for the running kernel too (default when root), 0: none
 #   VMTEST_REFRESH=1 resolve the newest kernel of each suite again (apt-get update)
 #   VMTEST_CONFIGS   names of the configurations to run (default: all, below)
 #   VMTEST_ACCEL     kvm, tcg, or a QEMU -accel value such as tcg,thread=multi
 #                    (default: kvm if a probe boot works, else tcg,thread=single)
 #   VMTEST_JOBS      VMs run at the same time (default: the number of CPUs)
 #   VMTEST_TIMEOUT   seconds one VM may run before it is killed (default 600)
+#   VMTEST_TEST_TIMEOUT  seconds one run of the suite may take (default 300)
 #   VMTEST_BIN       the filecache binary (default bin/filecache)
 #   VMTEST_RUN       a -test.run pattern: only the tests it matches (default: all)
 # Everything lives in .cache/vmtest/: private apt state, debs, extracted
 # kernels and initramfs images; logs/SUITE.log (a VM's whole console),
 # logs/SUITE.CONFIG.log and logs/host.CONFIG.log (one test run each) and
 # logs/table.txt (the last table).
+#
+# Skips: the suite tags every skip (cmd/filecache/integration/skip_test.go):
+# skip[config] (the test does not apply to the configuration the row forces),
+# skip[kernel<X.Y] (the kernel lacks a feature of Linux X.Y), skip[feature:NAME]
+# (the machine lacks NAME), skip[guest] (the test runs on the host only). A
+# row fails unless each of its skips, subtests' included, is a config skip
+# in a row that forces a configuration, a kernel<X.Y skip on a kernel older
+# than X.Y, or a guest skip in a guest. FILECACHE_FEATURES tells the
+# suite what this script put in the guest (or what the host has), so that
+# the test itself fails where such a feature is missing.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache=$root/.cache/vmtest
 bin=${VMTEST_BIN:-$root/bin/filecache}
-read -r -a suites <<<"${VMTEST_SUITES:-bullseye bookworm trixie sid}"
+read -r -a suites <<<"${VMTEST_SUITES-bullseye bookworm trixie sid}"
 vm_timeout=${VMTEST_TIMEOUT:-600}
 jobs=${VMTEST_JOBS:-$(nproc)}
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
@@ -35,15 +47,30 @@ keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 # NAME|MIN_KERNEL|ENVIRONMENT. MIN_KERNEL (major.minor, or empty) skips the
 # configuration on older kernels; ENVIRONMENT is space-separated VAR=value
 # assignments added to FILECACHE_INTEGRATION=1 FILECACHE_BIN=....
-# This is the one place to add or drop one. cachestat has no MIN_KERNEL: the
-# tests decide what to do on a kernel without cachestat(2) (< 6.5).
+# This is the one place to add or drop one (make integration runs the host's
+# rows of this script).
+# auto is the bpf engine with the kernel's own method, which every run of
+# it asserts: bpf_loop from 5.17, the bounded loop before. So no row forces
+# bpf_loop, and the bounded loop is forced only where auto does not use it.
+# cachestat has no MIN_KERNEL: its row checks that every test says
+# skip[kernel<6.5] where cachestat(2) is missing, and fails on a kernel
+# that should have it.
 configs=(
 	"auto||"
-	"bpf_loop|5.17|FILECACHE_BPF_METHOD=bpf_loop"
-	"bounded-loop||FILECACHE_BPF_METHOD=bounded-loop"
+	"bounded-loop|5.17|FILECACHE_BPF_METHOD=bounded-loop"
 	"attached||FILECACHE_BPF_METHOD=attached"
 	"cachestat||FILECACHE_ENGINE=cachestat"
 	"mincore||FILECACHE_ENGINE=mincore"
+)
+
+# Features the suite skips without (skip[feature:NAME]), as NAME:SYMBOL: the
+# Kconfig symbol that gives it. A guest has NAME when SYMBOL is y, or m and
+# the module NAME is among those its /init loads; the host when SYMBOL is y,
+# or m and the module is loaded. Plus every tool of the tools list below.
+features=(
+	ext4:CONFIG_EXT4_FS fuse:CONFIG_FUSE_FS overlay:CONFIG_OVERLAY_FS
+	squashfs:CONFIG_SQUASHFS loop:CONFIG_BLK_DEV_LOOP pty:CONFIG_UNIX98_PTYS
+	memcg:CONFIG_MEMCG thp:CONFIG_TRANSPARENT_HUGEPAGE
 )
 
 # Kernel features the guest needs: module name and Kconfig symbol. A symbol
@@ -63,13 +90,19 @@ guest_modules=(
 	squashfs:CONFIG_SQUASHFS?  # TestReadOnlyMounts' squashfs image (it skips without)
 )
 
-# util-linux tools the tests run: busybox's losetup has no --find --show,
-# its setpriv no --bounding-set, and it has no prlimit (unshare comes along
-# so the guest runs what the host runs), and the image makers of
-# TestReadOnlyMounts. The machine's own, with the shared libraries ldd lists.
-guest_tools=(losetup setpriv unshare prlimit mkfs.ext4 mksquashfs)
+# Tools the tests run, which scripts/deps.sh installs on the host and this
+# script copies into the guests (the machine's own, with the shared
+# libraries ldd lists): util-linux's (busybox's losetup has no --find
+# --show, its setpriv no --bounding-set, and it has no prlimit; unshare
+# comes along so the guest runs what the host runs), the image makers of
+# TestReadOnlyMounts, and vmtouch and fincore, which the suite's own
+# references are held to.
+tools=(losetup setpriv unshare prlimit mkfs.ext4 mksquashfs vmtouch fincore)
+# Tools deps.sh installs for tests that run on the host only.
+host_tools=(prometheus)
 
-test_timeout=300 # seconds for one run of the test binary inside a VM
+test_timeout=${VMTEST_TEST_TIMEOUT:-300} # seconds for one run of the test binary
+test_run=${VMTEST_RUN:-}
 marker=@@vmtest
 
 log() { printf 'vmtest: %s\n' "$*" >&2; }
@@ -284,12 +317,40 @@ prepare_modules() {
 	done <"$out/load"
 }
 
+# kernel_features KCONFIG LOADED prints, one a line, the features (above)
+# of a kernel built with the config file KCONFIG that has loaded the
+# modules named in LOADED, then the tools.
+kernel_features() {
+	local f name sym
+	for f in "${features[@]}"; do
+		name=${f%%:*} sym=${f#*:}
+		case $(sed -n "s/^$sym=//p" "$1") in
+		y) echo "$name" ;;
+		m) case " $(echo "$2" | tr '\n' ' ') " in *" $name "*) echo "$name" ;; esac ;;
+		esac
+	done
+	printf '%s\n' "${tools[@]}"
+}
+
+# host_features prints the running kernel's features and the tools.
+host_features() {
+	local kconfig=$cache/work/host.config
+	if [ -r /proc/config.gz ]; then
+		gzip -dc /proc/config.gz >"$kconfig"
+	elif [ -r "/boot/config-$(uname -r)" ]; then
+		cp "/boot/config-$(uname -r)" "$kconfig"
+	else
+		log "no kernel config (/proc/config.gz, /boot/config-$(uname -r)): the host's features are not listed"
+		: >"$kconfig"
+	fi
+	kernel_features "$kconfig" "$(ls /sys/module)"
+	printf '%s\n' "${host_tools[@]}"
+}
+
 # guest_init prints the guest's /init: mount, load the modules, mount the
 # disk on /var/tmp, run the test binary once per line of /vmtest/configs
 # between begin and end markers, power off.
 guest_init() {
-	local run_arg=
-	[ -z "${VMTEST_RUN:-}" ] || run_arg="-test.run='$VMTEST_RUN'"
 	cat <<INIT
 #!/bin/sh
 # Written by scripts/vmtest.sh.
@@ -319,11 +380,26 @@ i=0
 while [ ! -b /dev/vda ] && [ \$i -lt 100 ]; do sleep 0.1; i=\$((i + 1)); done
 mount -t ext4 /dev/vda /var/tmp || echo "$marker cannot mount /dev/vda on /var/tmp"
 chmod 1777 /var/tmp
+export FILECACHE_FEATURES="\$(cat /vmtest/features)"
+# Shortly before the host kills this VM: where each thread of the suite and
+# of filecache waits in the kernel, then the suite's goroutines (SIGQUIT).
+(
+	sleep $((vm_timeout - 30))
+	echo "$marker watchdog: the VM is killed in 30 s"
+	for p in \$(pidof integration.test filecache); do
+		for t in /proc/\$p/task/*; do
+			echo "$marker thread \$p/\${t##*/} \$(cat \$t/comm) waits in \$(cat \$t/wchan)"
+			cat \$t/stack
+		done
+	done
+	kill -QUIT \$(pidof integration.test)
+) &
+run=\$(cat /vmtest/run)
 while IFS='|' read -r name envs; do
 	echo "$marker begin \$name"
 	s=\$(date +%s)
 	env \$envs FILECACHE_INTEGRATION=1 FILECACHE_BIN=/bin/filecache TMPDIR=/tmp \\
-		/integration.test -test.v -test.count=1 -test.timeout=${test_timeout}s $run_arg
+		/integration.test -test.v -test.count=1 -test.timeout=${test_timeout}s \${run:+"-test.run=\$run"}
 	rc=\$?
 	echo "$marker end \$name rc=\$rc secs=\$((\$(date +%s) - s))"
 done </vmtest/configs
@@ -333,19 +409,21 @@ poweroff -f
 INIT
 }
 
-# copy_tools DIR copies guest_tools into DIR/usr/bin, which comes first in
+# copy_tools DIR copies tools into DIR/usr/bin, which comes first in
 # the guest's PATH, and their libraries to the same paths under DIR, with
 # libgcc_s, which glibc loads at run time (ldd does not list it) when a
 # thread exits: mksquashfs aborts without it.
 copy_tools() {
 	local d=$1 t p lib
 	mkdir -p "$d/usr/bin"
-	lib=$(PATH=$PATH:/usr/sbin:/sbin ldconfig -p | awk '$1 == "libgcc_s.so.1" && /x86-64/ { print $NF; exit }')
+	# awk reads to the end: ldconfig, cut short, would die of SIGPIPE and,
+	# under pipefail, end this script (seen once under load).
+	lib=$(PATH=$PATH:/usr/sbin:/sbin ldconfig -p | awk '$1 == "libgcc_s.so.1" && /x86-64/ && !found { print $NF; found = 1 }')
 	if [ -n "$lib" ]; then
 		mkdir -p "$d$(dirname "$lib")"
 		cp -L "$lib" "$d$lib"
 	fi
-	for t in "${guest_tools[@]}"; do
+	for t in "${tools[@]}"; do
 		p=$(PATH=$PATH:/usr/sbin:/sbin command -v "$t") || die "$t is missing here (scripts/deps.sh installs it)"
 		cp -L "$p" "$d/usr/bin/$t"
 		for lib in $(ldd "$p" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'); do
@@ -371,6 +449,7 @@ build_common() {
 	cp "$bin" "$d/bin/filecache"
 	cp "$cache/integration.test" "$d/integration.test"
 	guest_init >"$d/init"
+	printf '%s' "$test_run" >"$d/vmtest/run"
 	chmod 755 "$d/init" "$d/bin/filecache" "$d/integration.test"
 }
 
@@ -383,6 +462,7 @@ build_initrd() {
 	cp "$kdir"/modules/*.ko "$d/lib/modules/" 2>/dev/null || true
 	cp "$kdir/modules/load" "$d/vmtest/modules"
 	printf '%s\n' "${kconfigs[@]}" >"$d/vmtest/configs"
+	kernel_features "$kconfig" "$(cat "$kdir/modules/load")" | tr '\n' ' ' >"$d/vmtest/features"
 	(cd "$d" && find . | LC_ALL=C sort | "$busybox" cpio -o -H newc -R 0:0 2>/dev/null) | gzip -1 >"$kdir/initrd.gz"
 	rm -rf "$d"
 }
@@ -425,20 +505,84 @@ select_configs() {
 	done
 }
 
-rows=() # kernel|where|config|result|pass|fail|skip|secs|log|status
+rows=() # kernel|where|config|result|pass|fail|skip|secs|log|status|skips by tag|note
 failed=0
 
-# record KERNEL WHERE CONFIG STATUS SECS LOG adds a row to the table.
+# skips LOG prints each skip of a test run, subtests' included, as
+# NAME<TAB>TAG<TAB>MESSAGE: the tag of its skip[TAG] message, or
+# "untagged" (with the test's last line of output).
+skips() {
+	awk '
+	/^=== (RUN|CONT|NAME|PAUSE) / { cur = $3; next }
+	/^ *--- SKIP: / { n = $3; print n "\t" ((n in tag) ? tag[n] : "untagged") "\t" ((n in msg) ? msg[n] : last[n]); next }
+	/^ *--- (PASS|FAIL): / { next }
+	match($0, /: skip\[[^]]*\]: /) { tag[cur] = substr($0, RSTART + 7, RLENGTH - 10); msg[cur] = substr($0, RSTART + 2); next }
+	cur != "" { last[cur] = $0 }' "$1"
+}
+
+# running LOG prints the test a run was in when it ended: the last one
+# started (=== RUN) that has no result line.
+running() {
+	awk '
+	/^=== RUN / { order[$3] = ++n; next }
+	/^ *--- (PASS|FAIL|SKIP): / { delete order[$3] }
+	END {
+		best = 0
+		for (k in order) if (order[k] > best) { best = order[k]; name = k }
+		if (best) print name
+	}' "$1"
+}
+
+# explained TAG CONFIG RELEASE WHERE says whether a skip tagged TAG belongs
+# in the row of CONFIG on kernel RELEASE, on the host or in a guest: config
+# skips where a configuration is forced, kernel<X.Y skips on kernels older
+# than X.Y, guest skips in guests, nothing else.
+explained() {
+	case $1 in
+	config) [ "$2" != auto ] ;;
+	kernel\<[0-9]*.[0-9]*) ! kernel_at_least "$3" "${1#kernel<}" ;;
+	guest) [ "$4" != host ] ;;
+	*) return 1 ;;
+	esac
+}
+
+# record KERNEL WHERE CONFIG STATUS SECS LOG [NOTE] adds a row to the table:
+# counts of tests and subtests passed, failed and skipped, the skips by tag
+# (those the row does not explain go to LOG.skips and fail it), and NOTE or,
+# for a run that did not end well, the test it was in.
 record() {
-	local result=PASS pass fail skip
-	pass=$(grep -c '^--- PASS' "$6" || true)
-	fail=$(grep -c '^--- FAIL' "$6" || true)
-	skip=$(grep -c '^--- SKIP' "$6" || true)
-	if [ "$4" != 0 ]; then
+	local kernel=$1 where=$2 name=$3 status=$4 secs=$5 out=$6 note=${7:-}
+	local result=PASS pass fail skip=0 n tag why by_tag in
+	local -A by=()
+	pass=$(grep -cE '^ *--- PASS' "$out" || true)
+	fail=$(grep -cE '^ *--- FAIL' "$out" || true)
+	: >"$out.skips"
+	while IFS=$'\t' read -r n tag why; do
+		skip=$((skip + 1))
+		by[$tag]=$((${by[$tag]:-0} + 1))
+		explained "$tag" "$name" "$kernel" "$where" || printf '%s [%s] %s\n' "$n" "$tag" "$why" >>"$out.skips"
+	done < <(skips "$out")
+	by_tag=$(for tag in "${!by[@]}"; do echo "$tag:${by[$tag]}"; done | LC_ALL=C sort | tr '\n' ' ')
+	if [ "$status" != 0 ]; then
 		result=FAIL
-		failed=1
+		in=$(running "$out")
+		if [ -z "$note" ] && grep -q "^$marker watchdog" "$out"; then
+			note="stopped (SIGQUIT) 30 s before the VM's timeout"
+		fi
+		if [ -z "$note" ]; then
+			note=$(sed -n 's/^panic: \(test timed out after [^ ]*\).*/\1/p;T;q' "$out")
+			[ -n "$note" ] || ! grep -q '^panic: ' "$out" || note="panicked"
+		fi
+		if [ -n "$in" ]; then
+			note="${note:-ended} in $in"
+		fi
 	fi
-	rows+=("$1|$2|$3|$result|$pass|$fail|$skip|$5|$6|$4")
+	if [ -s "$out.skips" ]; then
+		result=FAIL
+		note="${note:+$note; }$(wc -l <"$out.skips") skips unexplained"
+	fi
+	[ "$result" = PASS ] || failed=1
+	rows+=("$kernel|$where|$name|$result|$pass|$fail|$skip|$secs|$out|$status|${by_tag% }|$note")
 }
 
 # failures LOG prints the output of each failed test, and a panic's start,
@@ -465,18 +609,25 @@ failures() {
 }
 
 print_table() {
-	local r kernel where name result pass fail skip secs out status
-	printf '\n%-40s %-13s %-6s %4s %4s %4s %5s\n' KERNEL CONFIG RESULT PASS FAIL SKIP SECS
+	local r kernel where name result pass fail skip secs out status by_tag note
+	printf '\n%-40s %-13s %-6s %4s %4s %4s %5s  %-30s %s\n' KERNEL CONFIG RESULT PASS FAIL SKIP SECS 'SKIPS BY TAG' NOTE
 	for r in "${rows[@]}"; do
-		IFS='|' read -r kernel where name result pass fail skip secs out status <<<"$r"
-		printf '%-40s %-13s %-6s %4s %4s %4s %5s\n' "$kernel ($where)" "$name" "$result" "$pass" "$fail" "$skip" "$secs"
+		IFS='|' read -r kernel where name result pass fail skip secs out status by_tag note <<<"$r"
+		printf '%-40s %-13s %-6s %4s %4s %4s %5s  %-30s %s\n' "$kernel ($where)" "$name" "$result" "$pass" "$fail" "$skip" "$secs" "$by_tag" "$note"
 	done
 	for r in "${rows[@]}"; do
-		IFS='|' read -r kernel where name result pass fail skip secs out status <<<"$r"
+		IFS='|' read -r kernel where name result pass fail skip secs out status by_tag note <<<"$r"
 		[ "$result" = FAIL ] || continue
 		printf '\n===== %s (%s) %s: FAIL, exit status %s; %s\n' "$kernel" "$where" "$name" "$status" "${out#"$root"/}"
+		if [ -n "$note" ]; then
+			printf '%s\n' "$note"
+		fi
 		if grep -q '^--- FAIL: ' "$out"; then
 			printf 'failed: %s\n' "$(sed -n 's/^--- FAIL: \([^ ]*\).*/\1/p' "$out" | tr '\n' ' ')"
+		fi
+		if [ -s "$out.skips" ]; then
+			printf 'skips this row does not explain (config: only where a configuration is forced; kernel<X.Y: only on older kernels):\n'
+			sed 's/^/  /' "$out.skips"
 		fi
 		failures "$out"
 		if [ -f "$out.vm" ]; then
@@ -490,9 +641,12 @@ print_table() {
 
 # run_host runs every configuration on the running kernel, directly.
 run_host() {
-	local release c name envs out rc s
+	local release c name envs out rc s feats
+	local -a run=()
 	release=$(uname -r)
 	select_configs "$release"
+	feats=$(host_features | tr '\n' ' ')
+	[ -z "$test_run" ] || run=("-test.run=$test_run")
 	for c in "${kconfigs[@]}"; do
 		IFS='|' read -r name envs <<<"$c"
 		out=$cache/logs/host.$name.log
@@ -500,8 +654,8 @@ run_host() {
 		s=$SECONDS
 		rc=0
 		# shellcheck disable=SC2086 # envs is a list of VAR=value words
-		(cd "$cache" && env $envs FILECACHE_INTEGRATION=1 FILECACHE_BIN="$bin" \
-			"$cache/integration.test" -test.v -test.count=1 -test.timeout=${test_timeout}s ${VMTEST_RUN:+-test.run="$VMTEST_RUN"}) >"$out" 2>&1 || rc=$?
+		(cd "$cache" && env $envs FILECACHE_INTEGRATION=1 FILECACHE_BIN="$bin" FILECACHE_FEATURES="$feats" \
+			"$cache/integration.test" -test.v -test.count=1 -test.timeout=${test_timeout}s "${run[@]}") >"$out" 2>&1 || rc=$?
 		record "$release" host "$name" "$rc" $((SECONDS - s)) "$out"
 	done
 }
@@ -509,7 +663,8 @@ run_host() {
 accel=${VMTEST_ACCEL:-}
 
 # qemu_run ACCEL LOG DISK [APPEND] boots $vmlinuz with $kdir/initrd.gz and
-# DISK as /dev/vda, console into LOG, killed after $vm_timeout seconds.
+# DISK as /dev/vda, console into LOG, killed after $vm_timeout seconds (or
+# $qemu_timeout).
 qemu_run() {
 	local -a a=(-cpu max -accel "tcg,thread=single")
 	case $1 in
@@ -517,7 +672,7 @@ qemu_run() {
 	tcg?*) a=(-cpu max -accel "$1") ;; # e.g. tcg,thread=multi
 	esac
 	local rc=0
-	timeout "$vm_timeout" qemu-system-x86_64 "${a[@]}" -m 1024 -smp 2 -no-reboot -nographic -nic none \
+	timeout "${qemu_timeout:-$vm_timeout}" qemu-system-x86_64 "${a[@]}" -m 1024 -smp 2 -no-reboot -nographic -nic none \
 		-kernel "$vmlinuz" -initrd "$kdir/initrd.gz" \
 		-append "console=ttyS0 panic=-1 quiet random.trust_cpu=on ${4:-}" \
 		-drive "file=$3,format=raw,if=virtio,cache=unsafe" </dev/null >"$2" 2>&1 &
@@ -540,7 +695,7 @@ choose_accel() {
 	[ -w /dev/kvm ] || return 0
 	make_disk "$cache/work/probe.img"
 	# (in a subshell: QEMU may abort, and the shell would say so on stderr)
-	(vm_timeout=60 && qemu_run kvm "$probe" "$cache/work/probe.img" vmtest.probe) 2>/dev/null || true
+	(qemu_timeout=60 qemu_run kvm "$probe" "$cache/work/probe.img" vmtest.probe) 2>/dev/null || true
 	rm -f "$cache/work/probe.img"
 	if grep -q "$marker probe" "$probe"; then
 		accel=kvm
@@ -550,23 +705,27 @@ choose_accel() {
 }
 
 # boot_vm SUITE boots SUITE's prepared kernel; the console goes to
-# logs/SUITE.log.
+# logs/SUITE.log, QEMU's exit status (124: killed at the timeout) and the
+# seconds it ran to $kdir/vm.rc and vm.secs.
 boot_vm() {
-	local suite=$1 s=$SECONDS
+	local suite=$1 s=$SECONDS rc=0
 	kdir=$cache/kernels/$1
 	vmlinuz=$(cat "$kdir/vmlinuz.path")
 	make_disk "$cache/work/$suite.img"
-	qemu_run "$accel" "$cache/logs/$suite.log" "$cache/work/$suite.img" || true
+	qemu_run "$accel" "$cache/logs/$suite.log" "$cache/work/$suite.img" || rc=$?
 	rm -f "$cache/work/$suite.img"
+	echo "$rc" >"$kdir/vm.rc"
+	echo $((SECONDS - s)) >"$kdir/vm.secs"
 	log "$suite: the VM ran $((SECONDS - s)) s"
 }
 
 # collect_vm SUITE records each configuration the VM of SUITE ran, from the
 # markers in its console log.
 collect_vm() {
-	local suite=$1 vmlog=$cache/logs/$1.log c name envs out rc secs release told=
+	local suite=$1 vmlog=$cache/logs/$1.log c name envs out rc secs release note vmrc told=
 	kdir=$cache/kernels/$1
 	release=$(cat "$kdir/release")
+	vmrc=$(cat "$kdir/vm.rc" 2>/dev/null || echo "?")
 	tr -d '\r' <"$vmlog" >"$vmlog.tmp" && mv "$vmlog.tmp" "$vmlog"
 	while IFS= read -r c; do
 		IFS='|' read -r name envs <<<"$c"
@@ -578,10 +737,15 @@ collect_vm() {
 		rc=$(sed -n "s/^$marker end $name rc=\([0-9]*\) .*/\1/p" "$vmlog")
 		secs=$(sed -n "s/^$marker end $name rc=[0-9]* secs=\([0-9]*\)$/\1/p" "$vmlog")
 		rm -f "$out.vm"
+		note=
 		if [ -z "$rc" ]; then
 			rc="none: not run, the VM had ended"
 			if grep -qxF "$marker begin $name" "$vmlog"; then
 				rc="none: the VM crashed or timed out during this run"
+				note="the VM crashed"
+				if [ "$vmrc" = 124 ]; then
+					note="the VM was killed at ${vm_timeout} s"
+				fi
 			fi
 			if [ -z "$told" ]; then # the console's end, once per VM
 				told=1
@@ -591,7 +755,7 @@ collect_vm() {
 				} >"$out.vm"
 			fi
 		fi
-		record "$release" "$suite" "$name" "$rc" "${secs:--}" "$out"
+		record "$release" "$suite" "$name" "$rc" "${secs:--}" "$out" "$note"
 	done <"$kdir/configs"
 }
 
@@ -608,19 +772,31 @@ stop_vms() {
 }
 
 main() {
-	local suite t s0=$SECONDS
+	local suite t s0=$SECONDS times=
 	local -a booted=()
 	[ -x "$bin" ] || die "$bin is missing: run make build"
-	busybox=$(command -v busybox) || die "busybox is missing (package busybox-static)"
-	file -L "$busybox" | grep -q 'statically linked' || die "$busybox is not static (package busybox-static)"
-	for t in qemu-system-x86_64 mkfs.ext4 dpkg-deb apt-get xz zstd go timeout ldd; do
-		command -v "$t" >/dev/null || die "$t is missing (make deps)"
-	done
+	command -v go >/dev/null || die "go is missing"
+	if [ ${#suites[@]} -gt 0 ]; then
+		busybox=$(command -v busybox) || die "busybox is missing (package busybox-static)"
+		file -L "$busybox" | grep -q 'statically linked' || die "$busybox is not static (package busybox-static)"
+		for t in qemu-system-x86_64 mkfs.ext4 dpkg-deb apt-get xz zstd timeout ldd; do
+			command -v "$t" >/dev/null || die "$t is missing (make deps)"
+		done
+	fi
 	mkdir -p "$cache/logs" "$cache/work"
+	# One run at a time in a checkout: they share this cache (make -j
+	# integration vmtest); the suite's own lock orders runs across checkouts.
+	exec 9>"$cache/lock"
+	if ! flock -n 9; then
+		log "another vmtest.sh runs in this checkout; waiting for it"
+		flock 9
+	fi
 	trap stop_vms EXIT
 	log "building the static test binary"
 	(cd "$root" && CGO_ENABLED=0 go test -c -o "$cache/integration.test" ./cmd/filecache/integration)
-	build_common
+	if [ ${#suites[@]} -gt 0 ]; then
+		build_common
+	fi
 
 	if [ "${VMTEST_HOST:-$([ "$(id -u)" = 0 ] && echo 1)}" = 1 ]; then
 		run_host
@@ -648,11 +824,15 @@ main() {
 	wait || true
 	for suite in "${booted[@]}"; do
 		collect_vm "$suite"
+		times+="${times:+, }$suite $(cat "$cache/kernels/$suite/vm.secs") s"
 	done
 	{
 		print_table
 		printf '\nvmtest: %d rows in %d s (VMs: %s, %s at a time); logs in %s\n' "${#rows[@]}" \
 			$((SECONDS - s0)) "${accel:-none}" "$jobs" "${cache#"$root"/}/logs"
+		if [ -n "$times" ]; then
+			printf 'each VM ran (of %s s): %s\n' "$vm_timeout" "$times"
+		fi
 	} | tee "$cache/logs/table.txt"
 	[ "$failed" = 0 ]
 }

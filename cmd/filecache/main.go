@@ -62,6 +62,13 @@ func main() {
 			}
 			return pagecache.PageWalk{Walker: p}, nil
 		},
+		LoadRanges: func(opts cli.LoadOptions) (pagecache.Engine, error) {
+			p, err := cgo.LoadPages(cgo.Options{BTFPath: opts.BTF, Method: opts.Method})
+			if err != nil {
+				return nil, err
+			}
+			return pagecache.ExtentWalk{Walker: p}, nil
+		},
 	}))
 }
 

@@ -2,15 +2,10 @@ package integration
 
 import (
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"golang.org/x/sys/unix"
-
-	"github.com/filecache/filecache/cmd/filecache/internal/pagecache"
 )
 
 type actedFile struct {
@@ -99,9 +94,13 @@ func TestTouchAndEvict(t *testing.T) {
 		evict(t, small)
 		evict(t, f)
 		r, res := act(t, bin, "touch", "--max-size", "1M", f, small)
-		// 16 pages hold the small file; nrpages may count one past EOF.
-		if res.code != 0 || len(r.Files) != 2 || r.Files[0].Skipped != 1 || r.Files[0].After != 0 || r.Files[1].After < 16 || r.Files[1].After > 17 {
-			t.Errorf("--max-size 1M: want the 8 MiB file skipped, the 64 KiB one touched\n%s", res)
+		refs := takeRefs(t, []string{f, small})
+		// The kernel's figures right after: the 16 pages of the small file
+		// all cached, none of the big one; the report says the same.
+		if res.code != 0 || len(r.Files) != 2 || r.Files[0].Skipped != 1 || r.Files[0].After != 0 || refs[0].Cache != 0 ||
+			r.Files[1].After != int64(refs[1].Cache) || refs[1].Mincore != 16 {
+			t.Errorf("--max-size 1M: want the 8 MiB file skipped, the 64 KiB one touched; kernel: %d and %d pages cached (mincore %d of 16)\n%s",
+				refs[0].Cache, refs[1].Cache, refs[1].Mincore, res)
 		}
 	})
 }
@@ -110,28 +109,19 @@ func TestTouchAndEvict(t *testing.T) {
 // program: --range measures with cachestat or mincore.
 func rangeTest(t *testing.T) {
 	if os.Getenv(envEngine) == "" && os.Getenv(envMethod) != "" {
-		t.Skip("--range measures with cachestat or mincore: the BPF program does not matter")
+		skipConfig(t, "--range measures with cachestat or mincore: the BPF program does not matter")
 	}
 }
 
 // rangePages is the kernel's count of cached pages holding bytes
-// [off, off+n) of fd: cachestat(2), or mincore before Linux 6.5.
+// [off, off+n) of fd (refs_test.go: cachestat and mincore made here).
 func rangePages(t *testing.T, fd int, off, n int64) int64 {
 	t.Helper()
-	cs, err := pagecache.CachestatRange(fd, off, n)
-	if errors.Is(err, unix.ENOSYS) {
-		var st unix.Stat_t
-		if err := unix.Fstat(fd, &st); err != nil {
-			t.Fatal(err)
-		}
-		var pages uint64
-		pages, err = pagecache.MincoreRange(fd, st.Size, off, n)
-		cs.Cache = pages
-	}
+	pages, err := rangePagesOf(fd, off, n)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return int64(cs.Cache)
+	return int64(pages)
 }
 
 // touch and evict --range act on the pages holding those bytes, no others:

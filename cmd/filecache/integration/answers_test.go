@@ -78,19 +78,9 @@ func rawCacheOf(t *testing.T, path string, off, n int64) unix.Cachestat_t {
 // than 6.5, and fails it on a newer kernel that lacks it.
 func needCachestat(t *testing.T) {
 	t.Helper()
-	if haveCachestat() {
-		return
+	if !haveCachestat() {
+		skipKernel(t, featCachestat, "the test needs cachestat(2)")
 	}
-	var u unix.Utsname
-	if err := unix.Uname(&u); err != nil {
-		t.Fatal(err)
-	}
-	var major, minor int
-	fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &major, &minor)
-	if major > 6 || major == 6 && minor >= 5 {
-		t.Fatalf("Linux %d.%d has no cachestat(2), which it should have", major, minor)
-	}
-	t.Skipf("needs cachestat(2), Linux >= 6.5; this is %d.%d", major, minor)
 }
 
 // ---- --follow: each directory and each file inode once per run ----
@@ -316,7 +306,7 @@ func TestFollowCountsEachInodeOnce(t *testing.T) {
 func TestSortPercentWithRange(t *testing.T) {
 	bin := filecacheBin(t)
 	if os.Getenv(envEngine) == "bpf" {
-		t.Skip("--range is not the bpf engine's")
+		skipConfig(t, "--range is not the bpf engine's")
 	}
 	dir := tmpfsDir(t)
 	a, b, c := filepath.Join(dir, "a"), filepath.Join(dir, "b"), filepath.Join(dir, "c")
@@ -536,9 +526,6 @@ func TestMountinfoEmptySource(t *testing.T) {
 		}
 	}
 
-	if kernelMethod(t) != "bpf_loop" {
-		t.Skip("filecache top needs bpf_loop (Linux >= 5.17); TestTopRefusals checks what it says")
-	}
 	args := []string{"--json", "top", "-n", "1"}
 	for _, c := range cases {
 		args = append(args, "--mount", c.dir)

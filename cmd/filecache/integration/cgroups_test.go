@@ -22,8 +22,8 @@ import (
 // the test process's own memory cgroup, run a process in each (moved there
 // through cgroup.procs before it execs), and remove them at the end. Where
 // no hierarchy holds the memory controller (a vmtest guest boots with none
-// mounted) they mount one on a directory of their own: cgroup2, else
-// cgroup v1's memory hierarchy.
+// mounted) they mount one on a directory of their own: cgroup v1's memory
+// hierarchy where the kernel has it, else cgroup2.
 
 // memcg is the test process's own memory cgroup.
 type memcg struct {
@@ -58,7 +58,7 @@ func ownMemcgIn(t *testing.T, h cgroups.Hierarchy) memcg {
 	}
 	dir, ok := cgroups.Dir(h, p)
 	if !ok {
-		t.Skipf("skip[config:cgroup-mount]: own memory cgroup %s is outside the mount of %s (root %s)", p, h.Mount, h.Root)
+		skipFeature(t, "memcg", "own memory cgroup %s is outside the mount of %s (root %s)", p, h.Mount, h.Root)
 	}
 	if h.Version == 2 {
 		enableMemory(t, dir)
@@ -67,25 +67,31 @@ func ownMemcgIn(t *testing.T, h cgroups.Hierarchy) memcg {
 	return memcg{h: h, path: p, dir: dir}
 }
 
-// mountMemoryHierarchy mounts cgroup2 (or, where the memory controller is
-// not free for it, cgroup v1's memory hierarchy) on a directory of the test.
+// mountMemoryHierarchy mounts, where none is mounted (a vmtest guest), the
+// memory controller's hierarchy on a directory of the test: cgroup v1's
+// where the kernel still has it (CONFIG_MEMCG_V1; Debian's kernels dropped
+// it with 6.12), as this project's own machines run, else cgroup2. So the
+// matrix covers both: v1 on the host, 5.10 and 6.1, v2 from 6.12 on. v1
+// comes first because once removed cgroups with pages still charged bind
+// the controller to cgroup2, v1 could not take it back.
 func mountMemoryHierarchy(t *testing.T) cgroups.Hierarchy {
 	t.Helper()
 	d := tempDir(t)
+	v1err := unix.Mount("cgroup", d, "cgroup", 0, "memory")
+	if v1err == nil {
+		t.Cleanup(func() { unmountRetry(t, d) })
+		return cgroups.Hierarchy{Version: 1, Mount: d, Root: "/"}
+	}
 	if err := unix.Mount("cgroup2", d, "cgroup2", 0, ""); err == nil {
 		t.Cleanup(func() { unmountRetry(t, d) })
 		if c, err := cgroups.Controllers(d); err == nil && strings.Contains(" "+c+" ", " memory") {
 			return cgroups.Hierarchy{Version: 2, Mount: d, Root: "/"}
 		}
-		unmountRetry(t, d)
 	}
-	if err := unix.Mount("cgroup", d, "cgroup", 0, "memory"); err != nil {
-		// /proc/cgroups is no witness: Linux 7.x lists only controllers
-		// cgroup v1 can have there.
-		t.Skipf("skip[config:memcg]: no memory controller: cgroup2 does not list it and mounting cgroup v1's on %s failed: %v", d, err)
-	}
-	t.Cleanup(func() { unmountRetry(t, d) })
-	return cgroups.Hierarchy{Version: 1, Mount: d, Root: "/"}
+	// /proc/cgroups is no witness: Linux 7.x lists only controllers
+	// cgroup v1 can have there.
+	skipFeature(t, "memcg", "no memory controller: mounting cgroup v1's on %s failed (%v), and cgroup2 does not list it", d, v1err)
+	panic("unreachable")
 }
 
 func unmountRetry(t *testing.T, d string) {
@@ -109,7 +115,7 @@ func enableMemory(t *testing.T, dir string) {
 	}
 	if err := os.WriteFile(ctl, []byte("+memory"), 0); err != nil {
 		if errors.Is(err, unix.EBUSY) {
-			t.Skipf("skip[config:cgroup-v2-busy]: cannot enable memory for children of %s (processes in it): %v", dir, err)
+			skipFeature(t, "memcg", "cannot enable memory for children of %s (processes in it): %v", dir, err)
 		}
 		t.Fatalf("enable memory in %s: %v", ctl, err)
 	}
@@ -341,26 +347,6 @@ func cachestatPages(t *testing.T, path string) uint64 {
 	return r.Cache
 }
 
-// TestByCgroup under cgroup v1's memory hierarchy, where none is mounted
-// (a vmtest guest) and the kernel still has it (CONFIG_MEMCG_V1, gone from
-// Debian's kernels since 6.12): this project's own machines run v1, and
-// TestByCgroup covers it there. It comes first in this file, so it runs
-// before any test binds the memory controller to cgroup2: removed cgroups
-// with pages still charged keep it there, and v1 could not take it.
-func TestByCgroupV1(t *testing.T) {
-	bin := filecacheBin(t)
-	bpfOnly(t)
-	if h, err := cgroups.Find(); err == nil {
-		t.Skipf("skip[config:memcg-mounted]: the memory controller is already mounted (v%d at %s): TestByCgroup covers it", h.Version, h.Mount)
-	}
-	d := tempDir(t)
-	if err := unix.Mount("cgroup", d, "cgroup", 0, "memory"); err != nil {
-		t.Skipf("skip[config:no-memcg-v1]: cannot mount cgroup v1's memory hierarchy: %v", err)
-	}
-	t.Cleanup(func() { unmountRetry(t, d) })
-	byCgroupWriters(t, bin, ownMemcgIn(t, cgroups.Hierarchy{Version: 1, Mount: d, Root: "/"}))
-}
-
 // Two child cgroups each write a file of their own and half of a third, on
 // a tmpfs (whose pages the host never reclaims, and are charged to their
 // writer); the test process writes a fourth. --by-cgroup must give every
@@ -482,7 +468,7 @@ func TestByCgroupHugeTmpfs(t *testing.T) {
 	a, b := own.child(t, "ha"), own.child(t, "hb")
 	d := tempDir(t)
 	if err := unix.Mount("tmpfs", d, "tmpfs", 0, "size=64m,huge=always"); err != nil {
-		t.Skipf("skip[config:thp-tmpfs]: mount tmpfs -o huge=always: %v", err)
+		skipFeature(t, "thp", "mount tmpfs -o huge=always: %v", err)
 	}
 	t.Cleanup(func() { unmountRetry(t, d) })
 	p := filepath.Join(d, "f")

@@ -3,6 +3,12 @@
 // and compare every figure it prints with cachestat(2) and mincore(2) taken
 // back to back on the same files.
 //
+// The references are system calls made in this package (refs_test.go):
+// cachestat(2) where the kernel has it and mincore(2) on a mapping made
+// here, never the code under test, and TestReferencesAgreeWithTools holds
+// them to vmtouch and fincore. Every skip carries a tag (skip_test.go) that
+// scripts/vmtest.sh checks against the row's configuration and kernel.
+//
 // The tests run only when FILECACHE_INTEGRATION is set (make integration sets
 // it, and FILECACHE_BIN); otherwise each one skips, so a plain `go test ./...`
 // without root passes. When it is set, a missing binary or a caller that is

@@ -82,8 +82,9 @@ func TestErrorPathsOthersAnswered(t *testing.T) {
 // only the capabilities BPF needs (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN) as
 // ambient capabilities, so it cannot override directory permissions.
 func TestUnsearchableDirAsNobody(t *testing.T) {
-	bin := binForAll(t, filecacheBin(t))
+	bin := filecacheBin(t)
 	bpfOnly(t) // the syscall engines answer nobody only on files it owns
+	bin = binForAll(t, bin)
 	dir := tmpfsDir(t)
 	good := filepath.Join(dir, "good")
 	writeAt(t, good, 0, 96*1024)
@@ -118,9 +119,10 @@ func TestUnsearchableDirAsNobody(t *testing.T) {
 	checkStderr(t, res, []string{secret})
 }
 
-// Usage errors exit 2 and print no figure.
+// Usage errors exit 2 and print no figure; no engine is loaded for them.
 func TestUsageErrors(t *testing.T) {
 	bin := filecacheBin(t)
+	once(t)
 	p := filepath.Join(tmpfsDir(t), "some-file")
 	writeAt(t, p, 0, 8192)
 	for _, c := range []struct {

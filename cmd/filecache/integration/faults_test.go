@@ -14,6 +14,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/filecache/filecache/cmd/filecache/internal/top"
 )
 
 // Faults the bpf engine meets on real machines, each forced here: filecache
@@ -23,14 +25,19 @@ import (
 const envSeccompExec = "FILECACHE_TEST_SECCOMP_EXEC"
 
 // TestMain doubles as a launcher: with envSeccompExec set it installs a
-// seccomp filter that fails bpf(2) with EPERM, then execs its arguments.
-// Otherwise it runs the suite alone on this machine (see lockSuite).
+// seccomp filter that fails bpf(2) with EPERM, then execs its arguments;
+// with envFUSEServe it serves TestFUSE's filesystem. Otherwise it runs the
+// suite alone on this machine (see lockSuite).
 func TestMain(m *testing.M) {
 	if os.Getenv(envSeccompExec) != "" {
 		denyBPFAndExec(os.Args[1:])
 	}
+	if cfg := os.Getenv(envFUSEServe); cfg != "" {
+		serveFUSE(cfg) // TestFUSE's server; it exits
+	}
 	if os.Getenv(envEnable) != "" {
 		lockSuite()
+		clearLeftovers()
 	}
 	os.Exit(m.Run())
 }
@@ -53,6 +60,37 @@ func lockSuite() {
 	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
 		fmt.Fprintf(os.Stderr, "integration: lock %s: %v\n", p, err)
 		os.Exit(2)
+	}
+}
+
+// clearLeftovers unmounts and removes what a run of this suite that was
+// killed (a timeout, a machine shut down mid-run) left in tempDir's place:
+// its tmpfs, overlay and loop mounts would otherwise be walked by the next
+// run's tree and top tests. Holding the suite's lock, every such directory
+// is a leftover.
+func clearLeftovers() {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "integration: %v\n", err)
+		os.Exit(2)
+	}
+	ms, err := top.ParseMountinfo(f)
+	f.Close()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "integration: %v\n", err)
+		os.Exit(2)
+	}
+	for i := len(ms) - 1; i >= 0; i-- { // children were mounted after their parents
+		if strings.HasPrefix(ms[i].Point, tempBase+"/"+tempPrefix) {
+			fmt.Fprintf(os.Stderr, "integration: unmounting %s, left by a run that did not end\n", ms[i].Point)
+			if err := unix.Unmount(ms[i].Point, unix.MNT_DETACH); err != nil {
+				fmt.Fprintf(os.Stderr, "integration: unmount %s: %v\n", ms[i].Point, err)
+			}
+		}
+	}
+	old, _ := filepath.Glob(filepath.Join(tempBase, tempPrefix+"*"))
+	for _, d := range old {
+		os.RemoveAll(d)
 	}
 }
 
@@ -180,9 +218,11 @@ type doctorReport struct {
 }
 
 // doctor's verdicts match what the kernel has: every engine the kernel
-// supports works, and auto picks the best.
+// supports works, and auto picks the best. doctor tries every engine and
+// method whatever the suite forces: the unforced run checks it.
 func TestDoctor(t *testing.T) {
 	bin := filecacheBin(t)
+	once(t)
 	res := runWith(t, runOpts{ownEngine: true}, bin, "doctor", "--json")
 	var d doctorReport
 	if err := json.Unmarshal([]byte(res.stdout), &d); err != nil || res.code != 0 {

@@ -37,7 +37,7 @@ func mountOverlay(t *testing.T) overlayFixture {
 	writeAt(t, filepath.Join(o.lower, "wh"), 0, 4096)
 	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", o.lower, o.upper, filepath.Join(base, "work"))
 	if err := unix.Mount("overlay", o.merged, "overlay", 0, opts); err != nil {
-		t.Skipf("skip[config:overlayfs]: cannot mount overlayfs here: %v", err)
+		skipFeature(t, "overlay", "cannot mount overlayfs here: %v", err)
 	}
 	t.Cleanup(func() { unmountRetry(t, o.merged) })
 	// Copy up cu: a write through the overlay copies it whole to upper first.
@@ -103,7 +103,7 @@ func TestOverlay(t *testing.T) {
 			t.Errorf("--engine=bpf without overlayfs BTF: want its one-line reason\n%s", res)
 		}
 		noFigures(t, res, args[0], false)
-		t.Skip("skip[feature:overlay-btf]: this kernel has no BTF of overlayfs; the bpf engine's refusal was checked")
+		skipKernel(t, featModuleBTF, "this kernel has no BTF of overlayfs; the bpf engine's refusal was checked")
 	}
 	if engine == "cachestat" {
 		// cachestat(2) on an overlay file would say a plausible 0.
@@ -175,7 +175,7 @@ func TestOverlayByCgroup(t *testing.T) {
 	bin := filecacheBin(t)
 	bpfOnly(t)
 	if !overlayBTF(t) {
-		t.Skip("skip[feature:overlay-btf]: this kernel has no BTF of overlayfs (TestOverlay checks the refusal)")
+		skipKernel(t, featModuleBTF, "this kernel has no BTF of overlayfs (TestOverlay checks the refusal)")
 	}
 	own := ownMemcg(t)
 	o := mountOverlay(t)

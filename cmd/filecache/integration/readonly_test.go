@@ -111,13 +111,13 @@ func roImage(t *testing.T, fsType string, fill func(*testing.T, string)) string 
 	t.Helper()
 	tool := map[string]string{"ext4": "mkfs.ext4", "squashfs": "mksquashfs"}[fsType]
 	if _, err := exec.LookPath(tool); err != nil {
-		t.Skipf("%s is not on PATH (scripts/deps.sh installs it; the vmtest guests have none), so no %s image", tool, fsType)
+		skipFeature(t, tool, "%s is not on PATH (scripts/deps.sh installs it), so no %s image", tool, fsType)
 	}
 	if _, err := os.Stat("/dev/loop-control"); errors.Is(err, fs.ErrNotExist) {
-		t.Skip("/dev/loop-control is absent: no loop driver here")
+		skipFeature(t, "loop", "/dev/loop-control is absent: no loop driver here")
 	}
 	if known, err := os.ReadFile("/proc/filesystems"); err != nil || !strings.Contains(string(known), "\t"+fsType+"\n") {
-		t.Skipf("the kernel lists no %s filesystem type", fsType)
+		skipFeature(t, fsType, "the kernel lists no %s filesystem type", fsType)
 	}
 	work := tempDir(t)
 	src := filepath.Join(work, "src")

@@ -38,7 +38,7 @@ import (
 // emulation (vmtest) each run costs.
 func once(t *testing.T) {
 	if os.Getenv(envEngine) != "" || os.Getenv(envMethod) != "" {
-		t.Skip("engine-independent: checked in the unforced run")
+		skipConfig(t, "engine-independent: checked in the unforced run")
 	}
 }
 
@@ -267,10 +267,15 @@ func TestLowFdLimit(t *testing.T) {
 		}
 	}
 	files, _, _, cached, _ := treeRef(t, root, nil)
-	res := runWith(t, runOpts{wrap: []string{"prlimit", "--nofile=64:64", "--"}}, bin, "--json", root)
-	r := parseTrees(t, res)
-	if res.code != 0 || len(r.Trees) != 1 || r.Trees[0].Files != files || r.Trees[0].CachedPages != int64(cached) {
-		t.Errorf("under ulimit -n 64: want %d files, %d cached pages\n%s", files, cached, clip(res.String()))
+	// 64 is a process's soft limit at start on many systems; at 48 the
+	// loaded object's fds leave less room than a batch takes, and the
+	// scanner measures what it holds when an open runs out of fds.
+	for _, n := range []string{"64", "48"} {
+		res := runWith(t, runOpts{wrap: []string{"prlimit", "--nofile=" + n + ":" + n, "--"}}, bin, "--json", root)
+		r := parseTrees(t, res)
+		if res.code != 0 || len(r.Trees) != 1 || r.Trees[0].Files != files || r.Trees[0].CachedPages != int64(cached) {
+			t.Errorf("under ulimit -n %s: want %d files, %d cached pages\n%s", n, files, cached, clip(res.String()))
+		}
 	}
 }
 
@@ -324,12 +329,12 @@ func TestChurn(t *testing.T) {
 		if err := os.MkdirAll(sub, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		for f := 0; f < 200; f++ {
+		for f := 0; f < 100; f++ {
 			os.WriteFile(filepath.Join(sub, fmt.Sprintf("f%d", f)), make([]byte, 4096), 0o644)
 		}
 	}
 	stop := churning(func(i int) {
-		p := filepath.Join(tree, fmt.Sprintf("d%d", i%10), fmt.Sprintf("f%d", i%200))
+		p := filepath.Join(tree, fmt.Sprintf("d%d", i%10), fmt.Sprintf("f%d", i%100))
 		switch i % 4 {
 		case 0:
 			os.Remove(p)
@@ -341,8 +346,12 @@ func TestChurn(t *testing.T) {
 			os.Rename(filepath.Join(tree, "d3"), filepath.Join(tree, "d3-moved"))
 			os.Rename(filepath.Join(tree, "d3-moved"), filepath.Join(tree, "d3"))
 		}
+		// Hundreds of changes during each run, and the CPU left to
+		// filecache: under emulation a busy loop made each run five times
+		// slower.
+		time.Sleep(2 * time.Millisecond)
 	})
-	for i := 0; i < 10; i++ {
+	for i := 0; i < 6; i++ {
 		res := runWith(t, runOpts{}, bin, "--json", "--files", tree, filepath.Join(tree, "d1", "f1"))
 		rep, err := parseReport(res.stdout)
 		if err != nil || (res.code != 0 && res.code != 1) {

@@ -19,7 +19,7 @@ import (
 func TestBlockDevice(t *testing.T) {
 	bin := filecacheBin(t)
 	if _, err := os.Stat("/dev/loop-control"); errors.Is(err, fs.ErrNotExist) {
-		t.Skip("/dev/loop-control is absent: no loop driver here, so no block device to test")
+		skipFeature(t, "loop", "/dev/loop-control is absent: no loop driver here, so no block device to test")
 	}
 	const size = 64 << 20
 	backing := filepath.Join(ext4Dir(t), "backing.img")
@@ -64,9 +64,13 @@ func TestBlockDevice(t *testing.T) {
 // Without root (uid/gid 65534, no capabilities) the bpf engine cannot run.
 // Forced, it says so in one line and prints no figure. Automatic, it says
 // why once, answers exactly (cachestat) what nobody owns or may write, and
-// refuses the rest, where mincore would say every page is resident.
+// refuses the rest, where mincore would say every page is resident. It
+// chooses its engines itself, and no BPF method can load for nobody: the
+// unforced run checks it.
 func TestUnprivileged(t *testing.T) {
-	bin := binForAll(t, filecacheBin(t))
+	bin := filecacheBin(t)
+	once(t)
+	bin = binForAll(t, bin)
 	dir := tmpfsDir(t)
 	rootOwned := filepath.Join(dir, "root-owned")
 	writeAt(t, rootOwned, 0, 64*1024)
@@ -139,6 +143,7 @@ func TestUnprivileged(t *testing.T) {
 // shared library dependencies.
 func TestStaticBinary(t *testing.T) {
 	bin := filecacheBin(t)
+	once(t)
 	out, err := exec.Command("ldd", bin).CombinedOutput()
 	if err == nil && !regexp.MustCompile(`not a dynamic executable|statically linked`).Match(out) {
 		t.Errorf("ldd %s lists libraries:\n%s", bin, out)

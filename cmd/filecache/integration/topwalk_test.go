@@ -27,10 +27,10 @@ const runSteps = 7
 func topConfig(t *testing.T) {
 	t.Helper()
 	if e := os.Getenv(envEngine); e != "" {
-		t.Skipf("skip[config]: top walks with the bpf engine; this run forces %s", e)
+		skipConfig(t, "top walks with the bpf engine; this run forces %s", e)
 	}
 	if m := os.Getenv(envMethod); m != "" && m != "bounded-loop" {
-		t.Skipf("skip[config]: this run forces the %s query program; top's walks run unforced and with bounded-loop", m)
+		skipConfig(t, "this run forces the %s query program; top's walks run unforced and with bounded-loop", m)
 	}
 }
 

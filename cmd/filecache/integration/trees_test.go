@@ -10,8 +10,6 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/filecache/filecache/cmd/filecache/internal/pagecache"
 )
 
 type treeEntry struct {
@@ -30,11 +28,11 @@ type treeReport struct {
 
 func parseTrees(t *testing.T, res result) treeReport {
 	t.Helper()
-	mustReport(t, res)
 	var r treeReport
-	if err := json.Unmarshal([]byte(res.stdout), &r); err != nil {
-		t.Fatalf("%v\n%s", err, res)
+	if err := parseInto(res.stdout, &r); err != nil {
+		t.Fatalf("bad JSON report: %v\n%s", err, res)
 	}
+	checkReport(t, r.report, len(r.Trees) > 0)
 	return r
 }
 
@@ -178,7 +176,12 @@ func TestTreeHazards(t *testing.T) {
 	bin := filecacheBin(t)
 	root := tmpfsDir(t)
 	writeAt(t, filepath.Join(root, "f"), 0, 8192)
-	if err := os.Symlink("..", filepath.Join(root, "up")); err != nil {
+	// The loop stays inside the test's own tree: a link to the mount's
+	// parent would walk /var/tmp, where other suites' trees come and go.
+	if err := os.Mkdir(filepath.Join(root, "l"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("..", filepath.Join(root, "l", "up")); err != nil {
 		t.Fatal(err)
 	}
 	deep := root
@@ -193,8 +196,12 @@ func TestTreeHazards(t *testing.T) {
 	t.Run("loop-and-depth", func(t *testing.T) {
 		res := runWith(t, runOpts{}, bin, "--json", "--follow", "--files", root)
 		r := parseTrees(t, res)
-		if res.code != 1 || len(r.Errors) == 0 || !strings.Contains(r.Errors[0].Error, "loop") {
-			t.Errorf("want the loop reported and exit 1\n%s", clip(res.String()))
+		loop := filepath.Join(root, "l", "up")
+		if res.code != 1 || len(r.Errors) != 1 || r.Errors[0].Path != loop || !strings.Contains(r.Errors[0].Error, "loop") {
+			t.Errorf("want the loop at %s reported, alone, and exit 1\n%s", loop, clip(res.String()))
+		}
+		if len(r.Files) != 2 {
+			t.Errorf("want f and bottom listed once each, got %d files\n%s", len(r.Files), clip(res.String()))
 		}
 		found := false
 		for _, f := range r.Files {
@@ -228,7 +235,7 @@ func TestTreeHazards(t *testing.T) {
 func TestRange(t *testing.T) {
 	bin := filecacheBin(t)
 	if e := os.Getenv(envEngine); e == "bpf" {
-		t.Skip("--range is not the bpf engine's")
+		skipConfig(t, "--range is not the bpf engine's")
 	}
 	f := filepath.Join(tmpfsDir(t), "f")
 	sized(t, f, 8*mib)
@@ -250,13 +257,13 @@ func TestRange(t *testing.T) {
 		{"100:1", 100, 1, 1},
 		{"9M:1M", 9 * mib, mib, 0},
 	} {
-		mc, err := pagecache.MincoreRange(fd, 8*mib, c.off, c.n)
+		mc, err := kernelMincore(fd, 8*mib, c.off, c.n)
 		if err != nil {
 			t.Fatal(err)
 		}
 		want := int64(mc)
 		if haveCachestat() {
-			cs, err := pagecache.CachestatRange(fd, min(c.off, 8*mib), c.n)
+			cs, err := kernelCachestat(fd, min(c.off, 8*mib), c.n)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -288,7 +295,7 @@ func TestMap(t *testing.T) {
 	var want strings.Builder
 	for c := int64(0); c < 60; c++ {
 		first, last := pages*c/60, pages*(c+1)/60
-		n, err := pagecache.MincoreRange(fd, 8*mib, first*pageSize, (last-first)*pageSize)
+		n, err := kernelMincore(fd, 8*mib, first*pageSize, (last-first)*pageSize)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,9 +15,9 @@ _filecache() {
 		case ${COMP_WORDS[i]} in
 		--) break ;;
 		=) skip=1 ;;
-		--engine|--btf|--from|--max-depth|--include|--exclude|--sort|--top|--range|--output|--max-size|--pidfile|--n|-n|--mount|--min|--watch|--iterations|--format|--web.listen-address|--web.telemetry-path|--max-age|--path.rootfs) [ "${COMP_WORDS[i+1]:-}" = = ] || skip=1 ;;
+		--engine|--btf|--from|--max-depth|--include|--exclude|--sort|--top|--range|--output|--max-size|--pidfile|--n|-n|--mount|--min|--watch|--iterations|--format|--web.listen-address|--web.telemetry-path|--max-age|--path.rootfs|--rate|--jobs) [ "${COMP_WORDS[i+1]:-}" = = ] || skip=1 ;;
 		-*) ;;
-		query|doctor|touch|evict|lock|top|serve)
+		query|doctor|touch|evict|lock|top|serve|snapshot|restore)
 			cmd=${COMP_WORDS[i]}
 			break
 			;;
@@ -116,6 +116,14 @@ _filecache() {
 		mapfile -t COMPREPLY < <(compgen -f -- "$cur")
 		return
 		;;
+	--rate)
+		COMPREPLY=()
+		return
+		;;
+	--jobs)
+		COMPREPLY=()
+		return
+		;;
 	esac
 	local flags
 	case $cmd in
@@ -127,6 +135,8 @@ _filecache() {
 	lock) flags='--help -h --version --json --ndjson --verbose -v --engine --btf --from --null -0 --max-depth --xdev --follow --include --exclude --dry-run --range --daemon --pidfile' ;;
 	top) flags='--help -h --version --json --ndjson --verbose -v --engine --btf --n -n --mount --min --watch --iterations --format --output' ;;
 	serve) flags='--help -h --version --json --ndjson --verbose -v --engine --btf --web.listen-address --web.telemetry-path --n -n --min --max-age --path.rootfs' ;;
+	snapshot) flags='--help -h --version --json --ndjson --verbose -v --engine --btf --from --null -0 --max-depth --xdev --follow --include --exclude --top --mount --output -o' ;;
+	restore) flags='--help -h --version --json --ndjson --verbose -v --engine --btf --dry-run --max-size --rate --jobs' ;;
 	esac
 	case $cur in
 	-*)
@@ -135,8 +145,8 @@ _filecache() {
 		;;
 	esac
 	case $cmd in
-	'') mapfile -t COMPREPLY < <(compgen -W 'query doctor touch evict lock top serve' -- "$cur"; compgen -f -- "$cur") ;;
-	query|touch|evict|lock) mapfile -t COMPREPLY < <(compgen -f -- "$cur") ;;
+	'') mapfile -t COMPREPLY < <(compgen -W 'query doctor touch evict lock top serve snapshot restore' -- "$cur"; compgen -f -- "$cur") ;;
+	query|touch|evict|lock|snapshot|restore) mapfile -t COMPREPLY < <(compgen -f -- "$cur") ;;
 	doctor|top|serve) COMPREPLY=() ;;
 	esac
 }

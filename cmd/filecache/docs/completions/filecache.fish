@@ -1,5 +1,5 @@
 # fish completion for filecache. Generated from its kong grammar by `make docs`; do not edit.
-set -l filecache_commands query doctor touch evict lock top serve
+set -l filecache_commands query doctor touch evict lock top serve snapshot restore
 
 # Commands, as the first operand (else it is a path for query).
 complete -c filecache -n "not __fish_seen_subcommand_from $filecache_commands" -a query -d 'Measure files (the default command: filecache PATH... is filecache query PATH...)'
@@ -9,6 +9,8 @@ complete -c filecache -n "not __fish_seen_subcommand_from $filecache_commands" -
 complete -c filecache -n "not __fish_seen_subcommand_from $filecache_commands" -a lock -d 'Map and lock files in memory (like vmtouch -l) until SIGTERM, SIGINT or SIGHUP, showing the figures before and after'
 complete -c filecache -n "not __fish_seen_subcommand_from $filecache_commands" -a top -d 'List what fills the page cache across every mounted filesystem, without a list of files (needs the bpf engine)'
 complete -c filecache -n "not __fish_seen_subcommand_from $filecache_commands" -a serve -d 'Serve what fills the page cache to Prometheus, walking it when scraped (needs the bpf engine)'
+complete -c filecache -n "not __fish_seen_subcommand_from $filecache_commands" -a snapshot -d 'Save which pages of which files are cached, exactly, for restore (a warm restart)'
+complete -c filecache -n "not __fish_seen_subcommand_from $filecache_commands" -a restore -d 'Bring back into the page cache exactly the pages a snapshot recorded, skipping files changed since'
 
 # Flags of every command.
 complete -c filecache -s h -l help -d 'Show context-sensitive help'
@@ -20,30 +22,30 @@ complete -c filecache -l engine -x -a 'auto bpf cachestat mincore' -d 'How to me
 complete -c filecache -l btf -r -F -d 'Kernel BTF to load against, for kernels without /sys/kernel/btf/vmlinux'
 
 # Flags of some commands.
-complete -c filecache -n "not __fish_seen_subcommand_from doctor top serve" -l from -r -F -d 'Also measure the paths listed in FILE, one a line (- for standard input)'
-complete -c filecache -n "not __fish_seen_subcommand_from doctor top serve" -s 0 -l null -d 'The --from list is separated by NUL bytes (find -print0), not newlines'
-complete -c filecache -n "not __fish_seen_subcommand_from doctor top serve" -l max-depth -x -d 'Descend at most N levels below a directory argument (1: its own files only; 0: no limit)'
-complete -c filecache -n "not __fish_seen_subcommand_from doctor top serve" -l xdev -d 'Stay on the filesystem of each directory argument'
-complete -c filecache -n "not __fish_seen_subcommand_from doctor top serve" -l follow -d 'Follow symlinks inside directories (each directory and file is still counted once; loops are reported)'
-complete -c filecache -n "not __fish_seen_subcommand_from doctor top serve" -l include -x -d 'Measure only the files in directories whose name matches GLOB (repeatable)'
-complete -c filecache -n "not __fish_seen_subcommand_from doctor top serve" -l exclude -x -d 'Skip files and directories whose name matches GLOB (repeatable)'
-complete -c filecache -n "not __fish_seen_subcommand_from doctor touch evict lock top serve" -l files -d 'List every file found in a directory, not only the directory\'s sums'
-complete -c filecache -n "not __fish_seen_subcommand_from doctor touch evict lock top serve" -l bytes -d 'Print exact byte counts in the table, not human sizes'
-complete -c filecache -n "not __fish_seen_subcommand_from doctor touch evict lock top serve" -l sort -x -a 'none cached size percent path' -d 'Order the files listed: none,cached,size,percent,path (numbers largest first)'
-complete -c filecache -n "not __fish_seen_subcommand_from doctor touch evict lock top serve" -l top -x -d 'List the N files of each directory argument holding the most cached pages'
-complete -c filecache -n "not __fish_seen_subcommand_from doctor touch evict lock top serve" -l detail -d 'Add dirty, writeback, evicted and recently evicted pages (cachestat(2), Linux >= 6.5)'
-complete -c filecache -n "not __fish_seen_subcommand_from doctor touch evict lock top serve" -l map -d 'Draw which parts of each file are cached, like vmtouch -v: O all, o some, blank none'
-complete -c filecache -n "not __fish_seen_subcommand_from doctor top serve" -l range -x -d 'Measure only these bytes of each file (sizes take K, M, G, T; no LENGTH: to the end)'
-complete -c filecache -n "not __fish_seen_subcommand_from doctor touch evict lock top serve" -l no-headings -d 'Print the table without its heading line'
-complete -c filecache -n "not __fish_seen_subcommand_from doctor touch evict lock serve" -l output -x -d 'The table\'s columns, comma-separated: cached, pages, size, percent, dirty, writeback, evicted, recent, engine, device, inode, layer, cgroup, path'
-complete -c filecache -n "not __fish_seen_subcommand_from doctor touch evict lock top serve" -l by-cgroup -d 'Split each file\'s (and tree\'s) cached pages by the memory cgroup each page is charged to: a walk of the file\'s page cache, costing per cached page (bpf engine)'
-complete -c filecache -n "__fish_seen_subcommand_from touch evict lock" -l dry-run -d 'Measure and say what would be done; change nothing'
-complete -c filecache -n "__fish_seen_subcommand_from touch" -l max-size -x -d 'Skip files larger than SIZE (K, M, G, T), like vmtouch -m'
+complete -c filecache -n "not __fish_seen_subcommand_from doctor top serve restore" -l from -r -F -d 'Also measure the paths listed in FILE, one a line (- for standard input)'
+complete -c filecache -n "not __fish_seen_subcommand_from doctor top serve restore" -s 0 -l null -d 'The --from list is separated by NUL bytes (find -print0), not newlines'
+complete -c filecache -n "not __fish_seen_subcommand_from doctor top serve restore" -l max-depth -x -d 'Descend at most N levels below a directory argument (1: its own files only; 0: no limit)'
+complete -c filecache -n "not __fish_seen_subcommand_from doctor top serve restore" -l xdev -d 'Stay on the filesystem of each directory argument'
+complete -c filecache -n "not __fish_seen_subcommand_from doctor top serve restore" -l follow -d 'Follow symlinks inside directories (each directory and file is still counted once; loops are reported)'
+complete -c filecache -n "not __fish_seen_subcommand_from doctor top serve restore" -l include -x -d 'Measure only the files in directories whose name matches GLOB (repeatable)'
+complete -c filecache -n "not __fish_seen_subcommand_from doctor top serve restore" -l exclude -x -d 'Skip files and directories whose name matches GLOB (repeatable)'
+complete -c filecache -n "not __fish_seen_subcommand_from doctor touch evict lock top serve snapshot restore" -l files -d 'List every file found in a directory, not only the directory\'s sums'
+complete -c filecache -n "not __fish_seen_subcommand_from doctor touch evict lock top serve snapshot restore" -l bytes -d 'Print exact byte counts in the table, not human sizes'
+complete -c filecache -n "not __fish_seen_subcommand_from doctor touch evict lock top serve snapshot restore" -l sort -x -a 'none cached size percent path' -d 'Order the files listed: none,cached,size,percent,path (numbers largest first)'
+complete -c filecache -n "not __fish_seen_subcommand_from doctor touch evict lock top serve restore" -l top -x -d 'List the N files of each directory argument holding the most cached pages'
+complete -c filecache -n "not __fish_seen_subcommand_from doctor touch evict lock top serve snapshot restore" -l detail -d 'Add dirty, writeback, evicted and recently evicted pages (cachestat(2), Linux >= 6.5)'
+complete -c filecache -n "not __fish_seen_subcommand_from doctor touch evict lock top serve snapshot restore" -l map -d 'Draw which parts of each file are cached, like vmtouch -v: O all, o some, blank none'
+complete -c filecache -n "not __fish_seen_subcommand_from doctor top serve snapshot restore" -l range -x -d 'Measure only these bytes of each file (sizes take K, M, G, T; no LENGTH: to the end)'
+complete -c filecache -n "not __fish_seen_subcommand_from doctor touch evict lock top serve snapshot restore" -l no-headings -d 'Print the table without its heading line'
+complete -c filecache -n "not __fish_seen_subcommand_from doctor touch evict lock serve restore" -l output -x -d 'The table\'s columns, comma-separated: cached, pages, size, percent, dirty, writeback, evicted, recent, engine, device, inode, layer, cgroup, path'
+complete -c filecache -n "not __fish_seen_subcommand_from doctor touch evict lock top serve snapshot restore" -l by-cgroup -d 'Split each file\'s (and tree\'s) cached pages by the memory cgroup each page is charged to: a walk of the file\'s page cache, costing per cached page (bpf engine)'
+complete -c filecache -n "__fish_seen_subcommand_from touch evict lock restore" -l dry-run -d 'Measure and say what would be done; change nothing'
+complete -c filecache -n "__fish_seen_subcommand_from touch restore" -l max-size -x -d 'Skip files larger than SIZE (K, M, G, T), like vmtouch -m'
 complete -c filecache -n "__fish_seen_subcommand_from evict" -l sync -d 'Write dirty pages back first: the kernel cannot drop a dirty page'
 complete -c filecache -n "__fish_seen_subcommand_from lock" -l daemon -d 'Lock, then go on in the background (like vmtouch -d): return once every page is locked'
 complete -c filecache -n "__fish_seen_subcommand_from lock" -l pidfile -r -F -d 'Write the pid of the process holding the pages to FILE once they are locked; it is removed on release'
 complete -c filecache -n "__fish_seen_subcommand_from top serve" -s n -l n -x -d 'Rows to list (default: what fits the terminal, else 20; 0: every inode with pages)'
-complete -c filecache -n "__fish_seen_subcommand_from top" -l mount -r -F -d 'Only the filesystem of PATH (repeatable)'
+complete -c filecache -n "__fish_seen_subcommand_from top snapshot" -l mount -r -F -d 'Only the filesystem of PATH (repeatable)'
 complete -c filecache -n "__fish_seen_subcommand_from top serve" -l min -x -d 'Only inodes holding at least SIZE of page cache (K, M, G, T)'
 complete -c filecache -n "__fish_seen_subcommand_from top" -l watch -x -d 'Refresh every SECONDS, showing growth and shrinkage; --json and --ndjson then write one document or line each time'
 complete -c filecache -n "__fish_seen_subcommand_from top" -l iterations -x -d 'With --watch, stop after N refreshes (0: until interrupted)'
@@ -52,6 +54,8 @@ complete -c filecache -n "__fish_seen_subcommand_from serve" -l web.listen-addre
 complete -c filecache -n "__fish_seen_subcommand_from serve" -l web.telemetry-path -r -F -d 'Path under which the metrics are served'
 complete -c filecache -n "__fish_seen_subcommand_from serve" -l max-age -x -d 'A walk younger than this is served again instead of walking (0: every scrape walks)'
 complete -c filecache -n "__fish_seen_subcommand_from serve" -l path.rootfs -r -F -d 'Where the host\'s root filesystem is mounted, in a container: mount points and paths under it are shown without it'
+complete -c filecache -n "__fish_seen_subcommand_from restore" -l rate -x -d 'Read at most this many bytes a second, all files together (K, M, G, T; /s optional)'
+complete -c filecache -n "__fish_seen_subcommand_from restore" -l jobs -x -d 'Read N files at once on every device (default: 4, and one at a time on a spinning disk)'
 
 # Commands that take no paths.
 complete -c filecache -n "__fish_seen_subcommand_from doctor top serve" -f

@@ -15,15 +15,26 @@ import (
 // Touch brings bytes [off, end) of fd into the page cache; progress, if
 // not nil, is told of every chunk read.
 func Touch(fd int, off, end int64, progress func(n uint64)) error {
+	return TouchBuf(fd, off, end, make([]byte, 1<<20), progress)
+}
+
+// TouchBuf is Touch reading through buf (restore reuses one for many spans).
+func TouchBuf(fd int, off, end int64, buf []byte, progress func(n uint64)) error {
 	if off >= end {
 		return nil
 	}
 	if err := unix.Fadvise(fd, off, end-off, unix.FADV_WILLNEED); err != nil {
 		return fmt.Errorf("fadvise WILLNEED: %w", err)
 	}
-	// The hint may be ignored or cut short: read the bytes, 1 MiB at a
-	// time, which leaves every page cached.
-	buf := make([]byte, 1<<20)
+	// The hint may be ignored or cut short: read the bytes, which leaves
+	// every page cached.
+	return Read(fd, off, end, buf, progress)
+}
+
+// Read reads bytes [off, end) of fd through buf, a chunk of len(buf) at a
+// time, and stops early at the end of the file; progress, if not nil, is
+// told of every chunk read.
+func Read(fd int, off, end int64, buf []byte, progress func(n uint64)) error {
 	for off < end {
 		n, err := unix.Pread(fd, buf[:min(int64(len(buf)), end-off)], off)
 		if err == unix.EINTR {

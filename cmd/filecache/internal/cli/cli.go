@@ -11,6 +11,7 @@ import (
 	"os"
 
 	"github.com/alecthomas/kong"
+	"golang.org/x/sys/unix"
 
 	"github.com/filecache/filecache/bpf"
 	"github.com/filecache/filecache/cmd/filecache/internal/pagecache"
@@ -57,6 +58,9 @@ type Env struct {
 	// LoadDirs loads the dentry walk that answers a tree's files without
 	// an open each (nil: trees are walked without it).
 	LoadDirs func(LoadOptions) (pagecache.DirWalker, error)
+	// LoadRanges loads the page walk that lists cached pages (snapshot,
+	// restore): an engine answering with Extents.
+	LoadRanges LoadFunc
 	// CgroupNames finds the memory cgroup hierarchy (nil: this machine's).
 	CgroupNames func() (CgroupNames, error)
 	// Caps and Stat default to this process's capabilities and os.Stat.
@@ -83,6 +87,9 @@ type CLI struct {
 	Lock   LockCmd   `cmd:"" help:"Map and lock files in memory (like vmtouch -l) until SIGTERM, SIGINT or SIGHUP, showing the figures before and after."`
 	Top    TopCmd    `cmd:"" help:"List what fills the page cache across every mounted filesystem, without a list of files (needs the bpf engine)."`
 	Serve  ServeCmd  `cmd:"" help:"Serve what fills the page cache to Prometheus, walking it when scraped (needs the bpf engine)."`
+	// Warm restarts (snapshot.go, restore.go).
+	Snapshot SnapshotCmd `cmd:"" help:"Save which pages of which files are cached, exactly, for restore (a warm restart)."`
+	Restore  RestoreCmd  `cmd:"" help:"Bring back into the page cache exactly the pages a snapshot recorded, skipping files changed since."`
 }
 
 // Globals are the flags every command takes, and what the commands share.
@@ -240,9 +247,29 @@ func (g *Globals) checkedLoad(load func() error) error {
 			log = ll.LoadLog()
 		}
 		lockdown, _ := os.ReadFile("/sys/kernel/security/lockdown")
-		return &loadError{msg: pagecache.ExplainLoad(err, g.BTF, log, string(lockdown)), err: err, log: log}
+		lc := pagecache.LoadContext{BTF: g.BTF, Log: log, Lockdown: string(lockdown)}
+		if chargesMemlock() {
+			var r unix.Rlimit
+			if unix.Getrlimit(unix.RLIMIT_MEMLOCK, &r) == nil {
+				lc.Memlock = &r
+			}
+		}
+		return &loadError{msg: pagecache.ExplainLoad(err, lc), err: err, log: log}
 	}
 	return nil
+}
+
+// chargesMemlock says whether this kernel charges BPF maps to
+// RLIMIT_MEMLOCK: before Linux 5.11, which charges them to the memory
+// cgroup instead.
+func chargesMemlock() bool {
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return false
+	}
+	var major, minor int
+	fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &major, &minor)
+	return major < 5 || major == 5 && minor < 11
 }
 
 // bpfMethod is --bpf-method as the loader takes it.

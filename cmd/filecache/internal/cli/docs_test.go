@@ -86,7 +86,7 @@ func TestDocsCoverGrammar(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(g.cmds) != 7 || g.deflt != "query" {
+	if len(g.cmds) != 9 || g.deflt != "query" {
 		t.Fatalf("grammar: %d commands, default %q", len(g.cmds), g.deflt)
 	}
 	for _, d := range docFiles {

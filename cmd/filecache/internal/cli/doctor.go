@@ -171,13 +171,13 @@ func (ch *Check) fail(err error) {
 }
 
 // try loads an engine and measures the test file with it.
-func try(engine, method string, h pagecache.Handle, load func() (pagecache.Engine, error)) Check {
-	ch := Check{Engine: engine, Method: method}
+// The result is named so the deferred timing reaches every return.
+func try(engine, method string, h pagecache.Handle, load func() (pagecache.Engine, error)) (ch Check) {
+	ch = Check{Engine: engine, Method: method}
 	start := time.Now()
 	defer func() { ch.Seconds = time.Since(start).Seconds() }()
 	fail := func(err error) Check {
 		ch.fail(err)
-		ch.Seconds = time.Since(start).Seconds()
 		return ch
 	}
 	eng, err := load()
@@ -199,7 +199,6 @@ func try(engine, method string, h pagecache.Handle, load func() (pagecache.Engin
 	}
 	ch.OK = true
 	ch.Detail = fmt.Sprintf("%d/%d pages of a test file, right", testCached, testPages)
-	ch.Seconds = time.Since(start).Seconds()
 	return ch
 }
 
@@ -222,9 +221,9 @@ func (g *Globals) topWalk() TopWalk {
 // file (a memfd, on the kernel's shmem mount) with its testCached pages.
 // The bounded walk takes one inode a run, so the test file is found after
 // resuming.
-func (g *Globals) tryTop(fd int, method string) Check {
+func (g *Globals) tryTop(fd int, method string) (ch Check) {
 	env := g.env
-	ch := Check{Engine: "top", Method: fmt.Sprintf("%s (%s)", bpf.WalkPrograms[method], method)}
+	ch = Check{Engine: "top", Method: fmt.Sprintf("%s (%s)", bpf.WalkPrograms[method], method)}
 	start := time.Now()
 	defer func() { ch.Seconds = time.Since(start).Seconds() }()
 	var st unix.Stat_t

@@ -125,6 +125,11 @@ func TestDoctorTopWalk(t *testing.T) {
 	if c := checks["walk_sb_bounded (bounded-loop)"]; !c.OK || !strings.Contains(c.Detail, "2 runs") {
 		t.Errorf("bounded walk: %+v", c)
 	}
+	for m, c := range checks { // timed on every return, a failed check's too
+		if c.Seconds <= 0 {
+			t.Errorf("top check %s took %v s", m, c.Seconds)
+		}
+	}
 	if d.Top.Method != bpf.MethodBounded || d.Top.Program != "walk_sb_bounded" || !strings.Contains(d.Top.Reason, "no bpf_loop") {
 		t.Errorf("top walk: %+v", d.Top)
 	}

@@ -3,6 +3,7 @@ package pagecache
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -41,7 +42,12 @@ type Answer struct {
 	// Cgroups splits Pages by the memory cgroup each page is charged to
 	// (the page walk, --by-cgroup), most pages first.
 	Cgroups []CgroupPages
-	Err     error
+	// Extents lists the cached pages as runs, in page order (the extent
+	// engines, for a snapshot); nil from the engines that only count.
+	Extents []Extent
+	// Mtime is the file's modification time, read with Extents (snapshot).
+	Mtime time.Time
+	Err   error
 }
 
 // RealFile is where an overlayfs file's pages are cached.

@@ -76,9 +76,24 @@ func CheckBPF(caps Caps, btfPath string, stat func(string) error) error {
 	return nil
 }
 
+// LoadContext is what ExplainLoad weighs besides the error.
+type LoadContext struct {
+	BTF      string   // --btf
+	Log      []string // what libbpf printed (the verifier's log)
+	Lockdown string   // /sys/kernel/security/lockdown
+	// Memlock, on kernels that charge BPF maps to RLIMIT_MEMLOCK (before
+	// Linux 5.11), is the limit this process has; nil on newer kernels.
+	Memlock *unix.Rlimit
+}
+
+// memlockEnough is RLIMIT_MEMLOCK that covers every map filecache makes
+// (the walk's records are 4 MiB).
+const memlockEnough = 16 << 20
+
 // ExplainLoad turns a failed load into one line that says what went wrong
-// and what to do; log is what libbpf printed (the verifier's log).
-func ExplainLoad(err error, btfPath string, log []string, lockdown string) string {
+// and what to do.
+func ExplainLoad(err error, c LoadContext) string {
+	btfPath, log, lockdown := c.BTF, c.Log, c.Lockdown
 	// libbpf frames the verifier's words with BEGIN and END PROG LOAD LOG
 	// lines; a long log keeps only its tail, so either marker counts.
 	all := strings.Join(log, "\n")
@@ -86,6 +101,9 @@ func ExplainLoad(err error, btfPath string, log []string, lockdown string) strin
 	case btfPath != "" && (strings.Contains(all, "BTF") || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT)) &&
 		!strings.Contains(all, "PROG LOAD LOG"):
 		return fmt.Sprintf("cannot load the BPF program against --btf %s (%v): the file must be the BTF of this running kernel", btfPath, err)
+	case errors.Is(err, unix.EPERM) && c.Memlock != nil && c.Memlock.Cur < memlockEnough:
+		return fmt.Sprintf("the kernel refused to load the BPF program (%v): before Linux 5.11 BPF maps count against RLIMIT_MEMLOCK, which allows %d bytes here (hard limit %d); raise it (ulimit -l, systemd's LimitMEMLOCK=, prlimit --memlock) to %d or run with CAP_SYS_RESOURCE",
+			err, c.Memlock.Cur, c.Memlock.Max, memlockEnough)
 	case errors.Is(err, unix.EPERM):
 		why := "a seccomp filter, an LSM or a container runtime forbids bpf(2)"
 		if strings.Contains(lockdown, "[confidentiality]") {

@@ -70,10 +70,20 @@ func TestExplainLoad(t *testing.T) {
 		{fmt.Errorf("load: %w", unix.EINVAL), "/x.btf", []string{"172: <invalid CO-RE relocation>", "-- END PROG LOAD LOG --"}, "", "verifier rejected"},
 	}
 	for _, c := range cases {
-		got := ExplainLoad(c.err, c.btf, c.log, c.lockdown)
+		got := ExplainLoad(c.err, LoadContext{BTF: c.btf, Log: c.log, Lockdown: c.lockdown})
 		if !strings.Contains(got, c.want) || strings.Contains(got, "\n") {
 			t.Errorf("ExplainLoad(%v) = %q, want one line containing %q", c.err, got, c.want)
 		}
+	}
+	// Before 5.11 a small RLIMIT_MEMLOCK is the likely refusal, and named;
+	// a large one is not blamed.
+	small := &unix.Rlimit{Cur: 65536, Max: 65536}
+	if got := ExplainLoad(fmt.Errorf("load: %w", unix.EPERM), LoadContext{Memlock: small}); !strings.Contains(got, "RLIMIT_MEMLOCK, which allows 65536 bytes") {
+		t.Errorf("EPERM under a 64 KiB memlock limit before 5.11: %q", got)
+	}
+	big := &unix.Rlimit{Cur: unix.RLIM_INFINITY, Max: unix.RLIM_INFINITY}
+	if got := ExplainLoad(fmt.Errorf("load: %w", unix.EPERM), LoadContext{Memlock: big}); !strings.Contains(got, "seccomp") {
+		t.Errorf("EPERM with no memlock limit: %q", got)
 	}
 	tail := LogTail([]string{"a", "", "b", "c"}, 2)
 	if strings.Join(tail, ",") != "b,c" {

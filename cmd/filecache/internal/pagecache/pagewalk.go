@@ -32,7 +32,15 @@ func (w PageWalk) BatchSize() int { return bpf.Batch }
 func (w PageWalk) Close()         { w.Walker.Close() }
 
 func (w PageWalk) Query(files []Handle) ([]Answer, error) {
-	walks := w.Walks
+	return walkSettled(files, w.Walks, w.Walker.Walk, walkAnswer)
+}
+
+// walkSettled walks the files' page-cache trees with walk and turns each into
+// an answer; a file whose cache changed during its walk (answer says it is
+// not settled) is walked again, walks times in all (0: 4), then gets an
+// error rather than a figure that was never true.
+func walkSettled(files []Handle, walks int, walk func([]int32) ([]bpf.PageFile, []bpf.PageRec, error),
+	answer func(Handle, bpf.PageFile, []bpf.PageRec) (Answer, bool)) ([]Answer, error) {
 	if walks <= 0 {
 		walks = 4
 	}
@@ -46,7 +54,7 @@ func (w PageWalk) Query(files []Handle) ([]Answer, error) {
 		for j, i := range todo {
 			fds[j] = int32(files[i].Fd)
 		}
-		pf, recs, err := w.Walker.Walk(fds)
+		pf, recs, err := walk(fds)
 		if err != nil {
 			return nil, err
 		}
@@ -59,7 +67,7 @@ func (w PageWalk) Query(files []Handle) ([]Answer, error) {
 		}
 		var again []int
 		for j, i := range todo {
-			a, settled := walkAnswer(files[i], pf[j], byFile[j])
+			a, settled := answer(files[i], pf[j], byFile[j])
 			if !settled && try < walks {
 				again = append(again, i)
 				continue

@@ -52,7 +52,8 @@ func MincoreRange(fd int, size, from, n int64) (uint64, error) {
 		return 0, nil
 	}
 	const chunk = 1 << 30 // map a window at a time: 1 TiB sparse files exist
-	vec := make([]byte, chunk/page)
+	// Sized to the window: a small file must not pay for a 256 KiB vector.
+	vec := make([]byte, (min(end-from, chunk)+page-1)/page)
 	var resident uint64
 	for off := from; off < end; off += chunk {
 		n := min(end-off, chunk)

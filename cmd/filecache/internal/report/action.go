@@ -21,7 +21,7 @@ type Acted struct {
 	TotalPages uint64 `json:"total_pages"`
 	Before     uint64 `json:"before_pages"`
 	After      uint64 `json:"after_pages"`
-	Skipped    int    `json:"skipped,omitempty"` // larger than --max-size
+	Skipped    int    `json:"skipped,omitempty"` // larger than --max-size; restore: changed since the snapshot too
 	// Dirty: pages dirty or under writeback when evict was asked (cachestat).
 	Dirty uint64 `json:"-"`
 	Tree  bool   `json:"-"`
@@ -49,7 +49,12 @@ type Action struct {
 	Total  Acted
 	Errors []scan.File
 	Notes  []string
+	// Skips: restore's files left alone, each with its reason.
+	Skips []Skip
 }
+
+// Skip is a file an action left alone, and why.
+type Skip struct{ Path, Reason string }
 
 // ActionJSON writes a as one JSON document (schema in README.md).
 func ActionJSON(w io.Writer, a Action) error {
@@ -63,6 +68,7 @@ func ActionJSON(w io.Writer, a Action) error {
 		Files    []Acted     `json:"files"`
 		Total    Acted       `json:"total"`
 		Errors   []jsonError `json:"errors"`
+		Skips    []jsonSkip  `json:"skipped_files,omitempty"`
 		Notes    []string    `json:"notes"`
 	}{Action: a.Verb, DryRun: a.DryRun, PageSize: units.PageSize, Pid: a.Pid,
 		Files: []Acted{}, Errors: []jsonError{}, Notes: append([]string{}, a.Notes...)}
@@ -82,12 +88,22 @@ func ActionJSON(w io.Writer, a Action) error {
 		p, b := JSONPath(e.Path)
 		doc.Errors = append(doc.Errors, jsonError{Path: p, PathB64: b, Error: e.Err.Error()})
 	}
+	for _, s := range a.Skips {
+		p, b := JSONPath(s.Path)
+		doc.Skips = append(doc.Skips, jsonSkip{Path: p, PathB64: b, Reason: s.Reason})
+	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(doc); err != nil {
 		return fmt.Errorf("write JSON: %w", err)
 	}
 	return nil
+}
+
+type jsonSkip struct {
+	Path    string `json:"path"`
+	PathB64 string `json:"path_b64,omitempty"`
+	Reason  string `json:"reason"`
 }
 
 // ActionTable writes a as BEFORE AFTER PAGES SIZE PATH lines.

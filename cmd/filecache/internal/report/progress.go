@@ -61,9 +61,10 @@ func (p *Progress) Clear() {
 // this never draws it.
 var BarEvery = 100 * time.Millisecond
 
-// Bar draws touch's progress: bytes read of the bytes to read.
+// Bar draws touch's (or restore's) progress: bytes read of the bytes to read.
 type Bar struct {
 	w           io.Writer
+	verb        string
 	done, total uint64
 	now         func() time.Time
 	last        time.Time
@@ -75,7 +76,15 @@ func NewBar(w io.Writer, on bool, total uint64) *Bar {
 	if !on {
 		return nil
 	}
-	return &Bar{w: w, total: total, now: time.Now, last: time.Now()}
+	return &Bar{w: w, verb: "touch", total: total, now: time.Now, last: time.Now()}
+}
+
+// Named makes the bar say verb instead of touch.
+func (b *Bar) Named(verb string) *Bar {
+	if b != nil {
+		b.verb = verb
+	}
+	return b
 }
 
 // Add counts n more bytes done.
@@ -86,7 +95,7 @@ func (b *Bar) Add(n uint64) {
 	b.done += n
 	if t := b.now(); t.Sub(b.last) >= BarEvery {
 		b.last = t
-		fmt.Fprint(b.w, "\r\033[K"+RenderBar(b.done, b.total, 30))
+		fmt.Fprint(b.w, "\r\033[K"+renderBar(b.verb, b.done, b.total, 30))
 		b.drawn = true
 	}
 }
@@ -101,12 +110,17 @@ func (b *Bar) Clear() {
 
 // RenderBar is the bar's line: width cells, a cell filled for each
 // 1/width of total done.
-func RenderBar(done, total uint64, width int) string {
+func RenderBar(done, total uint64, width int) string { return renderBar("touch", done, total, width) }
+
+func renderBar(verb string, done, total uint64, width int) string {
+	if verb == "" {
+		verb = "touch"
+	}
 	frac := 1.0
 	if total > 0 {
 		frac = float64(min(done, total)) / float64(total)
 	}
 	fill := int(frac * float64(width))
-	return fmt.Sprintf("filecache: touch [%s%s] %s/%s %3d%%", strings.Repeat("#", fill), strings.Repeat("-", width-fill),
+	return fmt.Sprintf("filecache: %s [%s%s] %s/%s %3d%%", verb, strings.Repeat("#", fill), strings.Repeat("-", width-fill),
 		units.Human(done), units.Human(total), int(frac*100))
 }

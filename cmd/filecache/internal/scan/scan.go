@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"github.com/filecache/filecache/bpf"
@@ -52,6 +53,10 @@ type File struct {
 	// Cgroups splits Pages by memory cgroup (--by-cgroup); for KindDir,
 	// the tree's sums.
 	Cgroups []pagecache.CgroupPages
+	// Extents and Mtime: from an extent engine (snapshot), the cached
+	// pages as runs and the modification time read with them.
+	Extents []pagecache.Extent
+	Mtime   time.Time
 	// Root is the directory argument a file was found under ("" for a
 	// path named on the command line).
 	Root string
@@ -158,6 +163,12 @@ func (s *Scanner) ScanSeq(paths iter.Seq[string], emit func(File)) error {
 	var err error
 	for path := range paths {
 		p := open(path)
+		if s.outOfFds(p.file.Err) {
+			if err := s.flush(); err != nil {
+				return err
+			}
+			p = open(path)
+		}
 		if errors.Is(p.file.Err, ErrDirectory) {
 			err = s.scanTree(path)
 		} else {
@@ -170,13 +181,24 @@ func (s *Scanner) ScanSeq(paths iter.Seq[string], emit func(File)) error {
 	return s.flush()
 }
 
+// outOfFds says whether an open failed for want of fds while the batch
+// holds some: measuring the batch closes them, and the open is tried again.
+// The batch never needs more fds than RLIMIT_NOFILE leaves (64 is enough).
+func (s *Scanner) outOfFds(err error) bool {
+	return s.ready > 0 && (errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE))
+}
+
 // push queues one outcome, measuring the queue when enough fds are open.
 func (s *Scanner) push(p pending) error {
 	s.batch = append(s.batch, p)
 	if p.fd >= 0 {
 		s.ready++
 	}
-	if s.ready >= s.batchSize() || len(s.batch) >= maxPending {
+	// The first file is measured alone, so that the engine loads (libbpf
+	// holds an fd for every map of the object while it opens it) with one
+	// file's fd open rather than a batch's: under a low RLIMIT_NOFILE a
+	// full batch would leave it too few.
+	if s.ready >= s.batchSize() || len(s.batch) >= maxPending || s.eng == nil && s.ready > 0 {
 		return s.flush()
 	}
 	return nil
@@ -264,7 +286,14 @@ func (s *Scanner) scanTree(root string) error {
 		}
 		p, ok := s.fromDentries(e.Path, e.Type, e.Followed, e.Ino, e.Dir)
 		if !ok {
-			if p, ok = s.openEntry(e); !ok {
+			p, ok = s.openEntry(e)
+			if ok && s.outOfFds(p.file.Err) {
+				if ferr = s.flush(); ferr != nil {
+					return ferr
+				}
+				p, ok = s.openEntry(e)
+			}
+			if !ok {
 				return nil
 			}
 			s.opened++
@@ -397,6 +426,7 @@ func (s *Scanner) measure(batch []pending) error {
 			}
 			f.Pages, f.Size, f.Detail, f.Span, f.Map = a.Pages, a.Size, a.Detail, a.Span, a.Map
 			f.Real, f.Cgroups = a.Real, a.Cgroups
+			f.Extents, f.Mtime = a.Extents, a.Mtime
 			if f.Real != nil && s.RealPath != nil {
 				s.RealPath(batch[idx[j]].fd, f.Real)
 			}

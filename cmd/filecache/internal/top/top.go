@@ -35,8 +35,9 @@ type Row struct {
 	Pages   uint64
 	Size    uint64
 	Ino     uint64
-	Deleted bool // unlinked, still held open or mapped
-	NoName  bool // no dentry: nothing to show but device and inode number
+	Mode    uint32 // i_mode: the file type and permissions
+	Deleted bool   // unlinked, still held open or mapped
+	NoName  bool   // no dentry: nothing to show but device and inode number
 	// Truncated: the path was deeper or longer than the walk keeps; Path
 	// then starts with ".../".
 	Truncated bool
@@ -215,7 +216,7 @@ func refine(w Walker, idx int, fs Filesystem, base bpf.WalkParams, min uint64, f
 
 // rowOf turns a record into a row.
 func rowOf(idx int, fs Filesystem, in bpf.Inode) Row {
-	r := Row{FS: idx, Pages: in.NrPages, Size: in.Size, Ino: in.Ino}
+	r := Row{FS: idx, Pages: in.NrPages, Size: in.Size, Ino: in.Ino, Mode: in.Mode}
 	r.NoName = in.Flags&bpf.InNoDentry != 0
 	r.Truncated = in.Flags&(bpf.InTruncated|bpf.InFault) != 0
 	disconnected := in.Flags&bpf.InDisconnected != 0
