@@ -182,7 +182,15 @@ func TestAheadSameOrder(t *testing.T) {
 				if len(h.made) != 0 || len(h.bad) != 0 {
 					t.Errorf("workers %d: %d Dir values not given back; %q", workers, len(h.made), h.bad)
 				}
-				if workers > 0 && h.slots[1] == 0 {
+				// Any idle worker takes a job: which slots ran is the
+				// scheduler's choice, that some did is not.
+				ahead := 0
+				for s, n := range h.slots {
+					if s > 0 {
+						ahead += n
+					}
+				}
+				if workers > 0 && ahead == 0 {
 					t.Errorf("workers %d: no directory was read ahead (Dir calls by slot %v)", workers, h.slots)
 				}
 				for s := range h.slots {
