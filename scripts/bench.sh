@@ -18,13 +18,15 @@
 # 1000), as a table and as --ndjson, beside vmtouch's and find+fincore's time
 # and RSS. Then, with the same three tools where they apply:
 #   loop    `filecache FILE` in a loop of LOOP_CALLS (1000) calls on the small
-#           file, against `vmtouch FILE` and `fincore FILE` in the same loop:
-#           the cost of one call, as a script calling filecache per file pays
+#           file, against `vmtouch FILE` and `fincore FILE` in the same loop
+#           (the tools take turns, a tenth of the calls at a time): the cost
+#           of one call, as a script calling filecache per file pays
 #   cold    a tree of COLD_FILES (100,000) files on a disk filesystem
 #           (COLD_DIR, default /var/tmp: tmpfs keeps every dentry), timed
 #           with the dentry and inode caches dropped before each run
-#           (echo 2 > /proc/sys/vm/drop_caches, for every tool; under the
-#           integration suite's lock, since it drops them machine-wide)
+#           (echo 2 > /proc/sys/vm/drop_caches, for every tool, the tools
+#           taking turns run by run; under the integration suite's lock,
+#           since it drops them machine-wide)
 # With BASELINE_BIN (an older filecache, e.g. one built from main), that
 # binary is timed beside filecache on the trees too: "no slower than today".
 #
@@ -638,21 +640,28 @@ fi
 echo
 
 # --- one file a call, LOOP_CALLS times ---------------------------------------
-# What a script calling a tool per file pays: LOOP_CALLS calls on the small
-# file, one loop per tool, timed whole; the loop's own cost (bash forking) is
-# in every tool's figure alike.
-declare -A loop_us
-echo "one file a call: $LOOP_CALLS calls on the small file (12 KiB, all cached), each tool in its own loop"
-for t in filecache vmtouch fincore; do
-	tool_cmd "$t" "$f_small"
-	[[ $t == filecache ]] && cmd=("$FILECACHE_BIN" "$f_small") # as typed: the fast path
-	echo "bench: $LOOP_CALLS calls of $t ..." >&2
-	t0=$EPOCHREALTIME
-	for ((i = 0; i < LOOP_CALLS; i++)); do
-		"${cmd[@]}" >/dev/null 2>"$out/loop.err" </dev/null || die "${cmd[*]} failed in call $((i + 1)): $(head -c 600 "$out/loop.err")"
+# What a script calling a tool per file pays: LOOP_CALLS calls of each tool
+# on the small file, timed whole. The tools take turns in 10 blocks of a
+# tenth of the calls each, so load from other work on the machine falls on
+# every tool alike; the loop's own cost (bash forking) is in every figure.
+declare -A loop_us=([filecache]=0 [vmtouch]=0 [fincore]=0)
+loop_tools=(filecache vmtouch fincore)
+echo "one file a call: $LOOP_CALLS calls on the small file (12 KiB, all cached) of each tool, in 10 interleaved blocks"
+echo "bench: $LOOP_CALLS calls of each of ${loop_tools[*]} ..." >&2
+for ((b = 0; b < 10; b++)); do
+	n=$((LOOP_CALLS / 10 + (b < LOOP_CALLS % 10 ? 1 : 0)))
+	for t in "${loop_tools[@]}"; do
+		tool_cmd "$t" "$f_small"
+		[[ $t == filecache ]] && cmd=("$FILECACHE_BIN" "$f_small") # as typed: the fast path
+		t0=$EPOCHREALTIME
+		for ((i = 0; i < n; i++)); do
+			"${cmd[@]}" >/dev/null 2>"$out/loop.err" </dev/null || die "${cmd[*]} failed: $(head -c 600 "$out/loop.err")"
+		done
+		t1=$EPOCHREALTIME
+		loop_us[$t]=$((loop_us[$t] + $(usec "$t1") - $(usec "$t0")))
 	done
-	t1=$EPOCHREALTIME
-	loop_us[$t]=$(($(usec "$t1") - $(usec "$t0")))
+done
+for t in "${loop_tools[@]}"; do
 	printf '  %-12s %9.3f s  %7.3f ms a call  %s\n' "$t" \
 		"$(awk -v u="${loop_us[$t]}" 'BEGIN {print u / 1e6}')" \
 		"$(awk -v u="${loop_us[$t]}" -v n="$LOOP_CALLS" 'BEGIN {print u / n / 1e3}')" \
@@ -664,9 +673,10 @@ echo
 # --- the cold-dentry tree ----------------------------------------------------
 # A tree on a disk filesystem, each run preceded by echo 2 > drop_caches: the
 # dentries and unused inodes are gone, the filesystem's metadata blocks stay
-# in the block device's cache. Dropping is
-# machine-wide, so it runs under the integration suite's lock.
-declare -A cold_med cold_count
+# in the block device's cache. The tools take turns, run by run, so load from
+# other work falls on each alike. Dropping is machine-wide, so it runs under
+# the integration suite's lock.
+declare -A cold_med cold_count cold_samples
 if ((COLD_FILES > 0)); then
 	cold_root=$(mktemp -d "$COLD_DIR/filecache-bench-cold.XXXXXX")
 	d_cold=$cold_root/tree
@@ -676,41 +686,42 @@ if ((COLD_FILES > 0)); then
 	sync -f "$d_cold"
 	cold_build_s=$(secs_since "$t0")
 	echo "cold dentries: $COLD_FILES files of $TREE_FILE_BYTES B in $cold_root ($(stat -f -c %T "$cold_root"), written and synced in $cold_build_s s);"
-	echo "  echo 2 > /proc/sys/vm/drop_caches before each of $COLD_RUNS runs of each tool"
+	echo "  echo 2 > /proc/sys/vm/drop_caches before each run; $COLD_RUNS rounds, each tool once a round"
 	exec {lock_fd}>"${TMPDIR:-/tmp}/filecache-integration.lock"
 	echo "bench: waiting for the integration lock (drop_caches is machine-wide) ..." >&2
 	flock "$lock_fd"
 	cold_tools=(filecache vmtouch find+fincore)
 	if [[ -n $BASELINE_BIN ]]; then cold_tools+=(baseline); fi
-	for t in "${cold_tools[@]}"; do
-		tool_cmd "$t" "$d_cold"
-		[[ $t == filecache ]] && cmd=("$FILECACHE_BIN" "$d_cold")
-		[[ $t == baseline ]] && cmd=("$BASELINE_BIN" "$d_cold")
-		echo "bench: cold-dentry tree with $t ..." >&2
-		samples=()
-		for ((i = 0; i < COLD_RUNS; i++)); do
+	echo "bench: cold-dentry tree, $COLD_RUNS rounds of ${cold_tools[*]} ..." >&2
+	for ((i = 0; i < COLD_RUNS; i++)); do
+		for t in "${cold_tools[@]}"; do
+			tool_cmd "$t" "$d_cold"
+			[[ $t == filecache ]] && cmd=("$FILECACHE_BIN" "$d_cold")
+			[[ $t == baseline ]] && cmd=("$BASELINE_BIN" "$d_cold")
 			echo 2 >/proc/sys/vm/drop_caches
 			rc=0
 			t0=$EPOCHREALTIME
 			"${cmd[@]}" >"$out/cold.$t.out" 2>"$out/cold.$t.err" </dev/null || rc=$?
 			t1=$EPOCHREALTIME
 			((rc == 0)) || die "${cmd[*]} failed on the cold tree (exit $rc): $(head -c 600 "$out/cold.$t.err")"
-			samples+=($(($(usec "$t1") - $(usec "$t0"))))
+			cold_samples[$t]+=" $(($(usec "$t1") - $(usec "$t0")))"
 		done
-		cold_med[$t]=$(printf '%s\n' "${samples[@]}" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+	done
+	flock -u "$lock_fd"
+	exec {lock_fd}>&-
+	for t in "${cold_tools[@]}"; do
+		read -r "cold_med[$t]" lo hi < <(tr ' ' '\n' <<<"${cold_samples[$t]}" | awk 'NF' | sort -n | awk '
+			{ v[NR] = $1 }
+			END { printf "%d %d %d\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2, v[1], v[NR] }')
 		case $t in
 		filecache | baseline) cold_count[$t]=$(awk -v p="$d_cold" '$5 == p {split($2, a, "/"); print a[1]; exit}' "$out/cold.$t.out") ;;
 		*) cold_count[$t]=$(cached_pages "$t" "$out/cold.$t.out") ;;
 		esac
 		printf '  %-12s median %8.3f s  min %8.3f s  max %8.3f s  cached pages %8s  %s\n' "$t" \
 			"$(awk -v u="${cold_med[$t]}" 'BEGIN {print u / 1e6}')" \
-			"$(printf '%s\n' "${samples[@]}" | sort -n | awk 'NR == 1 {print $1 / 1e6}')" \
-			"$(printf '%s\n' "${samples[@]}" | sort -n | awk 'END {print $1 / 1e6}')" \
-			"${cold_count[$t]:-?}" \
-			"$(vs "$t" filecache "${cold_med[$t]}" "${cold_med[filecache]}")"
+			"$(awk -v u="$lo" 'BEGIN {print u / 1e6}')" "$(awk -v u="$hi" 'BEGIN {print u / 1e6}')" \
+			"${cold_count[$t]:-?}" "$(vs "$t" filecache "${cold_med[$t]}" "${cold_med[filecache]}")"
 	done
-	flock -u "$lock_fd"
-	exec {lock_fd}>&-
 	echo "  (wall time: fork to exit; cached pages: as the tool's last run counted them)"
 else
 	echo "cold dentries: skipped (COLD_FILES=0)"
