@@ -276,6 +276,15 @@ func (s *Scanner) scanTree(root string) error {
 	if o.Follow {
 		o.Visited = &s.visited // each directory once per run, across arguments
 	}
+	// A directory the walk cannot open for want of fds gets them from the
+	// batch, measured and closed first (as a file's open does).
+	o.OutOfFds = func() bool {
+		if ferr != nil || s.ready == 0 {
+			return false
+		}
+		ferr = s.flush()
+		return ferr == nil
+	}
 	if s.dirReader() != nil {
 		o.Dir, o.DirDone = s.readDentries, releaseDentries
 		o.Workers = min(s.Workers, bpf.DirSlots-1)

@@ -2,6 +2,7 @@ package walk
 
 import (
 	"encoding/binary"
+	"errors"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -133,6 +134,13 @@ func (w *walker) readAhead(i int) {
 		}
 		j := &job{done: make(chan struct{}), buf: w.getBuf()}
 		j.fd, j.err = openRetry(l.fd, l.subdirs[k], w.dirFlags)
+		if errors.Is(j.err, unix.EMFILE) || errors.Is(j.err, unix.ENFILE) {
+			// Reading ahead is an extra: out of fds, the walk opens this
+			// directory itself when it comes to it, as it would without
+			// workers, rather than report it unreadable.
+			w.putBuf(j.buf)
+			return
+		}
 		w.dirsOpened++
 		a.inflight++
 		l.ahead = append(l.ahead, j)

@@ -148,6 +148,11 @@ type Options struct {
 	// while the walk yields the entries before them. Entries still come in
 	// the order a walk without Workers yields them.
 	Workers int
+	// OutOfFds, if set, is called on the walk's goroutine when opening a
+	// directory fails for want of fds (after the walk gave back what it
+	// read ahead): it returns true when it closed some of the caller's,
+	// and the open is tried again.
+	OutOfFds func() bool
 }
 
 // Visited is the set of directories walks with Follow have entered, by
@@ -370,6 +375,18 @@ func (w *walker) run() error {
 			}
 		} else {
 			fd, err = openRetry(l.fd, name, w.dirFlags)
+			if (errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE)) && w.ahead.inflight > 0 {
+				// Out of fds while directories are read ahead: give
+				// theirs back (the walk opens them when it comes to them)
+				// and try again, as a walk without workers would stand.
+				for i := range w.stack {
+					w.dropAhead(&w.stack[i])
+				}
+				fd, err = openRetry(l.fd, name, w.dirFlags)
+			}
+			if (errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE)) && w.o.OutOfFds != nil && w.o.OutOfFds() {
+				fd, err = openRetry(l.fd, name, w.dirFlags)
+			}
 			w.dirsOpened++
 			if err == nil {
 				if err = fstat(fd, &st); err != nil {
