@@ -14,8 +14,8 @@ COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LIBBPF_OUT := $(CURDIR)/libbpf/out
 LIBBPF_A   := $(LIBBPF_OUT)/lib/libbpf.a
 BPF_OBJ    := cgo/filecache.bpf.o
-# One object: filecache.bpf.c includes the page walk, the cgroup walk and the overlay code.
-BPF_SRC    := bpf/filecache.bpf.c bpf/overlay.bpf.c bpf/pages.bpf.c bpf/cgwalk.bpf.c bpf/filecache.h bpf/vmlinux.h
+# One object: filecache.bpf.c includes the page walk, the cgroup walk, the overlay code and the dentry walk.
+BPF_SRC    := bpf/filecache.bpf.c bpf/overlay.bpf.c bpf/pages.bpf.c bpf/cgwalk.bpf.c bpf/dir.bpf.c bpf/filecache.h bpf/vmlinux.h
 BIN        := bin/filecache
 
 # cgo flags for the vendored static libbpf; Debian's static libelf needs zstd.
@@ -27,7 +27,7 @@ GO_LDFLAGS := -s -w -buildid= -X main.version=$(VERSION) -X main.commit=$(COMMIT
 GO_BUILD   := $(GO) build -trimpath -buildvcs=false -tags $(GO_TAGS) -ldflags '$(GO_LDFLAGS)'
 # -fdebug-prefix-map: BTF line info names the source relative to the checkout.
 BPF_CFLAGS := -target bpf -O2 -g -Wall -Werror -fdebug-prefix-map=$(CURDIR)=. -Ibpf -I$(LIBBPF_OUT)/include
-GO_SRC     := $(shell find cmd cgo bpf -name '*.go') go.mod go.sum
+GO_SRC     := $(shell find cmd cgo bpf -name '*.go') $(wildcard cgo/*/*.c) go.mod go.sum
 
 all: build
 

@@ -804,3 +804,4 @@ int walk_sb_bounded(struct bpf_raw_tracepoint_args *ctx)
 
 #include "pages.bpf.c"
 #include "cgwalk.bpf.c"
+#include "dir.bpf.c"

@@ -341,4 +341,65 @@ struct fc_cg_state {
 	__u64 slots[64];
 };
 
+
+/*
+ * The dentry walk (walk_dir): a directory's regular files read from its
+ * own dentry's list of children (d_children, or d_subdirs before Linux 6.8)
+ * in one test run, with no open per file. User space matches each child to
+ * the directory listing by inode number. A run takes FC_DIR_STEPS list
+ * steps at most and leaves a cursor on the last child it visited; the next
+ * run resumes there once it has checked that child is still on the list.
+ * Several walks may run at once, each in its own slot of both maps.
+ */
+#define FC_DIR_SLOTS 4   /* walks that may run at once (slots of dir_state) */
+#define FC_DIR_CHUNK 16  /* list steps of one call of dir_chunk */
+#define FC_DIR_CHUNKS 32 /* calls of dir_chunk one call of dir_chunks makes */
+#define FC_DIR_GROUPS 32 /* calls of dir_chunks one run makes */
+#define FC_DIR_STEPS (FC_DIR_CHUNK * FC_DIR_CHUNKS * FC_DIR_GROUPS)
+#define FC_DIR_CAP FC_DIR_STEPS /* records a slot holds: one a step at most */
+
+/* The test run's context (struct bpf_raw_tracepoint_args.args[]). */
+#define FC_DIR_ARG_FD 0     /* an fd of the caller on the directory */
+#define FC_DIR_ARG_SLOT 1   /* the slot: < FC_DIR_SLOTS */
+#define FC_DIR_ARG_RESUME 2 /* 0: from the first child; 1: after the cursor */
+#define FC_DIR_ARG_LEGACY 3 /* 1: no enum dentry_flags in BTF, and the kernel is older than 6.15 */
+#define FC_DIR_ARGS 4
+
+/* fc_dir.status */
+#define FC_DIR_DONE 0    /* back at the end of the list: every child visited */
+#define FC_DIR_MORE 1    /* the run took its steps: run again with resume */
+#define FC_DIR_LOST 2    /* a child left the directory, or the cursor is not where it was: stop */
+#define FC_DIR_NO_FILE 3 /* the fd is not open in the caller */
+#define FC_DIR_LAYOUT 4  /* this kernel's dentry flags are unknown: nothing can be trusted */
+#define FC_DIR_OVERLAY 5 /* overlayfs: its inodes' own mappings stay empty, the pages are elsewhere */
+#define FC_DIR_UNSET 0xffffffffu
+
+/* One regular file among the children: a value of dir_records. */
+struct fc_child {
+	__u64 ino;     /* i_ino */
+	__u64 size;    /* i_mapping->host->i_size */
+	__u64 nrpages; /* i_mapping->nrpages */
+	__u32 nlink;   /* i_nlink */
+	__u32 mode;    /* i_mode */
+};
+
+/* A slot's walk: a value of dir_state. User space reads the first fields. */
+struct fc_dir {
+	__u64 magic;   /* the directory's sb->s_magic */
+	__u64 steps;   /* list steps of every run of this walk */
+	__u32 dev;     /* its sb->s_dev, kernel encoding */
+	__u32 status;  /* FC_DIR_* */
+	__u32 count;   /* records this run wrote to the slot */
+	__u32 runs;    /* runs of this walk */
+	/* The program's own, carried from run to run: */
+	__u64 dir;     /* the directory's dentry */
+	__u64 sb;      /* its superblock */
+	__u64 head;    /* &dir->d_children (or &dir->d_subdirs) */
+	__u64 node;    /* cursor: the list node last visited (at first, the head) */
+	__u64 end;     /* the list's end: 0 (hlist) or the head (list) */
+	__u64 off;     /* offset of the list node in a child dentry */
+	__u32 mask;    /* d_flags that rule a child out */
+	__u32 pad;
+};
+
 #endif /* FILECACHE_H */

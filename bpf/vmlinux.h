@@ -44,6 +44,20 @@ enum {
 	BPF_F_MMAPABLE = 1024,
 };
 
+/*
+ * d_flags bits: macros until Linux 6.14 (which BTF does not carry), an enum
+ * from 6.15, which also repacked them (DCACHE_MOUNTED moved from 0x10000 to
+ * 0x8000). Only the names matter here: the dentry walk asks the kernel's
+ * BTF for the values where it has them.
+ */
+enum dentry_flags {
+	DCACHE_OP_REVALIDATE = 4,
+	DCACHE_OP_WEAK_REVALIDATE = 2048,
+	DCACHE_MOUNTED = 32768,
+	DCACHE_NEED_AUTOMOUNT = 65536,
+	DCACHE_MANAGE_TRANSIT = 131072,
+};
+
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
 
 struct bpf_raw_tracepoint_args {
@@ -98,11 +112,22 @@ struct qstr {
  * asks which one the kernel has.
  */
 struct dentry {
+	unsigned int d_flags;
 	struct hlist_bl_node d_hash;
 	struct dentry *d_parent;
 	struct qstr d_name;
 	struct hlist_node d_alias;
 	struct inode *d_inode;
+	struct super_block *d_sb;
+	/* A directory's children from Linux 6.8 (the dentry walk). */
+	struct hlist_node d_sib;
+	struct hlist_head d_children;
+};
+
+/* Before Linux 6.8 a directory's children were a list_head. */
+struct dentry___subdirs {
+	struct list_head d_child;
+	struct list_head d_subdirs;
 };
 
 struct dentry___old {
@@ -138,7 +163,15 @@ struct inode {
 	struct address_space i_data;
 };
 
+struct vfsmount;
+
+struct path {
+	struct vfsmount *mnt;
+	struct dentry *dentry;
+};
+
 struct file {
+	struct path f_path;
 	struct inode *f_inode;
 	struct address_space *f_mapping;
 };

@@ -232,6 +232,13 @@ func (m *Module) open(opts Options, use string, sizes map[string]uint32) (err er
 // that fails it returns path, and libbpf reads the whole file itself, or
 // says what is wrong with it.
 func (m *Module) minimalBTF(path string) string {
+	// A second load in this process (the dentry walk, then a query
+	// program) uses the first one's.
+	if min := minBTFs.get(path); min != nil {
+		if p, err := m.memfile("vmlinux.btf", min); err == nil {
+			return p
+		}
+	}
 	var kernel []byte
 	var err error
 	src := path
@@ -256,6 +263,7 @@ func (m *Module) minimalBTF(path string) string {
 	if err == nil {
 		var min []byte
 		if min, err = btfmin.MinimalBTFModule(kernel, module, object); err == nil {
+			minBTFs.put(path, min)
 			var p string
 			if p, err = m.memfile("vmlinux.btf", min); err == nil {
 				return p
@@ -267,6 +275,30 @@ func (m *Module) minimalBTF(path string) string {
 	logs = append(logs, fmt.Sprintf("filecache: minimal BTF of %s: %v; libbpf reads all of it", src, err))
 	logMu.Unlock()
 	return path
+}
+
+// minBTFs keeps the minimal BTF made for each BTF path ("" for the
+// kernel's): it depends only on that file and the embedded object.
+var minBTFs btfCache
+
+type btfCache struct {
+	mu  sync.Mutex
+	min map[string][]byte
+}
+
+func (c *btfCache) get(path string) []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.min[path]
+}
+
+func (c *btfCache) put(path string, min []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.min == nil {
+		c.min = map[string][]byte{}
+	}
+	c.min[path] = min
 }
 
 // overlayModuleBTF is the BTF of overlayfs when it is a loaded module.

@@ -34,6 +34,11 @@ const (
 	mapCgState        = "cg_state"
 	mapCgSums         = "cg_sums"
 	mapCgSplits       = "cg_splits"
+	// The dentry walk of directory trees (dir.bpf.c), loaded beside a
+	// query program.
+	progWalkDir   = "walk_dir"
+	mapDirState   = "dir_state"
+	mapDirRecords = "dir_records"
 )
 
 // The walks of filecache top: their names are bpf.WalkPrograms', which
@@ -53,11 +58,11 @@ var programs = map[string]string{
 // objectPrograms are all the object's programs: open disables every one
 // but the program it loads, so one missing here would be loaded too.
 var objectPrograms = []string{progQueryLoop, progQueryBounded, progQueryAttached, progWalk, progWalkBounded,
-	pagesLoopProgram, pagesBoundedProgram, progCgWalk, progCgWalkBounded}
+	pagesLoopProgram, pagesBoundedProgram, progCgWalk, progCgWalkBounded, progWalkDir}
 
 // objectMaps are all the object's maps.
 var objectMaps = []string{mapParams, mapResults, mapWalkParams, mapWalk, mapWalkRecords, mapWalkCursor,
-	pagesParamsMap, pagesStateMap, pagesRecordsMap, mapCgState, mapCgSums, mapCgSplits}
+	pagesParamsMap, pagesStateMap, pagesRecordsMap, mapCgState, mapCgSums, mapCgSplits, mapDirState, mapDirRecords}
 
 // programMaps are the maps each program uses. A load creates only those of
 // the program it loads: the others would cost their memory for nothing, and
@@ -74,6 +79,7 @@ var programMaps = map[string][]string{
 	pagesBoundedProgram: {pagesParamsMap, pagesStateMap, pagesRecordsMap},
 	progCgWalk:          cgWalkMaps,
 	progCgWalkBounded:   cgWalkMaps,
+	progWalkDir:         {mapDirState, mapDirRecords},
 }
 
 var cgWalkMaps = []string{mapWalkParams, mapWalk, mapWalkRecords, mapWalkCursor, mapCgState, mapCgSums, mapCgSplits}

@@ -13,8 +13,26 @@
 # against plain filecache on the small and sparse files and on
 #   gib     a fully cached 1 GiB file (262,144 pages), vmtouch and fincore beside
 # with its cost per cached page (by-cgroup minus plain, over the pages cached).
-# and, with BIG_TREE=1, the peak RSS of filecache on a tree of 1,000,000
-# one-byte files (1000 directories of 1000), as a table and as --ndjson.
+# and, with BIG_TREE=1 (the default), the time and peak RSS of filecache on a
+# tree of FILECACHE_BENCH_BIG (1,000,000) one-byte files (directories of
+# 1000), as a table and as --ndjson, beside vmtouch's and find+fincore's time
+# and RSS. Then, with the same three tools where they apply:
+#   loop    `filecache FILE` in a loop of LOOP_CALLS (1000) calls on the small
+#           file, against `vmtouch FILE` and `fincore FILE` in the same loop
+#           (the tools take turns, a tenth of the calls at a time): the cost
+#           of one call, as a script calling filecache per file pays
+#   cold    a tree of COLD_FILES (100,000) files on a disk filesystem
+#           (COLD_DIR, default /var/tmp: tmpfs keeps every dentry), timed
+#           with the dentry and inode caches dropped before each run
+#           (echo 2 > /proc/sys/vm/drop_caches, for every tool, the tools
+#           taking turns run by run; under the integration suite's lock,
+#           since it drops them machine-wide)
+# With BASELINE_BIN (an older filecache, e.g. one built from main), that
+# binary is timed beside filecache on the trees too: "no slower than today".
+#
+# filecache's timed runs are the command a user types: `filecache PATH`, the
+# table (for a few plain files that is the fast path, before the Go runtime
+# starts); its first run, whose figures are checked, is --json.
 # All files live on a tmpfs this script mounts in a mktemp -d directory (nothing
 # is reclaimed under the measurement; a sparse 1 TiB i_size costs nothing
 # there), unmounted and removed on exit, failure or Ctrl-C. Trees are written
@@ -46,8 +64,15 @@
 #                  e.g. SPARSE_SIZE=8G RUNS=1 ./scripts/bench.sh for a smoke run
 #   TREE_FILES     files in the tree workload (default 100000); e.g.
 #                  TREE_FILES=5000 SPARSE_SIZE=8G RUNS=1 ./scripts/bench.sh
-#   BIG_TREE       1: also build a 1,000,000-file tree and take filecache's peak
-#                  RSS on it (building it takes a while; default 0: skipped)
+#   BIG_TREE       1: also build the big tree and time filecache, vmtouch and
+#                  find+fincore on it, with their peak RSS (default 1; 0: skipped)
+#   FILECACHE_BENCH_BIG  files in the big tree (default 1000000; smaller on a
+#                  slow machine: the RSS target is set for 1,000,000)
+#   LOOP_CALLS     calls in the per-file loop (default 1000)
+#   COLD_FILES     files in the cold-dentry tree (default 100000; 0: skipped)
+#   COLD_DIR       where the cold-dentry tree is written (default /var/tmp)
+#   COLD_RUNS      timed runs per tool on the cold-dentry tree (default 3)
+#   BASELINE_BIN   an older filecache to time beside this one on the trees
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -56,18 +81,23 @@ RUNS=${RUNS:-5}
 RUNS_SLOW=${RUNS_SLOW:-1}
 SPARSE_SIZE=${SPARSE_SIZE:-1T}
 TREE_FILES=${TREE_FILES:-100000}
-BIG_TREE=${BIG_TREE:-0}
+BIG_TREE=${BIG_TREE:-1}
+LOOP_CALLS=${LOOP_CALLS:-1000}
+COLD_FILES=${COLD_FILES:-100000}
+COLD_DIR=${COLD_DIR:-/var/tmp}
+COLD_RUNS=${COLD_RUNS:-3}
+BASELINE_BIN=${BASELINE_BIN:-}
 GNU_TIME=/usr/bin/time
 TREE_FILE_BYTES=6400   # each file of the tree workload
 TREE_PER_DIR=1000      # files a directory, in both trees
-BIG_TREE_FILES=1000000 # files in the BIG_TREE=1 tree
+BIG_TREE_FILES=${FILECACHE_BENCH_BIG:-1000000} # files in the BIG_TREE=1 tree
 BIG_TREE_BYTES=1       # each of its files: one cached page
 
 # Targets.
 TARGET_SPEEDUP=300 # (a) sparse: filecache at least this many times faster than each tool
 TARGET_RSS_MIB=64  # (b) sparse: filecache peak RSS below this
 TARGET_SMALL_MS=25 # (c) small: filecache end to end at most this
-TARGET_TREE_SPEEDUP=3     # (d) tree: filecache at least this many times faster than each tool
+TARGET_TREE_SPEEDUP=8     # (d) tree: filecache at least this many times faster than each tool
 TARGET_TREE_AGREE_PCT=1   # (e) tree: the three tools' cached-page totals within this % of one another
 TARGET_BIG_RSS_MIB=64     # (f) BIG_TREE=1: filecache peak RSS below this, as a table and as --ndjson
 
@@ -105,6 +135,13 @@ command -v find >/dev/null || die "find is missing: apt-get install -y findutils
 command -v xargs >/dev/null || die "xargs is missing: apt-get install -y findutils"
 command -v python3 >/dev/null || die "python3 is missing (it writes the trees): apt-get install -y python3"
 [[ -x $FILECACHE_BIN ]] || die "$FILECACHE_BIN is missing or not executable: run 'make build' (or set FILECACHE_BIN)"
+[[ $LOOP_CALLS =~ ^[1-9][0-9]*$ ]] || die "LOOP_CALLS must be a positive integer, not '$LOOP_CALLS'"
+[[ $COLD_FILES =~ ^[0-9]+$ ]] || die "COLD_FILES must be a number, not '$COLD_FILES'"
+[[ $COLD_RUNS =~ ^[1-9][0-9]*$ ]] || die "COLD_RUNS must be a positive integer, not '$COLD_RUNS'"
+[[ $BIG_TREE_FILES =~ ^[1-9][0-9]*$ ]] || die "FILECACHE_BENCH_BIG must be a positive integer, not '$BIG_TREE_FILES'"
+[[ -z $BASELINE_BIN || -x $BASELINE_BIN ]] || die "BASELINE_BIN=$BASELINE_BIN is not executable"
+[[ $COLD_FILES == 0 || -d $COLD_DIR ]] || die "COLD_DIR=$COLD_DIR is not a directory"
+[[ -z $BASELINE_BIN ]] || BASELINE_BIN=$(cd "$(dirname "$BASELINE_BIN")" && pwd)/$(basename "$BASELINE_BIN")
 FILECACHE_BIN=$(cd "$(dirname "$FILECACHE_BIN")" && pwd)/$(basename "$FILECACHE_BIN")
 page_size=$(getconf PAGESIZE)
 mib=$((1024 * 1024))
@@ -112,8 +149,12 @@ mib=$((1024 * 1024))
 # --- scratch tmpfs, removed on every exit ------------------------------------
 dir=""
 mounted=0
+cold_root=""
 # shellcheck disable=SC2317  # invoked by the EXIT trap
 cleanup() {
+	if [[ -n $cold_root ]]; then
+		rm -rf -- "$cold_root" || echo "bench: could not remove $cold_root" >&2
+	fi
 	if [[ $mounted -eq 1 ]]; then
 		umount "$dir" 2>/dev/null || umount -l "$dir" || echo "bench: could not unmount $dir" >&2
 	fi
@@ -215,6 +256,7 @@ workloads=(small sparse full tree)
 workload_tools() {
 	if [[ $1 == tree ]]; then
 		tools=(filecache vmtouch find+fincore)
+		if [[ -n $BASELINE_BIN ]]; then tools+=(baseline); fi
 	else
 		tools=(filecache vmtouch fincore)
 	fi
@@ -224,6 +266,7 @@ workload_tools() {
 tool_cmd() {
 	case $1 in
 	filecache) cmd=("$FILECACHE_BIN" --json "$2") ;;
+	baseline) cmd=("$BASELINE_BIN" --json "$2") ;;
 	filecache-cg) cmd=("$FILECACHE_BIN" --json --by-cgroup "$2") ;;
 	vmtouch) cmd=(vmtouch "$2") ;;
 	fincore) cmd=(fincore --bytes --noheadings --output PAGES "$2") ;;
@@ -261,7 +304,7 @@ print(e["cached_pages"], d.get("engine", "?"), d.get("method", "?"), len(d.get("
 cached_pages() {
 	local n=""
 	case $1 in
-	filecache | filecache-cg) n=$(filecache_json "$2" | awk '{print $1}') ;;
+	filecache | filecache-cg | baseline) n=$(filecache_json "$2" | awk '{print $1}') ;;
 	vmtouch) n=$(awk -F'[ /]+' '/Resident Pages:/ {print $4; exit}' "$2") ;;
 	fincore) n=$(awk 'NR == 1 {print $1}' "$2") ;;
 	find+fincore) n=$(awk '$1 !~ /^[0-9]+$/ {bad = 1} {s += $1} END {if (NR && !bad) print s}' "$2") ;;
@@ -305,6 +348,9 @@ timed_runs() {
 	local w=$1 t=$2 n=$3 n_slow=$4 key="$1:$2" tf="$out/$1.$2"
 	local cmd t0 t1 rc i samples=()
 	tool_cmd "$t" "${file[$w]}"
+	# Timed as a user types it: the table (the first run's --json is checked).
+	[[ $t == filecache ]] && cmd=("$FILECACHE_BIN" "${file[$w]}")
+	[[ $t == baseline ]] && cmd=("$BASELINE_BIN" "${file[$w]}")
 	if ((first_us[$key] >= 1000000)); then
 		samples+=("${first_us[$key]}")
 		n=$n_slow
@@ -345,6 +391,34 @@ tree_agreement() {
 			spread = hi > 0 ? 100 * (hi - lo) / hi : 0
 			printf "%d %.3f\n", (spread <= p), spread
 		}')
+}
+
+# gnu_timed NAME CMD...: one run of CMD under GNU time: NAME.out, NAME.err,
+# NAME.time ("seconds peak-KiB") in $out; a failure ends the script.
+gnu_timed() {
+	local name=$1 rc=0
+	shift
+	"$GNU_TIME" -f '%e %M' -o "$out/$name.time" -- "$@" >"$out/$name.out" 2>"$out/$name.err" </dev/null || rc=$?
+	((rc == 0)) || die "$* failed (exit $rc): $(head -c 600 "$out/$name.err")"
+}
+
+# ratio_of A B: A against B (the baseline), as the tables say it.
+ratio_of() {
+	awk -v a="$1" -v b="$2" 'BEGIN {
+		if (b <= 0 || a <= 0) { print "n/a"; exit }
+		r = a / b
+		if (r >= 1) printf (r >= 10 ? "%.0fx slower\n" : "%.1fx slower\n"), r
+		else printf "%.2fx (%.1fx faster)\n", r, 1 / r
+	}'
+}
+
+# vs NAME BASE A B: "1x (baseline)" when NAME is BASE, else ratio_of A B.
+vs() {
+	if [[ $1 == "$2" ]]; then
+		echo "1x (baseline)"
+	else
+		ratio_of "$3" "$4"
+	fi
 }
 
 # --- header ------------------------------------------------------------------
@@ -516,37 +590,141 @@ if [[ $BIG_TREE == 1 ]]; then
 	big_build_s=$(secs_since "$t0")
 	echo "tree of $BIG_TREE_FILES files (BIG_TREE=1): $big_dirs directories x $TREE_PER_DIR files of $BIG_TREE_BYTES B, written in $big_build_s s"
 	big_expect=$((BIG_TREE_FILES * ((BIG_TREE_BYTES + page_size - 1) / page_size)))
-	# Each once, under GNU time: the table (kept, it is a few lines) and --ndjson
-	# (a line a file, discarded).
+	# filecache's count is read from its table below.
+	# Each once, under GNU time: filecache as a table (kept, it is a few lines)
+	# and as --ndjson (a line a file, discarded); vmtouch and find+fincore
+	# (their output kept for the page count).
 	echo "bench: filecache on the big tree, table ..." >&2
-	rc=0
-	"$GNU_TIME" -f '%e %M' -o "$out/big.table.time" -- "$FILECACHE_BIN" "$d_big" >"$out/big.table" 2>"$out/big.table.err" </dev/null || rc=$?
-	((rc == 0)) || die "filecache $d_big failed (exit $rc): $(head -c 600 "$out/big.table.err")"
+	gnu_timed big.table "$FILECACHE_BIN" "$d_big"
 	echo "bench: filecache on the big tree, --ndjson ..." >&2
-	rc=0
-	"$GNU_TIME" -f '%e %M' -o "$out/big.ndjson.time" -- "$FILECACHE_BIN" --ndjson "$d_big" >/dev/null 2>"$out/big.ndjson.err" </dev/null || rc=$?
-	((rc == 0)) || die "filecache --ndjson $d_big failed (exit $rc): $(head -c 600 "$out/big.ndjson.err")"
+	gnu_timed big.ndjson "$FILECACHE_BIN" --ndjson "$d_big"
+	: >"$out/big.ndjson.out" # a line a file: not kept
+	for t in vmtouch find+fincore; do
+		echo "bench: $t on the big tree ..." >&2
+		tool_cmd "$t" "$d_big"
+		gnu_timed "big.$t" "${cmd[@]}"
+	done
 	big_rss_table=$(awk 'END {print $2}' "$out/big.table.time")
 	big_rss_ndjson=$(awk 'END {print $2}' "$out/big.ndjson.time")
-	fmt_big='  %-40s %9s s  peak RSS %7s MiB\n'
-	# shellcheck disable=SC2059
-	printf "$fmt_big" "filecache DIR" "$(awk 'END {print $1}' "$out/big.table.time")" \
-		"$(awk -v k="$big_rss_table" 'BEGIN {printf "%.1f", k / 1024}')"
-	# shellcheck disable=SC2059
-	printf "$fmt_big" "filecache --ndjson DIR >/dev/null" "$(awk 'END {print $1}' "$out/big.ndjson.time")" \
-		"$(awk -v k="$big_rss_ndjson" 'BEGIN {printf "%.1f", k / 1024}')"
-	echo "  (each run once; wall time and peak RSS from GNU time %e %M)"
-	sed 's/^/  | /' "$out/big.table"
+	big_s_table=$(awk 'END {print $1}' "$out/big.table.time")
+	fmt_big='  %-40s %9s s  peak RSS %7s MiB  %s\n'
+	for k in table ndjson vmtouch find+fincore; do
+		case $k in
+		table) name="filecache DIR" ;;
+		ndjson) name="filecache --ndjson DIR >/dev/null" ;;
+		*) name=$k ;;
+		esac
+		s_k=$(awk 'END {print $1}' "$out/big.$k.time")
+		# shellcheck disable=SC2059
+		printf "$fmt_big" "$name" "$s_k" "$(awk 'END {printf "%.1f", $2 / 1024}' "$out/big.$k.time")" \
+			"$(vs "$k" table "$s_k" "$big_s_table")"
+	done
+	echo "  (each run once; wall time and peak RSS from GNU time %e %M; GNU time's 0.01 s resolution)"
+	for t in vmtouch find+fincore; do
+		c=$(cached_pages "$t" "$out/big.$t.out")
+		[[ $c == "$big_expect" ]] || echo "  WARNING: big tree: $t counted $c cached pages, $big_expect were written"
+	done
+	sed 's/^/  | /' "$out/big.table.out"
 	# The tree's row: "CACHED N/M SIZE PERCENT PATH (K files)".
-	big_cached=$(awk -v p="$d_big" '$5 == p {split($2, a, "/"); print a[1]; exit}' "$out/big.table")
+	big_cached=$(awk -v p="$d_big" '$5 == p {split($2, a, "/"); print a[1]; exit}' "$out/big.table.out")
 	if [[ $big_cached != "$big_expect" ]]; then
 		echo "  WARNING: big tree: filecache counted ${big_cached:-?} cached pages, $big_expect were written"
 	fi
 	if [[ -s $out/big.table.err || -s $out/big.ndjson.err ]]; then
 		echo "  WARNING: big tree: filecache wrote to stderr: $(cat "$out/big.table.err" "$out/big.ndjson.err" | head -c 300)"
 	fi
+	rm -rf -- "$d_big" # its pages are not needed by what follows
 else
 	echo "tree of $BIG_TREE_FILES files: skipped (writing it takes a while); run it with BIG_TREE=1 ./scripts/bench.sh"
+fi
+echo
+
+# --- one file a call, LOOP_CALLS times ---------------------------------------
+# What a script calling a tool per file pays: LOOP_CALLS calls of each tool
+# on the small file, timed whole. The tools take turns in 10 blocks of a
+# tenth of the calls each, so load from other work on the machine falls on
+# every tool alike; the loop's own cost (bash forking) is in every figure.
+declare -A loop_us=([filecache]=0 [vmtouch]=0 [fincore]=0)
+loop_tools=(filecache vmtouch fincore)
+echo "one file a call: $LOOP_CALLS calls on the small file (12 KiB, all cached) of each tool, in 10 interleaved blocks"
+echo "bench: $LOOP_CALLS calls of each of ${loop_tools[*]} ..." >&2
+for ((b = 0; b < 10; b++)); do
+	n=$((LOOP_CALLS / 10 + (b < LOOP_CALLS % 10 ? 1 : 0)))
+	for t in "${loop_tools[@]}"; do
+		tool_cmd "$t" "$f_small"
+		[[ $t == filecache ]] && cmd=("$FILECACHE_BIN" "$f_small") # as typed: the fast path
+		t0=$EPOCHREALTIME
+		for ((i = 0; i < n; i++)); do
+			"${cmd[@]}" >/dev/null 2>"$out/loop.err" </dev/null || die "${cmd[*]} failed: $(head -c 600 "$out/loop.err")"
+		done
+		t1=$EPOCHREALTIME
+		loop_us[$t]=$((loop_us[$t] + $(usec "$t1") - $(usec "$t0")))
+	done
+done
+for t in "${loop_tools[@]}"; do
+	printf '  %-12s %9.3f s  %7.3f ms a call  %s\n' "$t" \
+		"$(awk -v u="${loop_us[$t]}" 'BEGIN {print u / 1e6}')" \
+		"$(awk -v u="${loop_us[$t]}" -v n="$LOOP_CALLS" 'BEGIN {print u / n / 1e3}')" \
+		"$(vs "$t" filecache "${loop_us[$t]}" "${loop_us[filecache]}")"
+done
+echo "  (filecache FILE as typed: a table on stdout; output to /dev/null for every tool)"
+echo
+
+# --- the cold-dentry tree ----------------------------------------------------
+# A tree on a disk filesystem, each run preceded by echo 2 > drop_caches: the
+# dentries and unused inodes are gone, the filesystem's metadata blocks stay
+# in the block device's cache. The tools take turns, run by run, so load from
+# other work falls on each alike. Dropping is machine-wide, so it runs under
+# the integration suite's lock.
+declare -A cold_med cold_count cold_samples
+if ((COLD_FILES > 0)); then
+	cold_root=$(mktemp -d "$COLD_DIR/filecache-bench-cold.XXXXXX")
+	d_cold=$cold_root/tree
+	echo "bench: writing the cold-dentry tree: $COLD_FILES files of $TREE_FILE_BYTES B under $COLD_DIR ..." >&2
+	t0=$EPOCHREALTIME
+	build_tree "$d_cold" "$COLD_FILES" "$TREE_FILE_BYTES" || die "cannot write the cold tree $d_cold"
+	sync -f "$d_cold"
+	cold_build_s=$(secs_since "$t0")
+	echo "cold dentries: $COLD_FILES files of $TREE_FILE_BYTES B in $cold_root ($(stat -f -c %T "$cold_root"), written and synced in $cold_build_s s);"
+	echo "  echo 2 > /proc/sys/vm/drop_caches before each run; $COLD_RUNS rounds, each tool once a round"
+	exec {lock_fd}>"${TMPDIR:-/tmp}/filecache-integration.lock"
+	echo "bench: waiting for the integration lock (drop_caches is machine-wide) ..." >&2
+	flock "$lock_fd"
+	cold_tools=(filecache vmtouch find+fincore)
+	if [[ -n $BASELINE_BIN ]]; then cold_tools+=(baseline); fi
+	echo "bench: cold-dentry tree, $COLD_RUNS rounds of ${cold_tools[*]} ..." >&2
+	for ((i = 0; i < COLD_RUNS; i++)); do
+		for t in "${cold_tools[@]}"; do
+			tool_cmd "$t" "$d_cold"
+			[[ $t == filecache ]] && cmd=("$FILECACHE_BIN" "$d_cold")
+			[[ $t == baseline ]] && cmd=("$BASELINE_BIN" "$d_cold")
+			echo 2 >/proc/sys/vm/drop_caches
+			rc=0
+			t0=$EPOCHREALTIME
+			"${cmd[@]}" >"$out/cold.$t.out" 2>"$out/cold.$t.err" </dev/null || rc=$?
+			t1=$EPOCHREALTIME
+			((rc == 0)) || die "${cmd[*]} failed on the cold tree (exit $rc): $(head -c 600 "$out/cold.$t.err")"
+			cold_samples[$t]+=" $(($(usec "$t1") - $(usec "$t0")))"
+		done
+	done
+	flock -u "$lock_fd"
+	exec {lock_fd}>&-
+	for t in "${cold_tools[@]}"; do
+		read -r "cold_med[$t]" lo hi < <(tr ' ' '\n' <<<"${cold_samples[$t]}" | awk 'NF' | sort -n | awk '
+			{ v[NR] = $1 }
+			END { printf "%d %d %d\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2, v[1], v[NR] }')
+		case $t in
+		filecache | baseline) cold_count[$t]=$(awk -v p="$d_cold" '$5 == p {split($2, a, "/"); print a[1]; exit}' "$out/cold.$t.out") ;;
+		*) cold_count[$t]=$(cached_pages "$t" "$out/cold.$t.out") ;;
+		esac
+		printf '  %-12s median %8.3f s  min %8.3f s  max %8.3f s  cached pages %8s  %s\n' "$t" \
+			"$(awk -v u="${cold_med[$t]}" 'BEGIN {print u / 1e6}')" \
+			"$(awk -v u="$lo" 'BEGIN {print u / 1e6}')" "$(awk -v u="$hi" 'BEGIN {print u / 1e6}')" \
+			"${cold_count[$t]:-?}" "$(vs "$t" filecache "${cold_med[$t]}" "${cold_med[filecache]}")"
+	done
+	echo "  (wall time: fork to exit; cached pages: as the tool's last run counted them)"
+else
+	echo "cold dentries: skipped (COLD_FILES=0)"
 fi
 echo
 
@@ -594,5 +772,19 @@ if [[ $BIG_TREE == 1 ]]; then
 else
 	printf '  (f) SKIP  %d-file tree: filecache peak RSS < %d MiB, table and --ndjson (BIG_TREE=1 to run it)\n' \
 		"$BIG_TREE_FILES" "$TARGET_BIG_RSS_MIB"
+fi
+ok_g=$((small_us <= ${med_us[small:vmtouch]} ? 1 : 0))
+printf '  (g) %s  small file: filecache no slower than vmtouch (median %s ms against %s ms)\n' "$(pass_fail "$ok_g")" \
+	"$(awk -v u="$small_us" 'BEGIN {printf "%.2f", u / 1000}')" "$(awk -v u="${med_us[small:vmtouch]}" 'BEGIN {printf "%.2f", u / 1000}')"
+ok_h=$((loop_us[filecache] <= loop_us[vmtouch] ? 1 : 0))
+printf '  (h) %s  %d calls, one file each: filecache no slower than vmtouch (%s ms against %s ms a call)\n' "$(pass_fail "$ok_h")" \
+	"$LOOP_CALLS" "$(awk -v u="${loop_us[filecache]}" -v n="$LOOP_CALLS" 'BEGIN {printf "%.3f", u / n / 1000}')" \
+	"$(awk -v u="${loop_us[vmtouch]}" -v n="$LOOP_CALLS" 'BEGIN {printf "%.3f", u / n / 1000}')"
+if ((COLD_FILES > 0)) && [[ -n $BASELINE_BIN ]]; then
+	ok_i=$((cold_med[filecache] <= cold_med[baseline] ? 1 : 0))
+	printf '  (i) %s  cold dentries: filecache no slower than BASELINE_BIN (%s s against %s s)\n' "$(pass_fail "$ok_i")" \
+		"$(awk -v u="${cold_med[filecache]}" 'BEGIN {printf "%.3f", u / 1e6}')" "$(awk -v u="${cold_med[baseline]}" 'BEGIN {printf "%.3f", u / 1e6}')"
+else
+	echo "  (i) SKIP  cold dentries: filecache no slower than today's (set BASELINE_BIN, and COLD_FILES > 0)"
 fi
 exit 0

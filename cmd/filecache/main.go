@@ -11,6 +11,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/filecache/filecache/cgo"
+	// `filecache FILE...` answered before the Go runtime starts, where it
+	// can be (cgo/fastpath/fastpath.c).
+	_ "github.com/filecache/filecache/cgo/fastpath"
 	"github.com/filecache/filecache/cmd/filecache/internal/cli"
 	"github.com/filecache/filecache/cmd/filecache/internal/pagecache"
 	"github.com/filecache/filecache/cmd/filecache/internal/top"
@@ -52,6 +55,13 @@ func main() {
 			return w, w.Close, nil
 		},
 		WalkMethod: cgo.WalkMethod,
+		LoadDirs: func(opts cli.LoadOptions) (pagecache.DirWalker, error) {
+			w, err := cgo.LoadDirWalker(cgo.Options{BTFPath: opts.BTF})
+			if err != nil {
+				return nil, err
+			}
+			return w, nil
+		},
 		LoadPages: func(opts cli.LoadOptions) (pagecache.Engine, error) {
 			p, err := cgo.LoadPages(cgo.Options{BTFPath: opts.BTF, Method: opts.Method})
 			if err != nil {

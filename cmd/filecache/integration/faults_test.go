@@ -214,7 +214,8 @@ type doctorReport struct {
 		Engine, Method string
 		OK             bool
 	}
-	Top struct{ Method, Program string }
+	Top   struct{ Method, Program string }
+	Trees struct{ Method, Program string }
 }
 
 // doctor's verdicts match what the kernel has: every engine the kernel
@@ -235,7 +236,8 @@ func TestDoctor(t *testing.T) {
 	}
 	want := map[string]bool{"bpf_loop": method == "bpf_loop", "bounded-loop": true, "attached": true,
 		"cachestat(2)": haveCachestat(), "mmap+mincore(2)": true, "walk_sb (bpf_loop)": method == "bpf_loop",
-		"walk_sb_bounded (bounded-loop)": true, "walk_pages (" + pages + ")": true}
+		"walk_sb_bounded (bounded-loop)": true, "walk_pages (" + pages + ")": true,
+		"walk_dir (dentry walk)": true} // bounded loops: every kernel of the matrix
 	for _, c := range d.Checks {
 		if c.OK != want[c.Method] {
 			t.Errorf("doctor says %s %s works=%v (%s), want %v", c.Engine, c.Method, c.OK, c.Error, want[c.Method])
@@ -249,13 +251,16 @@ func TestDoctor(t *testing.T) {
 	if d.Top.Method != method {
 		t.Errorf("doctor says top walks with %q (%s), want %s", d.Top.Method, d.Top.Program, method)
 	}
+	if d.Trees.Method != "dentry walk" || d.Trees.Program != "walk_dir" {
+		t.Errorf("doctor says trees are walked with %+v, want the dentry walk (walk_dir)", d.Trees)
+	}
 
 	res = runWith(t, runOpts{cred: nobody(), ownEngine: true}, binForAll(t, bin), "doctor", "--json")
 	if err := json.Unmarshal([]byte(res.stdout), &d); err != nil || res.code != 0 {
 		t.Fatalf("doctor --json as nobody: %v\n%s", err, res)
 	}
 	for _, c := range d.Checks {
-		if (c.Engine == "bpf" || c.Engine == "top" || c.Engine == "by-cgroup") && (c.OK || !strings.Contains(c.Error, "needs root")) {
+		if (c.Engine == "bpf" || c.Engine == "top" || c.Engine == "by-cgroup" || c.Engine == "tree") && (c.OK || !strings.Contains(c.Error, "needs root")) {
 			t.Errorf("as nobody, doctor says %s %s works=%v (%s)", c.Engine, c.Method, c.OK, c.Error)
 		}
 	}

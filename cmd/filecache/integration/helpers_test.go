@@ -118,6 +118,8 @@ type runOpts struct {
 	ownEngine bool
 	// wrap runs the binary under another command (unshare, setpriv, ...).
 	wrap []string
+	// env is added to the binary's environment.
+	env []string
 }
 
 type result struct {
@@ -179,6 +181,9 @@ func runWith(t *testing.T, o runOpts, bin string, args ...string) result {
 	argv := append(append(append([]string{}, o.wrap...), bin), args...)
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = o.dir
+	if len(o.env) > 0 {
+		cmd.Env = append(os.Environ(), o.env...)
+	}
 	cmd.WaitDelay = 2 * time.Second
 	if o.cred != nil || len(o.caps) > 0 {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: o.cred, AmbientCaps: o.caps}

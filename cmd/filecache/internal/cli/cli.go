@@ -58,6 +58,9 @@ type Env struct {
 	// LoadCgroupWalker loads the cgroup walk of top and serve --by-cgroup
 	// and --cgroup (LoadOptions.Method picks it as for LoadWalker).
 	LoadCgroupWalker func(LoadOptions) (w top.CgroupWalker, close func(), err error)
+	// LoadDirs loads the dentry walk that answers a tree's files without
+	// an open each (nil: trees are walked without it).
+	LoadDirs func(LoadOptions) (pagecache.DirWalker, error)
 	// LoadRanges loads the page walk that lists cached pages (snapshot,
 	// restore): an engine answering with Extents.
 	LoadRanges LoadFunc

@@ -256,7 +256,7 @@ func TestDoctor(t *testing.T) {
 	}
 	// The fake BPF engine answers from fstat, not the page cache: doctor
 	// must see that its answer is wrong and say so.
-	if len(d.Checks) != 8 || d.Checks[0].OK || !strings.Contains(d.Checks[0].Error, "wrong answer") {
+	if len(d.Checks) != 9 || d.Checks[0].OK || !strings.Contains(d.Checks[0].Error, "wrong answer") {
 		t.Errorf("checks: %+v", d.Checks)
 	}
 	if c := d.Checks[4]; c.Engine != "mincore" || !c.OK {
@@ -271,6 +271,11 @@ func TestDoctor(t *testing.T) {
 	// Nor a page walk: the by-cgroup check says so.
 	if c := d.Checks[7]; c.Engine != "by-cgroup" || c.OK || c.Error == "" {
 		t.Errorf("by-cgroup check: %+v", c)
+	}
+	// Nor a dentry walk: trees are walked with an open per file, and the
+	// tree check and the trees line say why.
+	if c := d.Checks[8]; c.Engine != "tree" || c.OK || c.Error == "" || d.Trees.Method != "open per file" {
+		t.Errorf("tree check: %+v, trees %+v", c, d.Trees)
 	}
 	if d.Auto == nil || d.Kernel == "" || d.PageSize == 0 {
 		t.Errorf("doctor: %+v", d)

@@ -48,6 +48,7 @@ type Doctor struct {
 	Checks          []Check  `json:"checks"`
 	Auto            *Check   `json:"auto"`
 	Top             TopWalk  `json:"top"`
+	Trees           TreeWalk `json:"trees"`
 }
 
 // TopWalk is the filesystem walk filecache top uses here, and why.
@@ -116,6 +117,9 @@ func (DoctorCmd) Run(g *Globals) error {
 		d.Checks = append(d.Checks, g.tryTop(fd, m))
 	}
 	d.Checks = append(d.Checks, g.tryPages(h))
+	dirs, trees := g.tryDirs()
+	d.Checks = append(d.Checks, dirs)
+	d.Trees = trees
 	d.Top = g.topWalk()
 	auto := &pagecache.Chain{Stages: (&Globals{Engine: "auto", BTF: g.BTF, Method: "auto", env: env}).stages(nil)}
 	a := try("auto", "", h, func() (pagecache.Engine, error) { return auto, nil })
@@ -304,6 +308,14 @@ func (d Doctor) table(w io.Writer, verbose bool) error {
 	}
 	if verbose && d.Top.Reason != "" {
 		fmt.Fprintf(w, "  because %s\n", d.Top.Reason)
+	}
+	if d.Trees.Program != "" {
+		fmt.Fprintf(w, "filecache walks trees with: %s (%s)\n", d.Trees.Method, d.Trees.Program)
+	} else if d.Trees.Method != "" {
+		fmt.Fprintf(w, "filecache walks trees with: %s (%s)\n", d.Trees.Method, d.Trees.Reason)
+	}
+	if verbose && d.Trees.Program != "" {
+		fmt.Fprintf(w, "  because %s\n", d.Trees.Reason)
 	}
 	if verbose {
 		for _, ch := range d.Checks {

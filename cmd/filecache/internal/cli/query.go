@@ -24,6 +24,7 @@ type QueryCmd struct {
 	Output    []string `placeholder:"COLUMNS" help:"The table's columns, comma-separated: cached, pages, size, percent, dirty, writeback, evicted, recent, engine, device, inode, layer, container, cgroup, path."`
 	ByCgroup  bool     `name:"by-cgroup" help:"Split each file's (and tree's) cached pages by the memory cgroup each page is charged to: a walk of the file's page cache, costing per cached page (bpf engine)."`
 	Pid       []int    `name:"pid" placeholder:"PID" help:"Measure every regular file process PID has open or mapped (repeatable), with a line of sums for each process."`
+	Stats     bool     `hidden:"" help:"Print on stderr how many tree files the dentry walk answered and how many were opened (for tests)."`
 }
 
 // Run measures the paths and prints the report.
@@ -68,6 +69,8 @@ func (q *QueryCmd) Run(g *Globals) error {
 		Walk:     q.walkOptions(),
 		Ranged:   rng != nil,
 		RealPath: realPaths(),
+		Dirs:     q.dirs(g, rng != nil),
+		Workers:  dirWorkers(),
 	}
 	defer s.Close()
 
@@ -132,6 +135,11 @@ func (q *QueryCmd) Run(g *Globals) error {
 	}
 	if s.EngineInUse() != nil && base.Name() != "none" && base.Method() != "" {
 		r.Engine, r.Method = base.Name(), base.Method()
+	} else if d := s.DirReader(); d != nil && s.Dentries().Files > 0 {
+		r.Engine, r.Method = d.Name(), d.Method() // every file from the dentry walk
+	}
+	if q.Stats {
+		printStats(g, s)
 	}
 	g.cgroupNotes(&r)
 	r.Sort(q.Sort)

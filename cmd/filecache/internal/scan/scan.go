@@ -10,9 +10,12 @@ import (
 	"iter"
 	"os"
 	"slices"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/filecache/filecache/bpf"
 
 	"github.com/filecache/filecache/cmd/filecache/internal/units"
 
@@ -94,7 +97,21 @@ type Scanner struct {
 	// RealPath, if set, fills in the path of an overlayfs file's real
 	// file, given the fd the scanner measured it through.
 	RealPath func(fd int, real *pagecache.RealFile)
-	eng      pagecache.Engine
+	// Dirs, if set, loads the dentry walk (dentries.go): a tree's regular
+	// files are then answered from their directory's dentry cache where
+	// the walk vouches for them, and opened only otherwise. Called once,
+	// at the first tree; on an error trees are walked without it.
+	Dirs func() (pagecache.DirReader, error)
+	// Workers read directories ahead of a tree's walk, with the dentry
+	// walk (walk.Options.Workers; at most bpf.DirSlots-1).
+	Workers int
+	eng     pagecache.Engine
+
+	dirs       pagecache.DirReader
+	dirsTried  bool
+	dirRuns    atomic.Int64 // dentry walks run (on the walk's goroutines too)
+	fromDentry int          // tree files answered from the dentry cache
+	opened     int          // tree files opened
 
 	batch []pending
 	ready int // entries of batch holding an open fd
@@ -112,6 +129,10 @@ func (s *Scanner) Close() {
 		s.eng.Close()
 		s.eng = nil
 	}
+	if s.dirs != nil {
+		s.dirs.Close()
+		s.dirs = nil
+	}
 }
 
 // EngineInUse is the engine that measured, or nil if none was needed.
@@ -124,6 +145,8 @@ type pending struct {
 	// dup: a hard link to an inode a tree already counted; not emitted.
 	dup   bool
 	nlink uint32
+	// answered: the figures are in file already (the dentry walk's).
+	answered bool
 }
 
 // Scan measures paths in order and calls emit once per path, in order. A
@@ -180,11 +203,15 @@ func (s *Scanner) push(p pending) error {
 	// holds an fd for every map of the object while it opens it) with one
 	// file's fd open rather than a batch's: under a low RLIMIT_NOFILE a
 	// full batch would leave it too few.
-	if s.ready >= s.batchSize() || s.eng == nil && s.ready > 0 {
+	if s.ready >= s.batchSize() || len(s.batch) >= maxPending || s.eng == nil && s.ready > 0 {
 		return s.flush()
 	}
 	return nil
 }
+
+// maxPending bounds the outcomes queued: files the dentry walk answered
+// hold no fd, and without a bound a warm tree would queue all of them.
+const maxPending = 256
 
 // flush measures the queued files and emits every queued outcome in order.
 func (s *Scanner) flush() error {
@@ -203,6 +230,12 @@ func (s *Scanner) flush() error {
 	if s.ready > 0 {
 		if err := s.measure(s.batch); err != nil {
 			return err
+		}
+	}
+	// Hard links are counted once, the first in the order of the walk.
+	for i := range s.batch {
+		if p := &s.batch[i]; p.answered {
+			s.countOnce(p)
 		}
 	}
 	for _, p := range s.batch {
@@ -248,28 +281,36 @@ func (s *Scanner) scanTree(root string) error {
 	if o.Follow {
 		o.Visited = &s.visited // each directory once per run, across arguments
 	}
-	// A subdirectory's open that runs out of fds, as a file's does,
-	// measures the batch (closing its fds) and is tried again.
+	// A directory the walk cannot open for want of fds gets them from the
+	// batch, measured and closed first (as a file's open does).
 	o.OutOfFds = func() bool {
-		if ferr != nil || !s.outOfFds(unix.EMFILE) {
+		if ferr != nil || s.ready == 0 {
 			return false
 		}
 		ferr = s.flush()
 		return ferr == nil
 	}
+	if s.dirReader() != nil {
+		o.Dir, o.DirDone = s.readDentries, releaseDentries
+		o.Workers = min(s.Workers, bpf.DirSlots-1)
+	}
 	err := walk.Walk(root, o, func(e walk.Entry) error {
 		if ferr != nil {
 			return ferr
 		}
-		p, ok := s.openEntry(e)
-		if ok && s.outOfFds(p.file.Err) {
-			if ferr = s.flush(); ferr != nil {
-				return ferr
-			}
-			p, ok = s.openEntry(e)
-		}
+		p, ok := s.fromDentries(e.Path, e.Type, e.Followed, e.Ino, e.Dir)
 		if !ok {
-			return nil
+			p, ok = s.openEntry(e)
+			if ok && s.outOfFds(p.file.Err) {
+				if ferr = s.flush(); ferr != nil {
+					return ferr
+				}
+				p, ok = s.openEntry(e)
+			}
+			if !ok {
+				return nil
+			}
+			s.opened++
 		}
 		p.file.Root = root
 		ferr = s.push(p)
@@ -410,7 +451,7 @@ func (s *Scanner) measure(batch []pending) error {
 				f.Dev, f.Ino = a.Dev, a.Ino
 			}
 			batch[idx[j]].nlink = a.Nlink
-			s.countOnce(&batch[idx[j]])
+			batch[idx[j]].answered = true
 			f.Engine = a.Engine
 			if f.Engine == "" {
 				f.Engine = s.eng.Name()

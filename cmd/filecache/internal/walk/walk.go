@@ -130,12 +130,28 @@ type Options struct {
 	// MaxOpenDirs bounds the directory fds the walk holds open at once,
 	// the root's included; 0 means DefaultMaxOpenDirs, and values below
 	// 3 count as 3. The caller's own fds (Entry.Dirfd excepted) are not
-	// counted.
+	// counted, nor the directories read ahead (Workers).
 	MaxOpenDirs int
-	// OutOfFds, if set, is called when opening a directory fails for want
-	// of fds (EMFILE, ENFILE): the caller may close some of its own (a
-	// scanner measures the files it holds open) and return true, and the
-	// open is tried once more.
+	// Dir, if set, is called once for each directory whose entries are
+	// yielded, with an fd of it, before the first of them, and what it
+	// returns is handed with each of them (Entry.Dir). slot is 0 on the
+	// walk's own goroutine and 1 to Workers on the goroutines reading
+	// ahead: calls with different slots may run at once.
+	Dir func(fd, slot int) any
+	// DirDone, if set, is given each value Dir returned once the walk is
+	// done with its directory.
+	DirDone func(any)
+	// Workers, if above 0, is how many goroutines read directories ahead
+	// of the walk: when the walk enters a subdirectory, the next ones of
+	// the same directory (up to 2*Workers at once) are opened, and read
+	// into a buffer of their own and given to Dir on those goroutines,
+	// while the walk yields the entries before them. Entries still come in
+	// the order a walk without Workers yields them.
+	Workers int
+	// OutOfFds, if set, is called on the walk's goroutine when opening a
+	// directory fails for want of fds (after the walk gave back what it
+	// read ahead): it returns true when it closed some of the caller's,
+	// and the open is tried again.
 	OutOfFds func() bool
 }
 
@@ -188,6 +204,11 @@ type Entry struct {
 	// target's: open it WITHOUT O_NOFOLLOW, and check the type again
 	// from fstat since the link may have changed since.
 	Followed bool
+	// Ino is the inode number the directory listing gives (d_ino): of
+	// the symlink itself when Followed.
+	Ino uint64
+	// Dir is what Options.Dir returned for the entry's directory.
+	Dir any
 }
 
 // Errors reported to onErr, wrapped with details.
@@ -271,6 +292,7 @@ func Walk(root string, o Options, fn func(Entry) error, onErr func(path string, 
 	}
 	w.stack = append(w.stack, level{fd: fd, dev: st.Dev, ino: st.Ino, path: root, prefix: joinPrefix(root)})
 	w.nOpen = 1
+	w.startWorkers()
 	defer w.closeAll()
 	err = w.run()
 	if testDone != nil {
@@ -291,6 +313,7 @@ type walker struct {
 	lo       int      // levels 1..lo-1 are all closed
 	stack    []level  // the directories on the current path; [0] is the root
 	visited  *Visited // with Follow: the directories entered
+	ahead    aheadState
 
 	dirsOpened, reopenedDotdot, reopenedByName int // for the tests
 }
@@ -304,6 +327,12 @@ type level struct {
 	name     string   // name in the parent directory
 	subdirs  []string // names of the subdirectories found
 	next     int      // index in subdirs of the next one to walk
+	// ahead are the subdirectories being read ahead: subdirs[next],
+	// subdirs[next+1], ... (ahead.go).
+	ahead []*job
+	pre   *job // the read-ahead this directory was opened by, if any
+	dir   any  // Options.Dir's value for it
+	hook  bool // Options.Dir was called
 }
 
 func (w *walker) report(p string, err error) {
@@ -324,46 +353,61 @@ func (w *walker) run() error {
 			continue
 		}
 		name := l.subdirs[l.next]
+		j := w.takeAhead(l)
 		l.next++
-		if l.fd < 0 && !w.reopenByName(top) {
+		if j == nil && l.fd < 0 && !w.reopenByName(top) {
 			continue
 		}
 		if w.nOpen >= w.budget {
 			w.closeLowest()
 		}
 		p := l.prefix + name
-		fd, err := w.openDir(l.fd, name, w.dirFlags)
-		w.dirsOpened++
+		var fd int
+		var err error
+		var st unix.Stat_t
+		if j != nil {
+			fd, err, st = j.fd, j.err, j.st
+			if err == nil {
+				err = j.serr
+			}
+			if err != nil {
+				w.discard(j)
+			}
+		} else {
+			fd, err = w.openDir(l.fd, name, w.dirFlags)
+			w.dirsOpened++
+			if err == nil {
+				if err = fstat(fd, &st); err != nil {
+					unix.Close(fd)
+				}
+			}
+		}
 		if err != nil {
 			w.report(p, err)
 			continue
 		}
-		var st unix.Stat_t
-		if err := fstat(fd, &st); err != nil {
-			unix.Close(fd)
-			w.report(p, err)
-			continue
-		}
 		if w.o.XDev && st.Dev != w.rootDev {
-			unix.Close(fd)
+			w.skip(fd, j)
 			continue
 		}
 		if a := w.onPath(st.Dev, st.Ino); a >= 0 {
-			unix.Close(fd)
+			w.skip(fd, j)
 			w.report(p, fmt.Errorf("%w: it is the directory %s again", ErrLoop, units.Display(w.stack[a].path)))
 			continue
 		}
 		if w.visited != nil && !w.visited.enter(st.Dev, st.Ino, top+1, w.o.MaxDepth > 0) {
-			unix.Close(fd) // reached before by another name
+			w.skip(fd, j) // reached before by another name
 			continue
 		}
-		if l.next == len(l.subdirs) && top > 0 {
+		// Read the next subdirectories ahead while this one is walked.
+		w.readAhead(top)
+		if l.next == len(l.subdirs) && len(l.ahead) == 0 && top > 0 {
 			// Its last subdirectory: its fd is needed no more. (After a
 			// failure it stays open for pop to find its parent as "..".)
 			w.closeLevel(top)
 		}
 		w.nOpen++
-		w.push(level{fd: fd, dev: st.Dev, ino: st.Ino, path: p, prefix: p + "/", name: name})
+		w.push(level{fd: fd, dev: st.Dev, ino: st.Ino, path: p, prefix: p + "/", name: name, pre: j})
 		if err := w.readDir(top + 1); err != nil {
 			return err
 		}
@@ -471,6 +515,7 @@ func (w *walker) reopenByName(i int) bool {
 			l := &w.stack[i]
 			w.report(l.path, ErrMoved)
 			l.next = len(l.subdirs)
+			w.dropAhead(l)
 			return false
 		}
 		fd = nfd
@@ -498,12 +543,19 @@ func (w *walker) openVerified(dirfd int, name string, flags int, l *level) (int,
 
 func (w *walker) closeAll() {
 	for i := range w.stack {
+		w.dropAhead(&w.stack[i])
+		if j := w.stack[i].pre; j != nil {
+			w.stack[i].pre = nil
+			w.discard(j)
+		}
+		w.dirDone(&w.stack[i])
 		if w.stack[i].fd >= 0 {
 			unix.Close(w.stack[i].fd)
 			w.stack[i].fd = -1
 		}
 	}
 	w.stack = nil
+	w.stopWorkers()
 }
 
 // Test hooks, never set outside the tests: testForceUnknown makes every
@@ -514,18 +566,25 @@ var (
 	testDone         func(*walker)
 )
 
-// Offsets in struct linux_dirent64.
-const (
-	direntReclen = 16
-	direntType   = 18
-	direntName   = 19
-)
-
 // readDir reads level i to its end: it yields its files and records its
 // subdirectories. It returns only fn's error.
 func (w *walker) readDir(i int) error {
-	depth := i + 1 // the root is level 0
-	descend := w.o.MaxDepth <= 0 || depth < w.o.MaxDepth
+	defer w.dirDone(&w.stack[i])
+	if j := w.stack[i].pre; j != nil {
+		// Read ahead: what the worker read first, then on from there.
+		w.stack[i].pre = nil
+		l := &w.stack[i]
+		l.dir, l.hook = j.dir, w.o.Dir != nil && j.hooked
+		bad, err := w.parse(i, j.buf[:j.n])
+		w.putBuf(j.buf)
+		if err != nil || bad || j.eof {
+			return err
+		}
+		if j.rerr != nil {
+			w.report(l.path, fmt.Errorf("read directory: %w", j.rerr))
+			return nil
+		}
+	}
 	for {
 		l := &w.stack[i]
 		n, err := getdents(l.fd, w.buf)
@@ -536,49 +595,84 @@ func (w *walker) readDir(i int) error {
 		if n <= 0 {
 			return nil
 		}
-		for off := 0; off+direntName < n; {
-			rec := w.buf[off:]
-			reclen := int(binary.NativeEndian.Uint16(rec[direntReclen:]))
-			if reclen <= direntName || off+reclen > n {
-				w.report(l.path, errors.New("read directory: malformed linux_dirent64 record"))
-				return nil
-			}
-			off += reclen
-			name := rec[direntName:reclen]
-			if z := bytes.IndexByte(name, 0); z >= 0 {
-				name = name[:z]
-			}
-			if len(name) == 0 || name[0] == '.' && (len(name) == 1 || len(name) == 2 && name[1] == '.') {
-				continue
-			}
-			typ := rec[direntType]
-			if testForceUnknown {
-				typ = unix.DT_UNKNOWN
-			}
-			followed := false
-			if typ == unix.DT_UNKNOWN || typ == unix.DT_LNK && w.o.Follow {
-				var ok bool
-				typ, followed, ok = w.resolve(l, name, typ)
-				if !ok {
-					continue
-				}
-			}
-			if typ == unix.DT_DIR {
-				if descend && !w.excluded(name) {
-					l.subdirs = append(l.subdirs, string(name))
-				}
-				continue
-			}
-			p := l.prefix + string(name)
-			e := Entry{Dirfd: l.fd, Name: p[len(l.prefix):], Path: p, Type: typ, Depth: depth, Followed: followed}
-			if !w.wanted(e.Name) {
-				continue
-			}
-			if err := w.fn(e); err != nil {
-				return err
-			}
+		if bad, err := w.parse(i, w.buf[:n]); err != nil || bad {
+			return err
 		}
 	}
+}
+
+// Offsets in struct linux_dirent64.
+const (
+	direntIno    = 0
+	direntReclen = 16
+	direntType   = 18
+	direntName   = 19
+)
+
+// parse yields the files of one getdents64 buffer of level i and records
+// its subdirectories. bad says the buffer was malformed (reported); err is
+// fn's.
+func (w *walker) parse(i int, buf []byte) (bad bool, err error) {
+	depth := i + 1 // the root is level 0
+	descend := w.o.MaxDepth <= 0 || depth < w.o.MaxDepth
+	l := &w.stack[i]
+	n := len(buf)
+	for off := 0; off+direntName < n; {
+		rec := buf[off:]
+		reclen := int(binary.NativeEndian.Uint16(rec[direntReclen:]))
+		if reclen <= direntName || off+reclen > n {
+			w.report(l.path, errors.New("read directory: malformed linux_dirent64 record"))
+			return true, nil
+		}
+		off += reclen
+		name := rec[direntName:reclen]
+		if z := bytes.IndexByte(name, 0); z >= 0 {
+			name = name[:z]
+		}
+		if len(name) == 0 || name[0] == '.' && (len(name) == 1 || len(name) == 2 && name[1] == '.') {
+			continue
+		}
+		typ := rec[direntType]
+		if testForceUnknown {
+			typ = unix.DT_UNKNOWN
+		}
+		followed := false
+		if typ == unix.DT_UNKNOWN || typ == unix.DT_LNK && w.o.Follow {
+			var ok bool
+			typ, followed, ok = w.resolve(l, name, typ)
+			if !ok {
+				continue
+			}
+		}
+		if typ == unix.DT_DIR {
+			if descend && !w.excluded(name) {
+				l.subdirs = append(l.subdirs, string(name))
+			}
+			continue
+		}
+		p := l.prefix + string(name)
+		e := Entry{Dirfd: l.fd, Name: p[len(l.prefix):], Path: p, Type: typ, Depth: depth, Followed: followed,
+			Ino: binary.NativeEndian.Uint64(rec[direntIno:])}
+		if !w.wanted(e.Name) {
+			continue
+		}
+		if !l.hook && w.o.Dir != nil {
+			l.dir, l.hook = w.o.Dir(l.fd, 0), true
+		}
+		e.Dir = l.dir
+		if err := w.fn(e); err != nil {
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+// dirDone hands the level's Options.Dir value back.
+func (w *walker) dirDone(l *level) {
+	if l.hook && l.dir != nil && w.o.DirDone != nil {
+		w.o.DirDone(l.dir)
+	}
+	l.dir, l.hook = nil, false
 }
 
 // resolve finds the type of an entry whose d_type is DT_UNKNOWN, or the
@@ -653,11 +747,22 @@ func joinPrefix(root string) string {
 // want of fds and Options.OutOfFds freed some.
 func (w *walker) openDir(dirfd int, name string, flags int) (int, error) {
 	fd, err := openRetry(dirfd, name, flags)
-	if (err == unix.EMFILE || err == unix.ENFILE) && w.o.OutOfFds != nil && w.o.OutOfFds() {
+	if outOfFds(err) && w.ahead.inflight > 0 {
+		// Out of fds while directories are read ahead: give theirs back
+		// (the walk opens them when it comes to them) and try again, as a
+		// walk without workers would stand.
+		for i := range w.stack {
+			w.dropAhead(&w.stack[i])
+		}
+		fd, err = openRetry(dirfd, name, flags)
+	}
+	if outOfFds(err) && w.o.OutOfFds != nil && w.o.OutOfFds() {
 		fd, err = openRetry(dirfd, name, flags)
 	}
 	return fd, err
 }
+
+func outOfFds(err error) bool { return err == unix.EMFILE || err == unix.ENFILE }
 
 func openRetry(dirfd int, name string, flags int) (int, error) {
 	for {
