@@ -43,7 +43,7 @@ func (f *fakeCgWalker) WalkCgroups(p bpf.WalkParams, each func(bpf.Inode, bpf.Cg
 	f.walks++
 	w := bpf.Walk{Dev: f.dev[p.FD], Magic: tmpfsMagic, Status: bpf.WalkDone}
 	cw := bpf.CgWalk{Sums: map[uint64]uint64{}}
-	var heap []uint64
+	var heap admitter
 	type rec struct {
 		in bpf.Inode
 		s  bpf.CgSplit
@@ -83,35 +83,12 @@ func (f *fakeCgWalker) WalkCgroups(p bpf.WalkParams, each func(bpf.Inode, bpf.Cg
 		}
 		w.Pages += sum
 		w.Cached++
-		if key < p.MinPages {
+		if !heap.admit(&w, p, key) {
 			continue
 		}
-		if p.Want > 0 {
-			switch {
-			case len(heap) < int(p.Want):
-				heap = append(heap, key)
-			case key <= heap[0]:
-				continue
-			default:
-				heap[0] = key
-			}
-			slices.Sort(heap)
-		}
-		w.Matched++
-		if w.Matched-1 < p.Skip {
-			continue
-		}
-		if w.Emitted >= uint64(p.Cap) {
-			w.Dropped++
-			continue
-		}
-		w.Emitted++
 		recs = append(recs, rec{bpf.Inode{NrPages: key, Ino: uint64(i + 1), Nlink: 1, Names: [][]byte{[]byte(fmt.Sprintf("f%d", i+1))}}, s})
 	}
-	w.HeapN = uint32(len(heap))
-	if len(heap) > 0 {
-		w.HeapMin = heap[0]
-	}
+	heap.report(&w)
 	for _, r := range recs {
 		if err := each(r.in, r.s); err != nil {
 			return w, cw, err

@@ -47,7 +47,7 @@ func (f *fakeWalker) Walk(p bpf.WalkParams, each func(bpf.Inode) error) (bpf.Wal
 		return w, nil
 	}
 	var recs []bpf.Inode
-	var heap []uint64 // sorted ascending: the same admissions as the kernel's min-heap
+	var heap admitter
 	for i, n := range f.pages[p.FD] {
 		w.Inodes++
 		if n == 0 {
@@ -55,35 +55,12 @@ func (f *fakeWalker) Walk(p bpf.WalkParams, each func(bpf.Inode) error) (bpf.Wal
 		}
 		w.Pages += n
 		w.Cached++
-		if n < p.MinPages {
+		if !heap.admit(&w, p, n) {
 			continue
 		}
-		if p.Want > 0 {
-			switch {
-			case len(heap) < int(p.Want):
-				heap = append(heap, n)
-			case n <= heap[0]:
-				continue
-			default:
-				heap[0] = n
-			}
-			slices.Sort(heap)
-		}
-		w.Matched++
-		if w.Matched-1 < p.Skip {
-			continue
-		}
-		if w.Emitted >= uint64(p.Cap) {
-			w.Dropped++
-			continue
-		}
-		w.Emitted++
 		recs = append(recs, bpf.Inode{NrPages: n, Ino: uint64(i + 1), Nlink: 1, Names: [][]byte{[]byte(fmt.Sprintf("f%d", i+1))}})
 	}
-	w.HeapN = uint32(len(heap))
-	if len(heap) > 0 {
-		w.HeapMin = heap[0]
-	}
+	heap.report(&w)
 	w.Status = bpf.WalkDone
 	for _, r := range recs {
 		if err := each(r); err != nil {
@@ -341,5 +318,45 @@ func TestFormats(t *testing.T) {
 	b.Reset()
 	if err := Table(&b, s); err != nil || !strings.Contains(b.String(), "100.0% of Cached") {
 		t.Errorf("table:\n%s (%v)", b.String(), err)
+	}
+}
+
+// admitter admits a cached inode as walk_sb does: at least MinPages, among
+// the Want largest so far (a sorted slice makes the same admissions as the
+// kernel's min-heap), past the Skip first matches, within Cap records.
+type admitter struct{ heap []uint64 }
+
+func (a *admitter) admit(w *bpf.Walk, p bpf.WalkParams, key uint64) bool {
+	if key < p.MinPages {
+		return false
+	}
+	if p.Want > 0 {
+		switch {
+		case len(a.heap) < int(p.Want):
+			a.heap = append(a.heap, key)
+		case key <= a.heap[0]:
+			return false
+		default:
+			a.heap[0] = key
+		}
+		slices.Sort(a.heap)
+	}
+	w.Matched++
+	if w.Matched-1 < p.Skip {
+		return false
+	}
+	if w.Emitted >= uint64(p.Cap) {
+		w.Dropped++
+		return false
+	}
+	w.Emitted++
+	return true
+}
+
+// report says what the kernel's heap holds at the end of the walk.
+func (a *admitter) report(w *bpf.Walk) {
+	w.HeapN = uint32(len(a.heap))
+	if len(a.heap) > 0 {
+		w.HeapMin = a.heap[0]
 	}
 }
